@@ -1,0 +1,310 @@
+// Package analyze is the analyze role: it takes frames from NATS, batches them across streams,
+// runs the face pipeline (detect → landmarks → align → embedding and attribute heads) through
+// onnxruntime and publishes one result per frame.
+//
+// pipeline.go and heads.go hold the face pipeline itself; role.go the NATS consumer.
+package analyze
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"sort"
+
+	"gocv.io/x/gocv"
+
+	"github.com/vigil-video/vigil/detect"
+	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/vision"
+)
+
+// PipelineConfig selects the heads and thresholds of a Pipeline.
+type PipelineConfig struct {
+	// Heads lists the heads to run (see AllHeads). Default: none beyond detection and landmarks.
+	Heads []string
+	// Detect is the detector's post-processing. Default detect.DefaultPostConfig().
+	Detect detect.PostConfig
+	// MaxFaces bounds the faces analysed per frame, largest first. Default 32.
+	MaxFaces int
+	// GenderThreshold: a gender score above it is "male". Default 0.6 (the model vendor's value).
+	GenderThreshold float32
+	// LivenessThreshold: a liveness score at or above it is a real face. Default 0.5.
+	LivenessThreshold float32
+	// KeepEmbeddings puts each face's embedding into results. Default false (512 floats per face).
+	KeepEmbeddings bool
+	// ChannelOrder overrides a head's input plane order, keyed by head name. For experiments; the
+	// defaults were measured on the shared test photos (see README, "Accuracy").
+	ChannelOrder map[string]vision.Order
+}
+
+func (c *PipelineConfig) setDefaults() {
+	if c.Detect == (detect.PostConfig{}) {
+		c.Detect = detect.DefaultPostConfig()
+	}
+	if c.MaxFaces <= 0 {
+		c.MaxFaces = 32
+	}
+	if c.GenderThreshold == 0 {
+		c.GenderThreshold = 0.6
+	}
+	if c.LivenessThreshold == 0 {
+		c.LivenessThreshold = 0.5
+	}
+}
+
+// Models gives the Pipeline its models by manifest name (fr_detect, fr_landmark, fr_feature,
+// fr_age, fr_gender, fr_expression, fr_liveness, fr_pose). Only the models the configured heads
+// need are requested.
+type Models func(name string) (detect.Model, error)
+
+// ModelsFor lists the manifest names of the models a head set needs, detector and landmarks first.
+func ModelsFor(heads []string) []string {
+	names := []string{"fr_detect", "fr_landmark"}
+	for _, h := range heads {
+		names = append(names, headModel[h])
+	}
+	return names
+}
+
+var headModel = map[string]string{
+	HeadEmbedding: "fr_feature",
+	HeadAge:       "fr_age",
+	HeadGender:    "fr_gender",
+	HeadEmotion:   "fr_expression",
+	HeadLiveness:  "fr_liveness",
+	HeadPose:      "fr_pose",
+}
+
+// defaultOrder is each head's input plane order. B,G,R was measured better than the reference
+// library's R,G,B on ../shared/testdata/faces for the embedding (higher same-person similarity,
+// same different-person similarity), gender (Obama, Biden and Salley scored more male) and
+// liveness (38 of 39 real photos called real against 9); see README, "Accuracy". Emotion keeps
+// the reference's R,G,B and pose its B,G,R: the test data has no labels to measure them by.
+var defaultOrder = map[string]vision.Order{
+	HeadEmbedding: vision.BGR,
+	HeadAge:       vision.BGR,
+	HeadGender:    vision.BGR,
+	HeadEmotion:   vision.RGB,
+	HeadLiveness:  vision.BGR,
+	HeadPose:      vision.BGR,
+}
+
+// Pipeline is the face pipeline. It is safe for concurrent use: Analyze holds no state between
+// calls, and the models allow concurrent runs.
+type Pipeline struct {
+	cfg      PipelineConfig
+	detector *detect.Detector
+	marks    *detect.Landmarker
+	heads    []*head
+}
+
+// NewPipeline builds the pipeline for cfg, taking its models from models.
+func NewPipeline(cfg PipelineConfig, models Models) (*Pipeline, error) {
+	cfg.setDefaults()
+	p := &Pipeline{cfg: cfg}
+	m, err := models("fr_detect")
+	if err != nil {
+		return nil, err
+	}
+	if p.detector, err = detect.NewDetector(m, cfg.Detect); err != nil {
+		return nil, err
+	}
+	if m, err = models("fr_landmark"); err != nil {
+		return nil, err
+	}
+	if p.marks, err = detect.NewLandmarker(m); err != nil {
+		return nil, err
+	}
+	for _, name := range cfg.Heads {
+		mname, ok := headModel[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown head %q", name)
+		}
+		m, err := models(mname)
+		if err != nil {
+			return nil, err
+		}
+		h, err := p.newHead(name, m)
+		if err != nil {
+			return nil, err
+		}
+		p.heads = append(p.heads, h)
+	}
+	return p, nil
+}
+
+// Heads lists the heads this pipeline runs.
+func (p *Pipeline) Heads() []string {
+	out := make([]string, len(p.heads))
+	for i, h := range p.heads {
+		out[i] = h.name
+	}
+	return out
+}
+
+func (p *Pipeline) newHead(name string, m detect.Model) (*head, error) {
+	in := m.InputShape()
+	if len(in) != 3 || in[0] != 3 || in[1] != in[2] {
+		return nil, fmt.Errorf("%s head: input shape %v, want [3 S S]", name, in)
+	}
+	order := defaultOrder[name]
+	if o, ok := p.cfg.ChannelOrder[name]; ok {
+		order = o
+	}
+	h := &head{name: name, model: m, size: int(in[1]), order: order}
+	switch name {
+	case HeadEmbedding:
+		h.norm = unit127
+		h.crop = func(f faceInput, size int) (gocv.Mat, bool) {
+			if !f.hasLM {
+				return gocv.Mat{}, false
+			}
+			a, err := detect.Align(f.frame, f.pts5)
+			return a, err == nil
+		}
+		keep := p.cfg.KeepEmbeddings
+		h.apply = func(outs [][]float32, f faceInput) {
+			e := l2normalize(outs[0])
+			*f.emb = e
+			if keep {
+				f.out.Embedding = e
+			}
+		}
+	case HeadAge, HeadGender:
+		gather, err := ssrGather(m)
+		if err != nil {
+			return nil, fmt.Errorf("%s head: %w", name, err)
+		}
+		h.norm = imagenet
+		h.crop = cropExpanded(1.4)
+		if name == HeadAge {
+			h.apply = func(outs [][]float32, f faceInput) {
+				if x := gather(outs); x != nil {
+					age := float32(ssrMerge(x, 101))
+					f.out.Age = &age
+				}
+			}
+		} else {
+			thr := p.cfg.GenderThreshold
+			h.apply = func(outs [][]float32, f faceInput) {
+				if x := gather(outs); x != nil {
+					s := float32(ssrMerge(x, 1))
+					label := "female"
+					if s > thr {
+						label = "male"
+					}
+					f.out.Gender = &result.Gender{Label: label, Score: s}
+				}
+			}
+		}
+	case HeadEmotion:
+		h.norm = scale255
+		h.crop = func(f faceInput, size int) (gocv.Mat, bool) {
+			// From the box's top-left, 1.2x its size, clipped (the reference's crop, without
+			// its out-of-frame crash).
+			b := f.box
+			r := image.Rect(int(b.X1), int(b.Y1), int(b.X1+1.2*b.W()), int(b.Y1+1.2*b.H()))
+			return cropTo(f.frame, r, size)
+		}
+		h.apply = func(outs [][]float32, f faceInput) {
+			p := softmax(outs[0])
+			if len(p) != len(Emotions) {
+				return
+			}
+			e := &result.Emotion{Scores: make(map[string]float32, len(p))}
+			best := 0
+			for i, v := range p {
+				e.Scores[Emotions[i]] = v
+				if v > p[best] {
+					best = i
+				}
+			}
+			e.Label = Emotions[best]
+			f.out.Emotion = e
+		}
+	case HeadLiveness:
+		h.norm = raw
+		h.crop = cropExpanded(2.7)
+		thr := p.cfg.LivenessThreshold
+		h.apply = func(outs [][]float32, f faceInput) {
+			p := softmax(outs[0])
+			if len(p) < 1 {
+				return
+			}
+			f.out.Liveness = &result.Liveness{Score: p[0], Real: p[0] >= thr}
+		}
+	case HeadPose:
+		h.norm = imagenet
+		h.crop = func(f faceInput, size int) (gocv.Mat, bool) {
+			return cropTo(f.frame, detect.MarginRect(f.box, f.frame.Cols(), f.frame.Rows(), 0.25), size)
+		}
+		yaw, pitch, roll := detect.OutputIndex(m, "output"), detect.OutputIndex(m, "617"), detect.OutputIndex(m, "618")
+		if yaw < 0 || pitch < 0 || roll < 0 {
+			return nil, fmt.Errorf("pose head: outputs %v, want output, 617, 618", m.Outputs())
+		}
+		h.apply = func(outs [][]float32, f faceInput) {
+			f.out.Pose = &result.Pose{Yaw: poseDegrees(outs[yaw]), Pitch: poseDegrees(outs[pitch]), Roll: poseDegrees(outs[roll])}
+		}
+	}
+	return h, nil
+}
+
+// Analyze runs the pipeline on a batch of 8-bit BGR frames. Each model runs once for the whole
+// batch: the detector over the frames, every head over all faces of all frames. The i-th entry
+// lists frame i's faces, largest first, with their embeddings (also when not kept in results).
+func (p *Pipeline) Analyze(ctx context.Context, frames []gocv.Mat) ([]FrameFaces, error) {
+	dets, err := p.detector.Detect(ctx, frames)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FrameFaces, len(frames))
+	var faces []faceInput
+	var refs []detect.FaceRef
+	for i, ds := range dets {
+		sort.SliceStable(ds, func(a, b int) bool { return ds[a].Box.Area() > ds[b].Box.Area() })
+		if len(ds) > p.cfg.MaxFaces {
+			ds = ds[:p.cfg.MaxFaces]
+		}
+		out[i].Faces = make([]result.Face, len(ds))
+		out[i].Embeddings = make([][]float32, len(ds))
+		for j, d := range ds {
+			out[i].Faces[j] = result.Face{Box: result.Box{X1: d.Box.X1, Y1: d.Box.Y1, X2: d.Box.X2, Y2: d.Box.Y2}, Score: d.Score}
+			faces = append(faces, faceInput{frame: frames[i], box: d.Box, out: &out[i].Faces[j], emb: &out[i].Embeddings[j]})
+			refs = append(refs, detect.FaceRef{Frame: frames[i], Box: d.Box})
+		}
+	}
+	if len(faces) == 0 {
+		return out, nil
+	}
+	lms, err := p.marks.Landmarks(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range faces {
+		pts, ok := detect.Landmarks5(lms[i])
+		if !ok {
+			continue
+		}
+		faces[i].pts5, faces[i].hasLM = pts, true
+		lm := make([]result.Point, 5)
+		for k, q := range pts {
+			lm[k] = result.Point{X: q.X, Y: q.Y}
+		}
+		faces[i].out.Landmarks = lm
+	}
+	for _, h := range p.heads {
+		if err := h.run(ctx, faces); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// FrameFaces is what the pipeline found in one frame.
+type FrameFaces struct {
+	// Faces are the frame's faces, largest first.
+	Faces []result.Face
+	// Embeddings[j] is Faces[j]'s L2-normalised embedding, nil when the embedding head did not
+	// run or the face had no landmarks.
+	Embeddings [][]float32
+}

@@ -1,0 +1,245 @@
+package analyze
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"gocv.io/x/gocv"
+
+	"github.com/vigil-video/vigil/pkg/batch"
+	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/vision"
+)
+
+// Analyzer is the frame-analysis stage behind Role: it takes a batch of frames and returns each
+// frame's faces. *Pipeline implements it.
+type Analyzer interface {
+	Analyze(ctx context.Context, frames []gocv.Mat) ([]FrameFaces, error)
+}
+
+// Role is the analyze role: it joins the analyzers' queue group on vigil.frames.*, batches frames
+// across streams (flush on MaxBatch or MaxWait, whichever first), runs the Analyzer and publishes a
+// Result per frame on vigil.results.<stream>, or a Drop on vigil.drops.<stream> saying why not.
+// Fill the exported fields, then call Run.
+type Role struct {
+	// Conn is the NATS connection. Required.
+	Conn *nats.Conn
+	// Analyzer runs the models. Required.
+	Analyzer Analyzer
+	// Workers is the number of batches analysed in parallel. Default: the number of CPUs.
+	Workers int
+	// MaxBatch is the most frames in one batch. Default 8.
+	MaxBatch int
+	// MaxWait is how long a batch waits for more frames after its first. Default 10ms.
+	MaxWait time.Duration
+	// QueueSize bounds the frames waiting for a worker; more are dropped (reason "queue").
+	// Default 4 * MaxBatch * Workers.
+	QueueSize int
+	// Deadline drops frames older than this when a worker takes them (reason "deadline"), so a
+	// backlog never builds. 0 disables it (batch analysis of recordings). Default 0; `vigil run`
+	// sets 2s for live sources.
+	Deadline time.Duration
+	// MaxPixels bounds decoded frame size. Default vision.DefaultMaxPixels.
+	MaxPixels int
+	// Name identifies this analyzer in results. Default the host name.
+	Name string
+	// Log receives the role's logs. Default slog.Default().
+	Log *slog.Logger
+
+	received, analyzed, faces atomic.Uint64
+	dropped                   sync.Map // reason -> *atomic.Uint64
+}
+
+type job struct {
+	f    frame.Frame
+	recv time.Time
+}
+
+// Stats are the role's counters since Run started.
+type Stats struct {
+	Received, Analyzed, Faces uint64
+	Dropped                   map[string]uint64
+}
+
+// Stats returns the role's counters.
+func (r *Role) Stats() Stats {
+	s := Stats{Received: r.received.Load(), Analyzed: r.analyzed.Load(), Faces: r.faces.Load(), Dropped: map[string]uint64{}}
+	r.dropped.Range(func(k, v any) bool {
+		s.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return s
+}
+
+func (r *Role) setDefaults() {
+	if r.Workers <= 0 {
+		r.Workers = runtime.NumCPU()
+	}
+	if r.MaxBatch <= 0 {
+		r.MaxBatch = 8
+	}
+	if r.MaxWait <= 0 {
+		r.MaxWait = 10 * time.Millisecond
+	}
+	if r.QueueSize <= 0 {
+		r.QueueSize = 4 * r.MaxBatch * r.Workers
+	}
+	if r.Name == "" {
+		r.Name, _ = os.Hostname()
+	}
+	if r.Log == nil {
+		r.Log = slog.Default()
+	}
+}
+
+// Run consumes frames until ctx ends, then drains: it stops taking frames, finishes every queued
+// frame (publishing its result), flushes the connection and returns.
+func (r *Role) Run(ctx context.Context) error {
+	if r.Conn == nil || r.Analyzer == nil {
+		return errors.New("analyze: Conn and Analyzer are required")
+	}
+	r.setDefaults()
+	q := batch.NewQueue[job](r.QueueSize, r.MaxBatch, r.MaxWait)
+	sub, err := r.Conn.QueueSubscribe(bus.All(bus.FramesPrefix), bus.AnalyzeQueue, func(m *nats.Msg) {
+		r.received.Add(1)
+		f, err := frame.FromMsg(m)
+		if err != nil {
+			r.drop(m.Header.Get(frame.HeaderStream), 0, result.ReasonDecode, err.Error())
+			return
+		}
+		if !q.TryPut(job{f: f, recv: time.Now()}) {
+			r.drop(f.Stream, f.Seq, result.ReasonQueue, "analyzer queue full")
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("analyze: subscribe: %w", err)
+	}
+	// Bound what the client buffers for us beyond our own queue.
+	if err := sub.SetPendingLimits(4*r.QueueSize, 64<<20); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("analyze: %w", err)
+	}
+	if err := r.Conn.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("analyze: %w", err)
+	}
+	r.Log.Info("analyzer ready", "workers", r.Workers, "max_batch", r.MaxBatch, "max_wait", r.MaxWait, "deadline", r.Deadline)
+
+	work := context.WithoutCancel(ctx) // in-flight batches finish after ctx ends
+	var wg sync.WaitGroup
+	for w := 0; w < r.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				b := q.Next(ctx)
+				if b == nil {
+					return
+				}
+				r.process(work, b)
+			}
+		}()
+	}
+	<-ctx.Done()
+	// Stop intake, then finish what was taken. Unsubscribe waits for no running callback, so
+	// drain the queue until it stays empty.
+	_ = sub.Unsubscribe()
+	wg.Wait()
+	for rest := q.Drain(); len(rest) > 0; rest = q.Drain() {
+		for len(rest) > 0 {
+			n := min(len(rest), r.MaxBatch)
+			r.process(work, rest[:n])
+			rest = rest[n:]
+		}
+	}
+	if err := r.Conn.Flush(); err != nil {
+		return fmt.Errorf("analyze: flush results: %w", err)
+	}
+	return nil
+}
+
+func (r *Role) process(ctx context.Context, jobs []job) {
+	mats := make([]gocv.Mat, 0, len(jobs))
+	kept := make([]job, 0, len(jobs))
+	defer func() {
+		for _, m := range mats {
+			m.Close()
+		}
+	}()
+	now := time.Now()
+	for _, j := range jobs {
+		if r.Deadline > 0 && now.Sub(j.f.Captured) > r.Deadline {
+			r.drop(j.f.Stream, j.f.Seq, result.ReasonDeadline, fmt.Sprintf("frame %s old", now.Sub(j.f.Captured).Round(time.Millisecond)))
+			continue
+		}
+		m, err := vision.Decode(j.f.Data, r.MaxPixels)
+		if err != nil {
+			r.drop(j.f.Stream, j.f.Seq, result.ReasonDecode, err.Error())
+			continue
+		}
+		mats = append(mats, m)
+		kept = append(kept, j)
+	}
+	if len(kept) == 0 {
+		return
+	}
+	out, err := r.Analyzer.Analyze(ctx, mats)
+	if err != nil {
+		r.Log.Error("analysis failed", "frames", len(kept), "err", err)
+		for _, j := range kept {
+			r.drop(j.f.Stream, j.f.Seq, result.ReasonInfer, err.Error())
+		}
+		return
+	}
+	done := time.Now().UTC()
+	for i, j := range kept {
+		res := result.Result{
+			Schema: result.SchemaVersion, Stream: j.f.Stream, Seq: j.f.Seq,
+			CapturedAt: j.f.Captured.UTC(), AnalyzedAt: done,
+			LatencyMS: float64(done.Sub(j.f.Captured).Microseconds()) / 1000,
+			Width:     mats[i].Cols(), Height: mats[i].Rows(),
+			Faces: out[i].Faces, Analyzer: r.Name,
+		}
+		if res.Faces == nil {
+			res.Faces = []result.Face{}
+		}
+		r.publish(bus.ResultsPrefix, j.f.Stream, res)
+		r.analyzed.Add(1)
+		r.faces.Add(uint64(len(res.Faces)))
+	}
+}
+
+func (r *Role) drop(stream string, seq uint64, reason, detail string) {
+	v, _ := r.dropped.LoadOrStore(reason, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+	if frame.ValidateStream(stream) != nil {
+		return // no subject can be built for it; counted only
+	}
+	r.publish(bus.DropsPrefix, stream, result.Drop{Schema: result.SchemaVersion, Stream: stream, Seq: seq, Reason: reason, Detail: detail, At: time.Now().UTC()})
+}
+
+func (r *Role) publish(prefix, stream string, doc any) {
+	subj, err := bus.Subject(prefix, stream)
+	if err != nil {
+		return
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		r.Log.Error("encode document", "err", err)
+		return
+	}
+	if err := r.Conn.Publish(subj, b); err != nil {
+		r.Log.Warn("publish failed", "subject", subj, "err", err)
+	}
+}

@@ -1,0 +1,76 @@
+package ingest
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSamplerRate(t *testing.T) {
+	cases := []struct {
+		srcFPS, fps float64
+		want        int
+	}{
+		{25, 5, 50},   // 10 s at 25 fps sampled to 5 fps
+		{30, 5, 50},   // 30 fps
+		{24, 10, 100}, // not a divisor
+		{5, 10, 50},   // slower source: every frame
+		{25, 0, 250},  // no target: every frame
+	}
+	for _, c := range cases {
+		s := NewSampler(c.fps)
+		kept := 0
+		n := int(10 * c.srcFPS)
+		for i := 0; i < n; i++ {
+			if s.Keep(time.Duration(float64(i) / c.srcFPS * float64(time.Second))) {
+				kept++
+			}
+		}
+		if kept < c.want-1 || kept > c.want+1 {
+			t.Errorf("%v fps -> %v fps over 10 s kept %d, want %d", c.srcFPS, c.fps, kept, c.want)
+		}
+	}
+}
+
+func TestSamplerRestartsWhenTimeGoesBack(t *testing.T) {
+	s := NewSampler(5)
+	if !s.Keep(10 * time.Second) {
+		t.Fatal("first frame not kept")
+	}
+	if s.Keep(10*time.Second + 100*time.Millisecond) {
+		t.Fatal("frame 100 ms later kept at 5 fps")
+	}
+	if !s.Keep(0) {
+		t.Fatal("frame after a rewind not kept")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	good := map[string]Kind{
+		"/tmp/x.mp4": KindFile, "x.avi": KindFile, "file:///tmp/x.mp4": KindFile,
+		"rtsp://cam/stream": KindNetwork, "rtsps://cam:322/s": KindNetwork, "http://h/x.mjpg": KindNetwork, "https://h/v.mp4": KindNetwork,
+		"device:0": KindDevice, "/dev/video2": KindDevice,
+	}
+	for spec, want := range good {
+		k, _, err := Classify(spec)
+		if err != nil || k != want {
+			t.Errorf("Classify(%q) = %v, %v; want %v", spec, k, err, want)
+		}
+	}
+	for _, spec := range []string{"", "ftp://h/x", "gopher://x", "device:abc", "/dev/videoX", "rtsp://", "file://", "http://[::1"} {
+		if _, _, err := Classify(spec); err == nil {
+			t.Errorf("Classify(%q) accepted", spec)
+		}
+	}
+}
+
+func FuzzClassify(f *testing.F) {
+	for _, s := range []string{"/tmp/x.mp4", "rtsp://cam/s", "device:0", "ftp://x", "file://"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		k, target, err := Classify(spec)
+		if err == nil && (k < KindFile || k > KindDevice || target == "") {
+			t.Fatalf("Classify(%q) = %v %q without error", spec, k, target)
+		}
+	})
+}

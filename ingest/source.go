@@ -1,0 +1,141 @@
+// Package ingest is the ingest role: it opens video sources, samples their frames to a target
+// rate, downsizes and JPEG-encodes them and publishes them on vigil.frames.<stream>.
+//
+// Sources are chosen by URL scheme in exactly one place, Open.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gocv.io/x/gocv"
+)
+
+// ErrEndOfStream is returned by Source.Read when a finite source has no more frames.
+var ErrEndOfStream = errors.New("end of stream")
+
+// RawFrame is one decoded frame. The receiver owns Mat and must Close it.
+type RawFrame struct {
+	// Mat is the decoded 8-bit BGR image.
+	Mat gocv.Mat
+	// Media is the frame's position in the source's own timeline (presentation time for files;
+	// time since open for live sources). Sampling uses it.
+	Media time.Duration
+	// Captured is when the frame was decoded.
+	Captured time.Time
+}
+
+// Source is a video source.
+//
+// Contract: Read returns the next frame, ErrEndOfStream when a finite source is exhausted, or an
+// error describing why the source failed. Read may block until a frame arrives but returns when
+// ctx ends. Read and Close are called from one goroutine only; Close is never called while Read
+// runs, and it releases everything the source holds. A Source is used once: after Close or an
+// error from Read it is not read again (the caller reopens through Open).
+type Source interface {
+	Read(ctx context.Context) (RawFrame, error)
+	Close() error
+	// Live reports whether the source produces frames in real time (a camera, RTSP) rather
+	// than as fast as it is read (a file).
+	Live() bool
+}
+
+// OpenOptions tune how Open opens a source.
+type OpenOptions struct {
+	// Loop restarts a file at its end instead of returning ErrEndOfStream. Default false.
+	Loop bool
+	// Realtime paces a file at its own frame rate, as a camera would deliver it. Default false.
+	Realtime bool
+}
+
+// Open opens the source named by spec, dispatching on its scheme:
+//
+//	/path/to/file, ./file, file:///path  a video or image file, decoded by OpenCV (FFmpeg)
+//	rtsp://, rtsps://, http://, https://  a network stream, decoded by OpenCV (FFmpeg)
+//	device:N, /dev/videoN                  a V4L2 camera
+//
+// Anything else is refused with an error naming the supported forms.
+func Open(ctx context.Context, spec string, opts OpenOptions) (Source, error) {
+	kind, target, err := Classify(spec)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case KindFile:
+		return openFile(ctx, target, opts)
+	case KindNetwork:
+		return openCapture(ctx, target, true, opts)
+	case KindDevice:
+		return openDevice(ctx, target)
+	}
+	return nil, fmt.Errorf("source %q: unsupported kind %v", spec, kind)
+}
+
+// Kind is the class of a source spec.
+type Kind int
+
+// Source kinds.
+const (
+	KindFile Kind = iota + 1
+	KindNetwork
+	KindDevice
+)
+
+// Classify parses a source spec into its kind and the target to open: a file path, a URL, or a
+// device index. It does not touch the file system or the network.
+func Classify(spec string) (Kind, string, error) {
+	if spec == "" {
+		return 0, "", fmt.Errorf("empty source: give a file path or an rtsp://, http:// or device:N URL")
+	}
+	if strings.HasPrefix(spec, "device:") {
+		n := strings.TrimPrefix(spec, "device:")
+		if _, err := strconv.Atoi(n); err != nil {
+			return 0, "", fmt.Errorf("source %q: device index %q is not a number", spec, n)
+		}
+		return KindDevice, n, nil
+	}
+	if strings.HasPrefix(spec, "/dev/video") {
+		n := strings.TrimPrefix(spec, "/dev/video")
+		if _, err := strconv.Atoi(n); err != nil {
+			return 0, "", fmt.Errorf("source %q: not a /dev/videoN device", spec)
+		}
+		return KindDevice, n, nil
+	}
+	if !strings.Contains(spec, "://") {
+		return KindFile, spec, nil
+	}
+	u, err := url.Parse(spec)
+	if err != nil {
+		return 0, "", fmt.Errorf("source %q: %w", spec, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "file":
+		if u.Path == "" {
+			return 0, "", fmt.Errorf("source %q: file URL without a path", spec)
+		}
+		return KindFile, u.Path, nil
+	case "rtsp", "rtsps", "http", "https":
+		if u.Host == "" {
+			return 0, "", fmt.Errorf("source %q: URL without a host", spec)
+		}
+		return KindNetwork, spec, nil
+	}
+	return 0, "", fmt.Errorf("source %q: unsupported URL scheme %q (use a file path, file://, rtsp://, rtsps://, http://, https:// or device:N)", spec, u.Scheme)
+}
+
+func openFile(ctx context.Context, path string, opts OpenOptions) (Source, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("source %s: is a directory, not a video file", path)
+	}
+	return openCapture(ctx, path, false, opts)
+}

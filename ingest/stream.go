@@ -1,0 +1,261 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/vision"
+)
+
+// StreamConfig describes one stream to ingest.
+type StreamConfig struct {
+	// Name is the stream id (validated by frame.ValidateStream); it names the NATS subjects.
+	Name string `yaml:"name"`
+	// Source is the file path or URL to read (see Open).
+	Source string `yaml:"source"`
+	// FPS is the analysis rate: frames per second of media time published. Default 5.
+	FPS float64 `yaml:"fps"`
+	// MaxWidth and MaxHeight bound the published image; larger frames are scaled down keeping
+	// their aspect ratio. Default 1280x720.
+	MaxWidth  int `yaml:"max_width"`
+	MaxHeight int `yaml:"max_height"`
+	// JPEGQuality is the encoding quality, 1..100. Default 80.
+	JPEGQuality int `yaml:"jpeg_quality"`
+	// Loop restarts a file source at its end. Default false.
+	Loop bool `yaml:"loop"`
+	// Realtime paces a file source at its own frame rate. Default false.
+	Realtime bool `yaml:"realtime"`
+	// Once reads a file to its end once, publishes an end-of-stream record and stops; frames are
+	// published only as fast as analyzers return results (at most Window outstanding), so a
+	// recording is analysed completely instead of being dropped by deadline. Default false.
+	Once bool `yaml:"once"`
+	// Window bounds the frames in flight (published, no result or drop yet) in Once mode.
+	// Default 8.
+	Window int `yaml:"window"`
+}
+
+// SetDefaults fills zero fields with their defaults.
+func (c *StreamConfig) SetDefaults() {
+	if c.FPS == 0 {
+		c.FPS = 5
+	}
+	if c.MaxWidth == 0 {
+		c.MaxWidth = 1280
+	}
+	if c.MaxHeight == 0 {
+		c.MaxHeight = 720
+	}
+	if c.JPEGQuality == 0 {
+		c.JPEGQuality = 80
+	}
+	if c.Window == 0 {
+		c.Window = 8
+	}
+}
+
+// Validate checks the configuration, including the stream name and the source's form (not its
+// reachability).
+func (c StreamConfig) Validate() error {
+	if err := frame.ValidateStream(c.Name); err != nil {
+		return fmt.Errorf("stream %q: %w", c.Name, err)
+	}
+	if _, _, err := Classify(c.Source); err != nil {
+		return fmt.Errorf("stream %s: %w", c.Name, err)
+	}
+	switch {
+	case c.FPS < 0 || c.FPS > 240:
+		return fmt.Errorf("stream %s: fps %v outside 0..240", c.Name, c.FPS)
+	case c.MaxWidth < 16 || c.MaxHeight < 16 || c.MaxWidth > frame.MaxDimension || c.MaxHeight > frame.MaxDimension:
+		return fmt.Errorf("stream %s: max size %dx%d outside 16..%d", c.Name, c.MaxWidth, c.MaxHeight, frame.MaxDimension)
+	case c.JPEGQuality < 1 || c.JPEGQuality > 100:
+		return fmt.Errorf("stream %s: jpeg quality %d outside 1..100", c.Name, c.JPEGQuality)
+	case c.Window < 1:
+		return fmt.Errorf("stream %s: window %d < 1", c.Name, c.Window)
+	}
+	return nil
+}
+
+// StreamStats are a stream's counters since it started.
+type StreamStats struct {
+	Decoded, Published, Skipped, Errors uint64
+}
+
+// streamRunner reads one source and publishes its sampled frames.
+type streamRunner struct {
+	cfg  StreamConfig
+	nc   *nats.Conn
+	log  *slog.Logger
+	open func(ctx context.Context) (Source, error)
+
+	decoded, published, skipped, errs atomic.Uint64
+}
+
+func (r *streamRunner) stats() StreamStats {
+	return StreamStats{Decoded: r.decoded.Load(), Published: r.published.Load(), Skipped: r.skipped.Load(), Errors: r.errs.Load()}
+}
+
+// run publishes frames until ctx ends, the source ends (Once or a non-looping file), or the
+// source fails. A finite source's end is announced on vigil.eos.<stream>.
+func (r *streamRunner) run(ctx context.Context) error {
+	subject, err := bus.Subject(bus.FramesPrefix, r.cfg.Name)
+	if err != nil {
+		return err
+	}
+	var credits *creditWindow
+	if r.cfg.Once {
+		if credits, err = newCreditWindow(r.nc, r.cfg.Name, r.cfg.Window); err != nil {
+			return err
+		}
+		defer credits.close()
+	}
+	src, err := r.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	sampler := NewSampler(r.cfg.FPS)
+	var seq uint64
+	for {
+		raw, err := src.Read(ctx)
+		if errors.Is(err, ErrEndOfStream) {
+			r.log.Info("source ended", "stream", r.cfg.Name, "frames", seq)
+			return r.endOfStream(ctx, seq, credits, "")
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.errs.Add(1)
+			if !src.Live() {
+				_ = r.endOfStream(ctx, seq, credits, err.Error())
+			}
+			return err
+		}
+		r.decoded.Add(1)
+		if !sampler.Keep(raw.Media) {
+			raw.Mat.Close()
+			r.skipped.Add(1)
+			continue
+		}
+		if credits != nil {
+			if err := credits.acquire(ctx, seq); err != nil {
+				raw.Mat.Close()
+				return nil // ctx ended
+			}
+		}
+		seq++
+		if err := r.publish(subject, seq, raw); err != nil {
+			r.errs.Add(1)
+			return fmt.Errorf("stream %s: %w", r.cfg.Name, err)
+		}
+		r.published.Add(1)
+	}
+}
+
+func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame) error {
+	defer raw.Mat.Close()
+	small := vision.FitWithin(raw.Mat, r.cfg.MaxWidth, r.cfg.MaxHeight)
+	defer small.Close()
+	data, err := vision.EncodeJPEG(small, r.cfg.JPEGQuality)
+	if err != nil {
+		return err
+	}
+	f := frame.Frame{Stream: r.cfg.Name, Seq: seq, Captured: raw.Captured, Width: small.Cols(), Height: small.Rows(),
+		Encoding: frame.EncodingJPEG, Data: data}
+	msg, err := f.Msg(subject)
+	if err != nil {
+		return err
+	}
+	if err := r.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("publish frame: %w", err)
+	}
+	return nil
+}
+
+func (r *streamRunner) endOfStream(ctx context.Context, frames uint64, credits *creditWindow, errText string) error {
+	subject, err := bus.Subject(bus.EOSPrefix, r.cfg.Name)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(result.EndOfStream{Schema: result.SchemaVersion, Stream: r.cfg.Name, Frames: frames, At: time.Now().UTC(), Error: errText})
+	if err := r.nc.Publish(subject, b); err != nil {
+		return fmt.Errorf("stream %s: publish end of stream: %w", r.cfg.Name, err)
+	}
+	if err := r.nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("stream %s: flush: %w", r.cfg.Name, err)
+	}
+	return nil
+}
+
+// creditWindow limits the frames in flight for a Once stream: it counts the results and drops
+// analyzers publish for the stream and lets the publisher run at most window frames ahead.
+type creditWindow struct {
+	window uint64
+	subs   []*nats.Subscription
+	mu     sync.Mutex
+	done   uint64
+	wake   chan struct{}
+}
+
+func newCreditWindow(nc *nats.Conn, stream string, window int) (*creditWindow, error) {
+	c := &creditWindow{window: uint64(window), wake: make(chan struct{}, 1)}
+	for _, prefix := range []string{bus.ResultsPrefix, bus.DropsPrefix} {
+		subj, err := bus.Subject(prefix, stream)
+		if err != nil {
+			return nil, err
+		}
+		sub, err := nc.Subscribe(subj, func(*nats.Msg) {
+			c.mu.Lock()
+			c.done++
+			c.mu.Unlock()
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("stream %s: subscribe %s: %w", stream, subj, err)
+		}
+		c.subs = append(c.subs, sub)
+	}
+	if err := nc.Flush(); err != nil {
+		c.close()
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	return c, nil
+}
+
+// acquire waits until fewer than window of the published frames lack an outcome.
+func (c *creditWindow) acquire(ctx context.Context, published uint64) error {
+	for {
+		c.mu.Lock()
+		inFlight := published - min(c.done, published)
+		c.mu.Unlock()
+		if inFlight < c.window {
+			return nil
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *creditWindow) close() {
+	for _, s := range c.subs {
+		_ = s.Unsubscribe()
+	}
+}

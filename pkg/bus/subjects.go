@@ -1,0 +1,32 @@
+// Package bus holds Vigil's NATS plumbing: the subject layout, client connections and the
+// embedded NATS server that `vigil run` starts for a single machine. Roles talk to each other
+// only through these subjects, inside one process or across many.
+package bus
+
+import (
+	"github.com/vigil-video/vigil/pkg/frame"
+)
+
+// Subject prefixes. A full subject is prefix + "." + a validated stream id.
+const (
+	FramesPrefix  = "vigil.frames"
+	ResultsPrefix = "vigil.results"
+	DropsPrefix   = "vigil.drops"
+	EOSPrefix     = "vigil.eos"
+)
+
+// AnalyzeQueue is the queue group analyzers join on frame subjects, so each frame goes to one
+// analyzer.
+const AnalyzeQueue = "vigil-analyze"
+
+// Subject returns prefix.stream after validating stream; a subject is never built from an
+// unchecked stream id.
+func Subject(prefix, stream string) (string, error) {
+	if err := frame.ValidateStream(stream); err != nil {
+		return "", err
+	}
+	return prefix + "." + stream, nil
+}
+
+// All returns the wildcard subject matching prefix for every stream.
+func All(prefix string) string { return prefix + ".*" }

@@ -1,0 +1,150 @@
+// Package frame defines the wire format of a video frame on the bus: a NATS message on
+// vigil.frames.<stream> whose headers carry the stream id, sequence number, capture time, image
+// size and encoding, and whose payload is the encoded image (JPEG by default).
+//
+// The package is pure Go; it never decodes the image itself.
+package frame
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Header names used on frame messages. They are part of the wire format: renaming one is a
+// breaking change.
+const (
+	HeaderStream   = "Vigil-Stream"
+	HeaderSeq      = "Vigil-Seq"
+	HeaderCaptured = "Vigil-Captured" // Unix nanoseconds, decimal
+	HeaderWidth    = "Vigil-Width"
+	HeaderHeight   = "Vigil-Height"
+	HeaderEncoding = "Vigil-Encoding"
+)
+
+// Encodings a frame payload may use.
+const (
+	EncodingJPEG = "jpeg"
+	EncodingPNG  = "png"
+)
+
+// MaxStreamLen is the longest stream id accepted.
+const MaxStreamLen = 64
+
+// MaxDimension bounds the width and height a frame header may declare.
+const MaxDimension = 16384
+
+// ErrInvalidStream is wrapped by every error ValidateStream returns.
+var ErrInvalidStream = errors.New("invalid stream name")
+
+// ErrMalformed is wrapped by every error FromMsg returns for a message that is not a valid frame.
+var ErrMalformed = errors.New("malformed frame message")
+
+// ValidateStream reports whether name is a valid stream id: 1 to 64 characters from
+// [A-Za-z0-9_-]. Only validated ids are ever placed in a NATS subject, so a stream id can never
+// add subject tokens or wildcards.
+func ValidateStream(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty (use 1-%d characters from A-Z a-z 0-9 _ -)", ErrInvalidStream, MaxStreamLen)
+	}
+	if len(name) > MaxStreamLen {
+		return fmt.Errorf("%w: %d characters long (at most %d)", ErrInvalidStream, len(name), MaxStreamLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+		if !ok {
+			return fmt.Errorf("%w: %q has %q at byte %d (use A-Z a-z 0-9 _ -)", ErrInvalidStream, name, c, i)
+		}
+	}
+	return nil
+}
+
+// Frame is one sampled, encoded video frame.
+type Frame struct {
+	// Stream is the validated stream id.
+	Stream string
+	// Seq numbers the frames published for Stream, starting at 1 and without gaps at the source.
+	Seq uint64
+	// Captured is when the frame was decoded from its source.
+	Captured time.Time
+	// Width and Height are the encoded image's size in pixels.
+	Width, Height int
+	// Encoding names the payload format (EncodingJPEG or EncodingPNG).
+	Encoding string
+	// Data is the encoded image.
+	Data []byte
+}
+
+// Validate checks every field a receiver relies on.
+func (f Frame) Validate() error {
+	if err := ValidateStream(f.Stream); err != nil {
+		return err
+	}
+	if f.Seq == 0 {
+		return fmt.Errorf("%w: sequence 0", ErrMalformed)
+	}
+	if f.Width <= 0 || f.Height <= 0 || f.Width > MaxDimension || f.Height > MaxDimension {
+		return fmt.Errorf("%w: size %dx%d outside 1..%d", ErrMalformed, f.Width, f.Height, MaxDimension)
+	}
+	if f.Encoding != EncodingJPEG && f.Encoding != EncodingPNG {
+		return fmt.Errorf("%w: unknown encoding %q", ErrMalformed, f.Encoding)
+	}
+	if len(f.Data) == 0 {
+		return fmt.Errorf("%w: empty payload", ErrMalformed)
+	}
+	return nil
+}
+
+// Msg builds the NATS message for f on subject. It validates f first.
+func (f Frame) Msg(subject string) (*nats.Msg, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(subject)
+	m.Header.Set(HeaderStream, f.Stream)
+	m.Header.Set(HeaderSeq, strconv.FormatUint(f.Seq, 10))
+	m.Header.Set(HeaderCaptured, strconv.FormatInt(f.Captured.UnixNano(), 10))
+	m.Header.Set(HeaderWidth, strconv.Itoa(f.Width))
+	m.Header.Set(HeaderHeight, strconv.Itoa(f.Height))
+	m.Header.Set(HeaderEncoding, f.Encoding)
+	m.Data = f.Data
+	return m, nil
+}
+
+// FromMsg parses a frame message. The returned Frame's Data aliases m.Data. Every error wraps
+// ErrMalformed or ErrInvalidStream.
+func FromMsg(m *nats.Msg) (Frame, error) {
+	if m == nil || m.Header == nil {
+		return Frame{}, fmt.Errorf("%w: no headers", ErrMalformed)
+	}
+	var f Frame
+	var err error
+	f.Stream = m.Header.Get(HeaderStream)
+	if err := ValidateStream(f.Stream); err != nil {
+		return Frame{}, err
+	}
+	if f.Seq, err = strconv.ParseUint(m.Header.Get(HeaderSeq), 10, 64); err != nil {
+		return Frame{}, fmt.Errorf("%w: %s: %w", ErrMalformed, HeaderSeq, err)
+	}
+	ns, err := strconv.ParseInt(m.Header.Get(HeaderCaptured), 10, 64)
+	if err != nil {
+		return Frame{}, fmt.Errorf("%w: %s: %w", ErrMalformed, HeaderCaptured, err)
+	}
+	f.Captured = time.Unix(0, ns)
+	if f.Width, err = strconv.Atoi(m.Header.Get(HeaderWidth)); err != nil {
+		return Frame{}, fmt.Errorf("%w: %s: %w", ErrMalformed, HeaderWidth, err)
+	}
+	if f.Height, err = strconv.Atoi(m.Header.Get(HeaderHeight)); err != nil {
+		return Frame{}, fmt.Errorf("%w: %s: %w", ErrMalformed, HeaderHeight, err)
+	}
+	f.Encoding = m.Header.Get(HeaderEncoding)
+	f.Data = m.Data
+	if err := f.Validate(); err != nil {
+		return Frame{}, err
+	}
+	return f, nil
+}

@@ -1,0 +1,116 @@
+package frame
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestValidateStream(t *testing.T) {
+	good := []string{"a", "cam-1", "Front_Door", strings.Repeat("x", MaxStreamLen)}
+	for _, s := range good {
+		if err := ValidateStream(s); err != nil {
+			t.Errorf("ValidateStream(%q) = %v, want nil", s, err)
+		}
+	}
+	bad := []string{"", "a.>", "a.b", "*", ">", "a b", "caf\u00e9", "x\x00", strings.Repeat("x", MaxStreamLen+1), strings.Repeat("y", 10240)}
+	for _, s := range bad {
+		err := ValidateStream(s)
+		if !errors.Is(err, ErrInvalidStream) {
+			t.Errorf("ValidateStream(%q) = %v, want ErrInvalidStream", s, err)
+		}
+	}
+}
+
+func sample() Frame {
+	return Frame{Stream: "cam1", Seq: 7, Captured: time.Unix(1700000000, 123456789), Width: 640, Height: 480, Encoding: EncodingJPEG, Data: []byte{0xff, 0xd8, 1, 2}}
+}
+
+func TestRoundTrip(t *testing.T) {
+	in := sample()
+	m, err := in.Msg("vigil.frames.cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := FromMsg(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Stream != in.Stream || out.Seq != in.Seq || !out.Captured.Equal(in.Captured) || out.Width != in.Width ||
+		out.Height != in.Height || out.Encoding != in.Encoding || string(out.Data) != string(in.Data) {
+		t.Fatalf("round trip: got %+v, want %+v", out, in)
+	}
+}
+
+func TestFromMsgRejects(t *testing.T) {
+	cases := map[string]func(h nats.Header, m *nats.Msg){
+		"bad stream":   func(h nats.Header, _ *nats.Msg) { h.Set(HeaderStream, "a.>") },
+		"no seq":       func(h nats.Header, _ *nats.Msg) { h.Del(HeaderSeq) },
+		"zero seq":     func(h nats.Header, _ *nats.Msg) { h.Set(HeaderSeq, "0") },
+		"neg width":    func(h nats.Header, _ *nats.Msg) { h.Set(HeaderWidth, "-3") },
+		"huge height":  func(h nats.Header, _ *nats.Msg) { h.Set(HeaderHeight, "50000") },
+		"bad captured": func(h nats.Header, _ *nats.Msg) { h.Set(HeaderCaptured, "yesterday") },
+		"encoding":     func(h nats.Header, _ *nats.Msg) { h.Set(HeaderEncoding, "gif") },
+		"empty":        func(_ nats.Header, m *nats.Msg) { m.Data = nil },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			m, err := sample().Msg("s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mutate(m.Header, m)
+			if _, err := FromMsg(m); err == nil {
+				t.Fatal("FromMsg accepted a malformed frame")
+			} else if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrInvalidStream) {
+				t.Fatalf("error %v wraps neither sentinel", err)
+			}
+		})
+	}
+	if _, err := FromMsg(&nats.Msg{}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("no headers: %v", err)
+	}
+}
+
+func FuzzFromMsg(f *testing.F) {
+	f.Add("cam1", "7", "1700000000123456789", "640", "480", "jpeg", []byte{1})
+	f.Add("a.>", "0", "", "-1", "x", "gif", []byte{})
+	f.Fuzz(func(t *testing.T, stream, seq, captured, w, h, enc string, data []byte) {
+		m := nats.NewMsg("s")
+		m.Header.Set(HeaderStream, stream)
+		m.Header.Set(HeaderSeq, seq)
+		m.Header.Set(HeaderCaptured, captured)
+		m.Header.Set(HeaderWidth, w)
+		m.Header.Set(HeaderHeight, h)
+		m.Header.Set(HeaderEncoding, enc)
+		m.Data = data
+		fr, err := FromMsg(m)
+		if err != nil {
+			return
+		}
+		if err := fr.Validate(); err != nil {
+			t.Fatalf("FromMsg returned an invalid frame: %v", err)
+		}
+		m2, err := fr.Msg("s")
+		if err != nil {
+			t.Fatalf("valid frame does not re-encode: %v", err)
+		}
+		if _, err := FromMsg(m2); err != nil {
+			t.Fatalf("re-encoded frame does not parse: %v", err)
+		}
+	})
+}
+
+func FuzzValidateStream(f *testing.F) {
+	for _, s := range []string{"cam1", "a.>", "", "*", "x y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidateStream(s) == nil && strings.ContainsAny(s, ".*> \t\r\n") {
+			t.Fatalf("accepted %q", s)
+		}
+	})
+}

@@ -1,0 +1,85 @@
+// Package testenv locates what Vigil's tests need outside the repository (the shared test data,
+// the fetched models and libraries) and guards every test binary against leaked goroutines and
+// gocv Mats. Only tests import it.
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/vigil-video/vigil/pkg/vision"
+)
+
+// RepoRoot walks up from the working directory to the directory holding go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// TestData returns the shared test data directory: $VIGIL_TESTDATA, else ../shared/testdata
+// beside the repository. It skips the test, saying why, when the directory is absent.
+func TestData(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("VIGIL_TESTDATA")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(t), "..", "shared", "testdata")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		t.Skipf("shared test data not found at %s (set VIGIL_TESTDATA): %v", dir, err)
+	}
+	return dir
+}
+
+// DepsDir returns the directory `make setup` fills with models and libraries: $VIGIL_DEPS, else
+// build/deps in the repository. It fails the test when the directory is absent: the Makefile's
+// test target runs setup first, so a missing directory is a broken setup, not a reason to skip.
+func DepsDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("VIGIL_DEPS")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(t), "build", "deps")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "models")); err != nil {
+		t.Fatalf("models not found under %s: run \"make setup\" (or set VIGIL_DEPS): %v", dir, err)
+	}
+	return dir
+}
+
+// Main runs the package's tests, then fails the binary if goroutines were left running or, when
+// built with -tags matprofile, if any gocv Mat was not closed. Use it as
+// `func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }`.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if code != 0 {
+		return code
+	}
+	if err := goleak.Find(); err != nil {
+		fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
+		return 1
+	}
+	if n, ok := vision.LiveMats(); ok && n != 0 {
+		var b bytes.Buffer
+		_ = vision.WriteMatProfile(&b)
+		fmt.Fprintf(os.Stderr, "%d gocv Mats were not closed:\n%s\n", n, b.String())
+		return 1
+	}
+	return 0
+}
