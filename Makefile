@@ -82,7 +82,7 @@ setup-go:
 	  echo "setup: go.mod requires gocv $$v, the Makefile pins $(GOCV_VERSION): change GOCV_VERSION and go.mod together" >&2; exit 1; }; \
 	echo "setup: go modules present (gocv $$v)"
 
-setup-deps: setup-go
+setup-deps: setup-apt setup-go
 	@$(GO) run ./cmd/fetchdeps -dest $(DEPS_DIR) -cache $(NPM_CACHE)
 
 build: setup ## Build bin/vigil, stamped with VERSION

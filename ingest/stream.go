@@ -41,7 +41,7 @@ type StreamConfig struct {
 	// recording is analysed completely instead of being dropped by deadline. Default false.
 	Once bool `yaml:"once"`
 	// Window bounds the frames in flight (published, no result or drop yet) in Once mode.
-	// Default 8.
+	// Default 16: enough to keep a few analyzer workers busy.
 	Window int `yaml:"window"`
 }
 
@@ -60,7 +60,7 @@ func (c *StreamConfig) SetDefaults() {
 		c.JPEGQuality = 80
 	}
 	if c.Window == 0 {
-		c.Window = 8
+		c.Window = 16
 	}
 }
 
@@ -192,7 +192,7 @@ func (r *streamRunner) endOfStream(ctx context.Context, frames uint64, credits *
 	if err := r.nc.Publish(subject, b); err != nil {
 		return fmt.Errorf("stream %s: publish end of stream: %w", r.cfg.Name, err)
 	}
-	if err := r.nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
+	if err := r.nc.FlushTimeout(10 * time.Second); err != nil {
 		return fmt.Errorf("stream %s: flush: %w", r.cfg.Name, err)
 	}
 	return nil

@@ -32,7 +32,8 @@ var ErrClosed = errors.New("onnx: closed")
 // initialized once and must not be destroyed while a session exists; env
 // makes several Runtimes (and their Close calls) share that one environment
 // safely: the first NewRuntime initializes it and the last Close destroys
-// it. This is the only package-level state.
+// it. Apart from the ErrClosed sentinel this is the only package-level
+// state.
 var env struct {
 	mu   sync.Mutex
 	refs int    // open Runtimes

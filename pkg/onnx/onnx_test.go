@@ -329,6 +329,7 @@ func TestNewSessionErrors(t *testing.T) {
 		{name: "int64 input", model: unary(tm.ValueInfo("x", tm.Int64, 1, 2), tm.ValueInfo("y", tm.Int64, 1, 2)), wantMsg: "want float32"},
 		{name: "fixed batch 4", model: unary(tm.ValueInfo("x", tm.Float, 4, 2), tm.ValueInfo("y", tm.Float, 4, 2)), wantMsg: "fixed batch dimension 4"},
 		{name: "symbolic sample dim", model: unary(tm.ValueInfo("x", tm.Float, 1, "w"), tm.ValueInfo("y", tm.Float, 1, "w")), wantMsg: "must be fixed"},
+		{name: "huge sample", model: unary(tm.ValueInfo("x", tm.Float, 1, 1<<20, 1<<20), tm.ValueInfo("y", tm.Float, 1, 1<<20, 1<<20)), wantMsg: "not supported"},
 		{name: "no outputs", model: tm.Model(8, 13, tm.Graph(tm.Input(tm.ValueInfo("x", tm.Float, 1)))), wantMsg: "no outputs"},
 		{name: "invalid graph", model: unary(tm.ValueInfo("x", tm.Float, 1, 2), tm.ValueInfo("z", tm.Float, 1, 2)), wantMsg: "onnxruntime"},
 		{name: "negative MaxBatch", model: tm.Tiny(tm.Raw), opts: SessionOptions{MaxBatch: -1}, wantMsg: "must not be negative"},
@@ -441,6 +442,9 @@ func BenchmarkModels(b *testing.B) {
 		for _, n := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/batch%d", name, n), func(b *testing.B) {
 				input := randInput(1, n, numel(s.InputShape()))
+				if _, err := s.Run(context.Background(), n, input); err != nil { // warm up
+					b.Fatal(err)
+				}
 				for b.Loop() {
 					if _, err := s.Run(context.Background(), n, input); err != nil {
 						b.Fatal(err)

@@ -13,8 +13,13 @@ import (
 	"github.com/vigil-video/vigil/pkg/onnx/graph"
 )
 
-// batchSymbol names the batch dimension NewSession gives models.
-const batchSymbol = "batch"
+const (
+	// batchSymbol names the batch dimension NewSession gives models.
+	batchSymbol = "batch"
+	// maxSampleSize bounds the floats in one sample of an input or output,
+	// so that sizes computed from untrusted shapes cannot overflow.
+	maxSampleSize = 1 << 30
+)
 
 // SessionOptions configures a Session. The zero value gives the defaults.
 type SessionOptions struct {
@@ -174,10 +179,15 @@ func sampleShape(kind string, v graph.ValueInfo) ([]int64, error) {
 		return nil, fmt.Errorf("%s %q has fixed batch dimension %d; only a batch of 1 can be made dynamic", kind, v.Name, v.Dims[0].Value)
 	}
 	shape := make([]int64, 0, len(v.Dims)-1)
+	size := int64(1)
 	for _, d := range v.Dims[1:] {
 		if !d.Fixed() || d.Value == 0 {
 			return nil, fmt.Errorf("%s %q has shape %s; all dimensions but the batch must be fixed and positive", kind, v.Name, dimsString(v))
 		}
+		if d.Value > maxSampleSize/size {
+			return nil, fmt.Errorf("%s %q has shape %s; a sample of more than %d floats is not supported", kind, v.Name, dimsString(v), maxSampleSize)
+		}
+		size *= d.Value
 		shape = append(shape, d.Value)
 	}
 	return shape, nil

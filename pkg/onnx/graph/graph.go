@@ -275,7 +275,7 @@ func parseDim(b []byte) (Dim, error) {
 	err := eachField(b, func(f field) error {
 		switch {
 		case f.isVarint(dimValue):
-			d = Dim{Value: int64(f.v)}
+			d = Dim{Value: max(int64(f.v), -1)} // a negative size is invalid: unknown
 		case f.isBytes(dimParam):
 			d = Dim{Value: -1, Param: string(f.val)}
 		}

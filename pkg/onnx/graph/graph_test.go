@@ -62,10 +62,11 @@ func TestInspect(t *testing.T) {
 				tm.Input(tm.ValueInfo("w", tm.Float, 3)),
 				tm.Output(tm.ValueInfo("s", tm.Float)),
 				tm.Output(tm.Str(1, "untyped")),
+				tm.Output(tm.ValueInfo("neg", tm.Float, -5)),
 			)),
 			want: Info{IRVersion: 3, Opset: 7,
 				Inputs:  []ValueInfo{vi("x", "N", nil, 3)},
-				Outputs: []ValueInfo{vi("s"), {Name: "untyped"}}},
+				Outputs: []ValueInfo{vi("s"), {Name: "untyped"}, vi("neg", nil)}},
 		},
 		{
 			name:  "external initializer",

@@ -1,0 +1,270 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// vigil runs the command line in-process and returns its exit code, stdout and stderr.
+func vigil(t *testing.T, extraEnv map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	deps := testenv.DepsDir(t)
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if v, ok := extraEnv[k]; ok {
+			return v
+		}
+		if k == "VIGIL_DEPS" {
+			return deps
+		}
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	code := Main(ctx, Env{Args: args, Stdout: &stdout, Stderr: &stderr, Getenv: getenv, Version: "test"})
+	return code, stdout.String(), stderr.String()
+}
+
+func readResults(t *testing.T, jsonl string) []result.Result {
+	t.Helper()
+	var out []result.Result
+	for _, line := range strings.Split(strings.TrimSpace(jsonl), "\n") {
+		if line == "" {
+			continue
+		}
+		r, err := result.ParseResult([]byte(line))
+		if err != nil {
+			t.Fatalf("bad result line %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestRunOnceFaceVideo is the whole pipeline on real parts: the embedded NATS server, OpenCV
+// decoding a real face video, onnxruntime with the real models, results on stdout and in a file.
+func TestRunOnceFaceVideo(t *testing.T) {
+	video := filepath.Join(testenv.TestData(t), "video", "fer_test.mp4")
+	jsonl := filepath.Join(t.TempDir(), "out.jsonl")
+	code, stdout, stderr := vigil(t, nil, "run", "--once", "--nats-port", "0", "--source", video, "--stream", "fer",
+		"--jsonl", jsonl, "--heads", "all")
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
+	}
+	results := readResults(t, stdout)
+	fileData, err := os.ReadFile(jsonl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readResults(t, string(fileData)); len(got) != len(results) {
+		t.Fatalf("%d results in the file, %d on stdout", len(got), len(results))
+	}
+	// 4.6 s at the default 5 fps: about 23 frames, each with exactly one result.
+	if len(results) < 20 || len(results) > 26 {
+		t.Fatalf("%d results for a 4.6 s clip at 5 fps, want about 23", len(results))
+	}
+	seen := map[uint64]bool{}
+	withFace := 0
+	for _, r := range results {
+		if r.Stream != "fer" || seen[r.Seq] {
+			t.Fatalf("unexpected or duplicate result stream=%s seq=%d", r.Stream, r.Seq)
+		}
+		seen[r.Seq] = true
+		if len(r.Faces) == 1 {
+			withFace++
+			f := r.Faces[0]
+			if f.Age == nil || f.Gender == nil || f.Emotion == nil || f.Liveness == nil || f.Pose == nil || len(f.Landmarks) != 5 {
+				t.Fatalf("seq %d: a head is missing with --heads all: %+v", r.Seq, f)
+			}
+			if f.Gender.Label != "female" {
+				t.Errorf("seq %d: the woman in fer_test.mp4 labelled %+v", r.Seq, *f.Gender)
+			}
+		}
+		if r.LatencyMS < 0 || r.AnalyzedAt.Before(r.CapturedAt) {
+			t.Fatalf("seq %d: latency %v", r.Seq, r.LatencyMS)
+		}
+	}
+	for s := uint64(1); s <= uint64(len(results)); s++ {
+		if !seen[s] {
+			t.Fatalf("no result for seq %d", s)
+		}
+	}
+	// "one face in most frames"
+	if withFace < len(results)*3/4 {
+		t.Fatalf("one face in %d of %d frames, want most", withFace, len(results))
+	}
+	if !strings.Contains(stderr, "stream summary") {
+		t.Errorf("no summary on stderr:\n%s", stderr)
+	}
+}
+
+// TestRunOnceDemoVideo is `make run`'s demo, read once.
+func TestRunOnceDemoVideo(t *testing.T) {
+	if _, err := os.Stat(DemoVideo); err != nil {
+		t.Fatalf("demo video missing: run \"make setup\": %v", err)
+	}
+	code, stdout, stderr := vigil(t, nil, "run", "--once", "--nats-port", "0", "--fps", "2")
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
+	}
+	results := readResults(t, stdout)
+	faces := 0
+	for _, r := range results {
+		if r.Stream != "megamind" {
+			t.Fatalf("stream %q, want megamind (from the file name)", r.Stream)
+		}
+		faces += len(r.Faces)
+	}
+	if len(results) < 15 || faces < len(results)/2 {
+		t.Fatalf("%d results with %d faces from Megamind.avi at 2 fps", len(results), faces)
+	}
+}
+
+func TestRunOnceNoFaces(t *testing.T) {
+	dir := t.TempDir()
+	video := filepath.Join(dir, "pattern.mp4")
+	out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "2", "-pix_fmt", "yuv420p", video).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	code, stdout, stderr := vigil(t, nil, "run", "--once", "--nats-port", "0", "--source", video, "--heads", "none")
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
+	}
+	results := readResults(t, stdout)
+	if len(results) < 8 {
+		t.Fatalf("%d results for 2 s at 5 fps", len(results))
+	}
+	for _, r := range results {
+		if len(r.Faces) != 0 {
+			t.Fatalf("seq %d: %d faces in a test pattern", r.Seq, len(r.Faces))
+		}
+	}
+}
+
+// TestBadInput: each mistake gives exit code 1 and one line on stderr saying what to do.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.mp4")
+	if err := os.WriteFile(corrupt, bytes.Repeat([]byte("not a video "), 500), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wrongModels := filepath.Join(dir, "deps")
+	real := testenv.DepsDir(t)
+	if err := os.MkdirAll(filepath.Join(wrongModels, "models"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(wrongModels, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lib, _ := os.ReadFile(filepath.Join(real, "lib", "libonnxruntime.so.1"))
+	if err := os.WriteFile(filepath.Join(wrongModels, "lib", "libonnxruntime.so.1"), lib, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(wrongModels, "models", "fr_detect.onnx"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+	video := filepath.Join(testenv.TestData(t), "video", "fer_test.mp4")
+
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // in the error line
+	}{
+		{"unreadable path", nil, []string{"run", "--once", "--nats-port", "0", "--source", "/nonexistent/video.mp4"}, "no such file"},
+		{"unsupported scheme", nil, []string{"run", "--once", "--nats-port", "0", "--source", "ftp://example.com/x.mp4"}, "unsupported URL scheme"},
+		{"corrupt video", nil, []string{"run", "--once", "--nats-port", "0", "--source", corrupt}, "corrupt"},
+		{"bad stream name", nil, []string{"run", "--once", "--nats-port", "0", "--source", video, "--stream", "a.>"}, "invalid stream name"},
+		{"missing models", map[string]string{"VIGIL_DEPS": filepath.Join(dir, "empty")}, []string{"run", "--once", "--nats-port", "0", "--source", video}, "make setup"},
+		{"wrong sha256", map[string]string{"VIGIL_DEPS": wrongModels}, []string{"run", "--once", "--nats-port", "0", "--source", video}, "sha256"},
+		{"port in use", nil, []string{"run", "--once", "--nats-port", busyPort, "--source", video}, "in use"},
+		{"unknown head", nil, []string{"run", "--once", "--heads", "telepathy"}, "unknown head"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := vigil(t, c.env, c.args...)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\nstderr:\n%s", code, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout not empty: %q", stdout)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "vigil run: ") || !strings.Contains(last, c.want) {
+				t.Fatalf("last stderr line %q, want \"vigil run: ...%s...\"", last, c.want)
+			}
+		})
+	}
+}
+
+func TestUsage(t *testing.T) {
+	code, stdout, _ := vigil(t, nil, "--help")
+	if code != 0 || !strings.Contains(stdout, "run") || !strings.Contains(stdout, "analyze") {
+		t.Fatalf("--help: %d %q", code, stdout)
+	}
+	code, stdout, _ = vigil(t, nil, "version")
+	if code != 0 || stdout != "vigil test\n" {
+		t.Fatalf("version: %d %q", code, stdout)
+	}
+	for _, role := range []string{"run", "ingest", "analyze", "sink"} {
+		code, _, stderr := vigil(t, nil, role, "--help")
+		if code != 0 || !strings.Contains(stderr, "--log-level") {
+			t.Fatalf("%s --help: %d %q", role, code, stderr)
+		}
+	}
+	if code, _, _ := vigil(t, nil, "frobnicate"); code != 2 {
+		t.Fatalf("unknown command exit %d, want 2", code)
+	}
+	if code, _, _ := vigil(t, nil, "run", "--no-such-flag"); code != 2 {
+		t.Fatalf("unknown flag exit %d, want 2", code)
+	}
+	if code, _, stderr := vigil(t, map[string]string{"VIGIL_FPS": "fast"}, "run"); code != 2 || !strings.Contains(stderr, "VIGIL_FPS") {
+		t.Fatalf("bad env: %d %q", code, stderr)
+	}
+}
+
+func TestStreamNameFor(t *testing.T) {
+	for src, want := range map[string]string{
+		"/usr/share/doc/opencv-doc/examples/data/Megamind.avi": "megamind",
+		"rtsp://user:secret@cam.local:554/live/1":              "cam-local-554-live-1",
+		"device:0":                                             "camera0",
+		"/tmp/x y.z.mp4":                                       "x-y-z",
+		"/tmp/" + strings.Repeat("a", 100) + ".mp4":            strings.Repeat("a", 64),
+	} {
+		if got := StreamNameFor(src); got != want {
+			t.Errorf("StreamNameFor(%q) = %q, want %q", src, got, want)
+		}
+	}
+}
+
+func TestResultJSONShape(t *testing.T) {
+	// The README documents these field names; keep them stable.
+	b, _ := json.Marshal(result.Result{Schema: 1, Stream: "s", Faces: []result.Face{{}}})
+	for _, field := range []string{`"schema"`, `"stream"`, `"seq"`, `"captured_at"`, `"analyzed_at"`, `"latency_ms"`, `"faces"`, `"box"`, `"score"`} {
+		if !bytes.Contains(b, []byte(field)) {
+			t.Errorf("result JSON lacks %s: %s", field, b)
+		}
+	}
+}
