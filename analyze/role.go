@@ -59,7 +59,23 @@ type Role struct {
 
 	received, analyzed, faces atomic.Uint64
 	dropped                   sync.Map // reason -> *atomic.Uint64
+	readyOnce                 sync.Once
+	ready                     chan struct{}
+	mu                        sync.Mutex
+	sub                       *nats.Subscription
+	slowDropped               uint64 // frames the client dropped, as of Unsubscribe
 }
+
+// Ready is closed once Run has subscribed and the server has confirmed it: frames published
+// after that reach this analyzer.
+func (r *Role) Ready() <-chan struct{} {
+	r.readyOnce.Do(func() { r.ready = make(chan struct{}) })
+	return r.ready
+}
+
+// ReasonSlowConsumer counts, in Stats, frames the NATS client dropped because the analyzer's
+// pending buffer was full.
+const ReasonSlowConsumer = "slow_consumer"
 
 type job struct {
 	f    frame.Frame
@@ -79,6 +95,17 @@ func (r *Role) Stats() Stats {
 		s.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
 		return true
 	})
+	r.mu.Lock()
+	slow := r.slowDropped
+	if r.sub != nil {
+		if n, err := r.sub.Dropped(); err == nil {
+			slow = uint64(n)
+		}
+	}
+	r.mu.Unlock()
+	if slow > 0 {
+		s.Dropped[ReasonSlowConsumer] = slow
+	}
 	return s
 }
 
@@ -125,8 +152,9 @@ func (r *Role) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("analyze: subscribe: %w", err)
 	}
-	// Bound what the client buffers for us beyond our own queue.
-	if err := sub.SetPendingLimits(4*r.QueueSize, 64<<20); err != nil {
+	// Bound what the client buffers for us beyond our own queue; what it drops beyond that is
+	// counted as "slow_consumer" (no Drop can be announced: the frames were never parsed).
+	if err := sub.SetPendingLimits(max(256, 4*r.QueueSize), 64<<20); err != nil {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("analyze: %w", err)
 	}
@@ -134,6 +162,11 @@ func (r *Role) Run(ctx context.Context) error {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("analyze: %w", err)
 	}
+	r.Ready()
+	close(r.ready)
+	r.mu.Lock()
+	r.sub = sub
+	r.mu.Unlock()
 	r.Log.Info("analyzer ready", "workers", r.Workers, "max_batch", r.MaxBatch, "max_wait", r.MaxWait, "deadline", r.Deadline)
 
 	work := context.WithoutCancel(ctx) // in-flight batches finish after ctx ends
@@ -154,7 +187,13 @@ func (r *Role) Run(ctx context.Context) error {
 	<-ctx.Done()
 	// Stop intake, then finish what was taken. Unsubscribe waits for no running callback, so
 	// drain the queue until it stays empty.
+	r.mu.Lock()
+	if n, err := sub.Dropped(); err == nil {
+		r.slowDropped = uint64(n)
+	}
 	_ = sub.Unsubscribe()
+	r.sub = nil
+	r.mu.Unlock()
 	wg.Wait()
 	for rest := q.Drain(); len(rest) > 0; rest = q.Drain() {
 		for len(rest) > 0 {

@@ -33,9 +33,16 @@ type Role struct {
 	// Log receives the role's logs. Default slog.Default().
 	Log *slog.Logger
 
-	mu      sync.Mutex
-	streams map[string]*StreamProgress
-	done    chan struct{}
+	mu        sync.Mutex
+	streams   map[string]*StreamProgress
+	readyOnce sync.Once
+	ready     chan struct{}
+}
+
+// Ready is closed once Run has subscribed and the server has confirmed it.
+func (r *Role) Ready() <-chan struct{} {
+	r.readyOnce.Do(func() { r.ready = make(chan struct{}) })
+	return r.ready
 }
 
 // StreamProgress counts a stream's outcomes as seen by the sink.
@@ -108,6 +115,8 @@ func (r *Role) Run(ctx context.Context) error {
 	if err := r.Conn.Flush(); err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
+	r.readyOnce.Do(func() { r.ready = make(chan struct{}) })
+	close(r.ready)
 	for {
 		if len(r.Await) > 0 && r.allComplete() {
 			return nil

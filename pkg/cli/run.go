@@ -126,8 +126,20 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); sinkDone <- sinkRole.Run(sinkCtx) }()
 	go func() { defer wg.Done(); anDone <- anRole.Run(anCtx) }()
-	go func() { defer wg.Done(); inDone <- inRole.Run(inCtx) }()
 	defer wg.Wait()
+	// Start reading sources only once the analyzer and the sink are subscribed, so a short
+	// recording loses no frame to a subscription not yet in place.
+	for _, ready := range []<-chan struct{}{anRole.Ready(), sinkRole.Ready()} {
+		select {
+		case <-ready:
+		case err := <-anDone:
+			anDone <- err
+		case err := <-sinkDone:
+			sinkDone <- err
+		case <-ctx.Done():
+		}
+	}
+	go func() { defer wg.Done(); inDone <- inRole.Run(inCtx) }()
 
 	var runErr, inErr error
 	inFinished, sinkFinished := false, false

@@ -37,6 +37,9 @@ func Decode(data []byte, maxPixels int) (gocv.Mat, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
 		return gocv.Mat{}, fmt.Errorf("%w: %s of %dx%d pixels exceeds the limit of %d pixels", ErrImage, format, cfg.Width, cfg.Height, maxPixels)
 	}
+	if err := checkComplete(data, format); err != nil {
+		return gocv.Mat{}, err
+	}
 	m, err := gocv.IMDecode(data, gocv.IMReadColor)
 	if err != nil {
 		m.Close()
@@ -47,6 +50,23 @@ func Decode(data []byte, maxPixels int) (gocv.Mat, error) {
 		return gocv.Mat{}, fmt.Errorf("%w: %s data does not decode", ErrImage, format)
 	}
 	return m, nil
+}
+
+// checkComplete refuses truncated files, which decoders would otherwise return half grey: a JPEG
+// must hold its end-of-image marker and a PNG its IEND chunk near the end.
+func checkComplete(data []byte, format string) error {
+	tail := data[max(0, len(data)-64):]
+	switch format {
+	case "jpeg":
+		if !bytes.Contains(tail, []byte{0xff, 0xd9}) {
+			return fmt.Errorf("%w: truncated JPEG (no end-of-image marker)", ErrImage)
+		}
+	case "png":
+		if !bytes.Contains(tail, []byte("IEND")) {
+			return fmt.Errorf("%w: truncated PNG (no IEND chunk)", ErrImage)
+		}
+	}
+	return nil
 }
 
 // EncodeJPEG encodes an 8-bit BGR Mat as JPEG at quality 1..100.

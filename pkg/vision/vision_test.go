@@ -96,6 +96,18 @@ func TestDecodeRejects(t *testing.T) {
 		"not an image":  []byte("hello, world"),
 		"empty":         nil,
 		"truncated PNG": good[:len(good)/2],
+		"truncated JPEG": func() []byte {
+			m, err := Decode(good, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			j, err := EncodeJPEG(m, 90)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return j[:len(j)-10]
+		}(),
 		"50000x50000":   hugePNGHeader(50000, 50000),
 	}
 	for name, data := range cases {

@@ -1,0 +1,244 @@
+package analyze
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/testenv"
+)
+
+// outcomes collects results and drops from NATS, keyed by stream and sequence.
+type outcomes struct {
+	mu      sync.Mutex
+	results map[uint64]result.Result
+	drops   map[uint64]result.Drop
+	subs    []*nats.Subscription
+}
+
+func collect(t *testing.T, nc *nats.Conn) *outcomes {
+	t.Helper()
+	o := &outcomes{results: map[uint64]result.Result{}, drops: map[uint64]result.Drop{}}
+	s1, err := nc.Subscribe(bus.All(bus.ResultsPrefix), func(m *nats.Msg) {
+		r, err := result.ParseResult(m.Data)
+		if err != nil {
+			t.Errorf("bad result: %v", err)
+			return
+		}
+		o.mu.Lock()
+		o.results[r.Seq] = r
+		o.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := nc.Subscribe(bus.All(bus.DropsPrefix), func(m *nats.Msg) {
+		d, err := result.ParseDrop(m.Data)
+		if err != nil {
+			t.Errorf("bad drop: %v", err)
+			return
+		}
+		o.mu.Lock()
+		o.drops[d.Seq] = d
+		o.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.subs = []*nats.Subscription{s1, s2}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (o *outcomes) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.results) + len(o.drops)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type harness struct {
+	nc     *nats.Conn
+	role   *Role
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startRole(t *testing.T, configure func(*Role)) *harness {
+	t.Helper()
+	srv := &bus.EmbeddedServer{}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	conn := func(name string) *nats.Conn {
+		nc, err := bus.Connect(context.Background(), srv.ClientURL(), name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	p := newPipeline(t, newModelSet(t), []string{HeadEmbedding})
+	role := &Role{Conn: conn("analyze"), Analyzer: p, Workers: 2, MaxBatch: 4, MaxWait: 5 * time.Millisecond, Name: "test"}
+	if configure != nil {
+		configure(role)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{nc: conn("client"), role: role, cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- role.Run(ctx) }()
+	t.Cleanup(func() { h.stop(t) })
+	select {
+	case <-role.Ready():
+	case err := <-h.done:
+		t.Fatalf("Run: %v", err)
+	}
+	return h
+}
+
+func (h *harness) stop(t *testing.T) {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	if err := <-h.done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func (h *harness) publish(t *testing.T, f frame.Frame) {
+	t.Helper()
+	subj, err := bus.Subject(bus.FramesPrefix, f.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.Msg(subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func jpegOf(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestRoleResultsAndDrops(t *testing.T) {
+	h := startRole(t, func(r *Role) { r.Deadline = time.Second })
+	o := collect(t, h.nc)
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
+	now := time.Now()
+	good := frame.Frame{Stream: "cam1", Seq: 1, Captured: now, Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img}
+	h.publish(t, good)
+	corrupt := good
+	corrupt.Seq, corrupt.Data = 2, img[:len(img)/3]
+	h.publish(t, corrupt)
+	notImage := good
+	notImage.Seq, notImage.Data = 3, []byte("definitely not a jpeg")
+	h.publish(t, notImage)
+	stale := good
+	stale.Seq, stale.Captured = 4, now.Add(-time.Minute)
+	h.publish(t, stale)
+	// A message with a valid stream but broken headers.
+	bad := nats.NewMsg("vigil.frames.cam1")
+	bad.Header.Set(frame.HeaderStream, "cam1")
+	bad.Header.Set(frame.HeaderSeq, "zero")
+	bad.Data = img
+	if err := h.nc.PublishMsg(bad); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "5 outcomes", func() bool { return o.count() == 5 })
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r, ok := o.results[1]
+	if !ok || len(r.Faces) != 2 || r.Analyzer != "test" || r.Width != 1126 {
+		t.Fatalf("result for the good frame: %+v (present %v)", r, ok)
+	}
+	for seq, reason := range map[uint64]string{2: result.ReasonDecode, 3: result.ReasonDecode, 4: result.ReasonDeadline} {
+		if d, ok := o.drops[seq]; !ok || d.Reason != reason {
+			t.Errorf("seq %d: drop %+v, want reason %s", seq, d, reason)
+		}
+	}
+	if d := o.drops[0]; d.Reason != result.ReasonDecode || !strings.Contains(d.Detail, frame.HeaderSeq) {
+		t.Errorf("malformed headers: drop %+v, want a decode drop naming %s", d, frame.HeaderSeq)
+	}
+}
+
+// TestRoleDrainsOnShutdown: frames taken before shutdown all get a result; none is lost.
+func TestRoleDrainsOnShutdown(t *testing.T) {
+	h := startRole(t, nil)
+	o := collect(t, h.nc)
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
+	const n = 12
+	for i := 1; i <= n; i++ {
+		h.publish(t, frame.Frame{Stream: "cam2", Seq: uint64(i), Captured: time.Now(), Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img})
+	}
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "all frames received", func() bool { return h.role.Stats().Received == n })
+	h.stop(t) // cancel while most frames are still queued
+	waitFor(t, "an outcome for every frame", func() bool { return o.count() == n })
+	st := h.role.Stats()
+	if st.Analyzed != n {
+		t.Fatalf("analysed %d of %d frames taken before shutdown (drops %v)", st.Analyzed, n, st.Dropped)
+	}
+}
+
+// TestRoleBoundedQueue: a full queue drops frames (counted and announced) instead of growing.
+func TestRoleBoundedQueue(t *testing.T) {
+	h := startRole(t, func(r *Role) { r.Workers, r.MaxBatch, r.QueueSize = 1, 1, 1 })
+	o := collect(t, h.nc)
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "obama_and_biden.jpg"))
+	const n = 30
+	for i := 1; i <= n; i++ {
+		h.publish(t, frame.Frame{Stream: "cam3", Seq: uint64(i), Captured: time.Now(), Width: 2000, Height: 1428, Encoding: frame.EncodingJPEG, Data: img})
+	}
+	accounted := func() uint64 {
+		st := h.role.Stats()
+		sum := st.Analyzed
+		for _, d := range st.Dropped {
+			sum += d
+		}
+		return sum
+	}
+	waitFor(t, "every frame analysed or counted as dropped", func() bool { return accounted() == n })
+	st := h.role.Stats()
+	if st.Dropped[result.ReasonQueue] == 0 {
+		t.Fatalf("no queue drops with a queue of 1 and %d frames at once: %+v", n, st)
+	}
+	// Every frame the analyzer parsed has an announced outcome.
+	waitFor(t, "announced outcomes", func() bool { return uint64(o.count()) == n-st.Dropped[ReasonSlowConsumer] })
+	b, _ := json.Marshal(st)
+	t.Logf("stats: %s", b)
+}
