@@ -73,6 +73,21 @@ type faceInput struct {
 	hasLM bool
 	out   *result.Face
 	emb   *[]float32 // where the embedding head stores the face's embedding
+	// requested lists the on-demand heads the face's frame asked for.
+	requested []string
+}
+
+// wants reports whether head h runs on face f.
+func (h *head) wants(f faceInput) bool {
+	if !h.onDemand {
+		return true
+	}
+	for _, r := range f.requested {
+		if r == h.name {
+			return true
+		}
+	}
+	return false
 }
 
 // head is one per-face model: how to crop and normalise its input, and how to read its output
@@ -87,6 +102,8 @@ type head struct {
 	crop func(f faceInput, size int) (gocv.Mat, bool)
 	// apply reads this face's outputs (one slice per model output) into f.out.
 	apply func(outs [][]float32, f faceInput)
+	// onDemand heads run only on faces whose frame requested them.
+	onDemand bool
 }
 
 // run crops every face, runs the model once for the batch and applies the outputs.
@@ -95,6 +112,9 @@ func (h *head) run(ctx context.Context, faces []faceInput) error {
 	input := make([]float32, 0, len(faces)*per)
 	idx := make([]int, 0, len(faces))
 	for i, f := range faces {
+		if !h.wants(f) {
+			continue
+		}
 		m, ok := h.crop(f, h.size)
 		if !ok {
 			continue

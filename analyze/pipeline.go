@@ -20,8 +20,13 @@ import (
 
 // PipelineConfig selects the heads and thresholds of a Pipeline.
 type PipelineConfig struct {
-	// Heads lists the heads to run (see AllHeads). Default: none beyond detection and landmarks.
+	// Heads lists the heads to run on every face (see AllHeads). Default: none beyond detection
+	// and landmarks.
 	Heads []string
+	// OnDemand lists heads loaded but run only on frames that request them (a frame's Vigil-Heads
+	// header, set when the track stage wants fresh attributes for a new or stale track). A head in
+	// both lists runs on every face. Default none.
+	OnDemand []string
 	// Detect is the detector's post-processing. Default detect.DefaultPostConfig().
 	Detect detect.PostConfig
 	// MaxFaces bounds the faces analysed per frame, largest first. Default 32.
@@ -115,7 +120,16 @@ func NewPipeline(cfg PipelineConfig, models Models) (*Pipeline, error) {
 	if p.marks, err = detect.NewLandmarker(m); err != nil {
 		return nil, err
 	}
+	always := map[string]bool{}
 	for _, name := range cfg.Heads {
+		always[name] = true
+	}
+	seen := map[string]bool{}
+	for _, name := range append(append([]string(nil), cfg.Heads...), cfg.OnDemand...) {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
 		mname, ok := headModel[name]
 		if !ok {
 			return nil, fmt.Errorf("unknown head %q", name)
@@ -128,16 +142,30 @@ func NewPipeline(cfg PipelineConfig, models Models) (*Pipeline, error) {
 		if err != nil {
 			return nil, err
 		}
+		h.onDemand = !always[name]
 		p.heads = append(p.heads, h)
 	}
 	return p, nil
 }
 
-// Heads lists the heads this pipeline runs.
+// Heads lists the heads this pipeline runs on every face.
 func (p *Pipeline) Heads() []string {
-	out := make([]string, len(p.heads))
-	for i, h := range p.heads {
-		out[i] = h.name
+	var out []string
+	for _, h := range p.heads {
+		if !h.onDemand {
+			out = append(out, h.name)
+		}
+	}
+	return out
+}
+
+// OnDemandHeads lists the heads this pipeline runs only on frames that request them.
+func (p *Pipeline) OnDemandHeads() []string {
+	var out []string
+	for _, h := range p.heads {
+		if h.onDemand {
+			out = append(out, h.name)
+		}
 	}
 	return out
 }
@@ -252,7 +280,14 @@ func (p *Pipeline) newHead(name string, m detect.Model) (*head, error) {
 // Analyze runs the pipeline on a batch of 8-bit BGR frames. Each model runs once for the whole
 // batch: the detector over the frames, every head over all faces of all frames. The i-th entry
 // lists frame i's faces, largest first, with their embeddings (also when not kept in results).
+// On-demand heads do not run; see AnalyzeWith.
 func (p *Pipeline) Analyze(ctx context.Context, frames []gocv.Mat) ([]FrameFaces, error) {
+	return p.AnalyzeWith(ctx, frames, nil)
+}
+
+// AnalyzeWith is Analyze where requested[i] names the on-demand heads to run on frame i's faces
+// too (nil or shorter: none). Names that are not on-demand heads of this pipeline are ignored.
+func (p *Pipeline) AnalyzeWith(ctx context.Context, frames []gocv.Mat, requested [][]string) ([]FrameFaces, error) {
 	dets, err := p.detector.Detect(ctx, frames)
 	if err != nil {
 		return nil, err
@@ -269,7 +304,11 @@ func (p *Pipeline) Analyze(ctx context.Context, frames []gocv.Mat) ([]FrameFaces
 		out[i].Embeddings = make([][]float32, len(ds))
 		for j, d := range ds {
 			out[i].Faces[j] = result.Face{Box: result.Box{X1: d.Box.X1, Y1: d.Box.Y1, X2: d.Box.X2, Y2: d.Box.Y2}, Score: d.Score}
-			faces = append(faces, faceInput{frame: frames[i], box: d.Box, out: &out[i].Faces[j], emb: &out[i].Embeddings[j]})
+			var req []string
+			if i < len(requested) {
+				req = requested[i]
+			}
+			faces = append(faces, faceInput{frame: frames[i], box: d.Box, out: &out[i].Faces[j], emb: &out[i].Embeddings[j], requested: req})
 			refs = append(refs, detect.FaceRef{Frame: frames[i], Box: d.Box})
 		}
 	}

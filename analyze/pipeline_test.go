@@ -316,3 +316,28 @@ func TestMissingModelNamesSetup(t *testing.T) {
 		t.Fatalf("wrong model error = %v, want a sha256 mismatch naming make setup", err)
 	}
 }
+
+// TestOnDemandHeads: an on-demand head runs only on the frames that request it.
+func TestOnDemandHeads(t *testing.T) {
+	p, err := NewPipeline(PipelineConfig{Heads: []string{HeadAge}, OnDemand: []string{HeadPose, HeadAge}}, newModelSet(t).Get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.OnDemandHeads(), ","); got != HeadPose {
+		t.Fatalf("OnDemandHeads = %q, want pose (age is always on)", got)
+	}
+	m := decodeFile(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
+	defer m.Close()
+	out, err := p.AnalyzeWith(context.Background(), []gocv.Mat{m, m}, [][]string{nil, {HeadPose, "unknown"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range out[0].Faces {
+		if out[0].Faces[j].Pose != nil || out[0].Faces[j].Age == nil {
+			t.Fatalf("frame 0 face %d: pose ran unrequested or age missing", j)
+		}
+		if out[1].Faces[j].Pose == nil || out[1].Faces[j].Age == nil {
+			t.Fatalf("frame 1 face %d: requested pose missing", j)
+		}
+	}
+}

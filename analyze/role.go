@@ -22,10 +22,10 @@ import (
 	"github.com/vigil-video/vigil/pkg/vision"
 )
 
-// Analyzer is the frame-analysis stage behind Role: it takes a batch of frames and returns each
-// frame's faces. *Pipeline implements it.
+// Analyzer is the frame-analysis stage behind Role: it takes a batch of frames, with the
+// on-demand heads each frame requests, and returns each frame's faces. *Pipeline implements it.
 type Analyzer interface {
-	Analyze(ctx context.Context, frames []gocv.Mat) ([]FrameFaces, error)
+	AnalyzeWith(ctx context.Context, frames []gocv.Mat, requested [][]string) ([]FrameFaces, error)
 }
 
 // Role is the analyze role: it joins the analyzers' queue group on vigil.frames.*, batches frames
@@ -211,6 +211,7 @@ func (r *Role) Run(ctx context.Context) error {
 func (r *Role) process(ctx context.Context, jobs []job) {
 	mats := make([]gocv.Mat, 0, len(jobs))
 	kept := make([]job, 0, len(jobs))
+	var requested [][]string
 	defer func() {
 		for _, m := range mats {
 			m.Close()
@@ -229,11 +230,12 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		}
 		mats = append(mats, m)
 		kept = append(kept, j)
+		requested = append(requested, j.f.Heads)
 	}
 	if len(kept) == 0 {
 		return
 	}
-	out, err := r.Analyzer.Analyze(ctx, mats)
+	out, err := r.Analyzer.AnalyzeWith(ctx, mats, requested)
 	if err != nil {
 		r.Log.Error("analysis failed", "frames", len(kept), "err", err)
 		for _, j := range kept {

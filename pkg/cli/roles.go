@@ -160,6 +160,7 @@ func probeFiles(ctx context.Context, streams []ingest.StreamConfig) error {
 type analyzeFlags struct {
 	deps           string
 	heads          string
+	onDemand       string
 	workers        int
 	maxBatch       int
 	maxWait        time.Duration
@@ -173,6 +174,7 @@ func (f *analyzeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.deps, "deps", models.DefaultDepsDir(), "directory \"make setup\" filled with onnxruntime and the models")
 	fs.StringVar(&f.heads, "heads", "default", "face heads to run: comma-separated from "+strings.Join(analyze.AllHeads, ", ")+
 		"; or all, default ("+strings.Join(analyze.DefaultHeads, ",")+"), none")
+	fs.StringVar(&f.onDemand, "on-demand-heads", "emotion,liveness,pose", "heads loaded but run only on frames that request them (the track stage asks for a new or stale track); same syntax as --heads")
 	fs.IntVar(&f.workers, "workers", 0, "batches analysed in parallel, one onnxruntime thread each (0: one per CPU)")
 	fs.IntVar(&f.maxBatch, "max-batch", 4, "most frames per model batch (on CPU small batches and one worker per core win; raise it for GPUs)")
 	fs.DurationVar(&f.maxWait, "max-wait", 10*time.Millisecond, "how long a batch waits for more frames after its first")
@@ -204,6 +206,10 @@ func (f *analyzeFlags) loadAnalyzer(log *slog.Logger) (*analyzer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--heads: %w", err)
 	}
+	onDemand, err := analyze.ParseHeads(f.onDemand)
+	if err != nil {
+		return nil, fmt.Errorf("--on-demand-heads: %w", err)
+	}
 	man, err := models.Load()
 	if err != nil {
 		return nil, err
@@ -218,14 +224,15 @@ func (f *analyzeFlags) loadAnalyzer(log *slog.Logger) (*analyzer, error) {
 	}
 	a.models = analyze.NewModelSet(a.rt, man, f.deps, onnx.SessionOptions{IntraOpThreads: 1, MaxBatch: max(f.maxBatch, 1) * 4})
 	a.pipeline, err = analyze.NewPipeline(analyze.PipelineConfig{
-		Heads: heads, KeepEmbeddings: f.keepEmbeddings,
+		Heads: heads, OnDemand: onDemand, KeepEmbeddings: f.keepEmbeddings,
 		GenderThreshold: float32(f.genderThr), LivenessThreshold: float32(f.livenessThr),
 	}, a.models.Get)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	log.Info("models loaded", "heads", strings.Join(a.pipeline.Heads(), ","), "onnxruntime", a.rt.Version())
+	log.Info("models loaded", "heads", strings.Join(a.pipeline.Heads(), ","),
+		"on_demand_heads", strings.Join(a.pipeline.OnDemandHeads(), ","), "onnxruntime", a.rt.Version())
 	return a, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,7 +24,13 @@ const (
 	HeaderWidth    = "Vigil-Width"
 	HeaderHeight   = "Vigil-Height"
 	HeaderEncoding = "Vigil-Encoding"
+	// HeaderHeads asks analyzers to run these on-demand heads on this frame (comma-separated
+	// head names). Set by ingest when the track stage asks for a stream's next frame.
+	HeaderHeads = "Vigil-Heads"
 )
+
+// MaxHeads bounds the on-demand heads one frame may request.
+const MaxHeads = 16
 
 // Encodings a frame payload may use.
 const (
@@ -77,6 +84,8 @@ type Frame struct {
 	Encoding string
 	// Data is the encoded image.
 	Data []byte
+	// Heads lists on-demand heads requested for this frame (see HeaderHeads); usually empty.
+	Heads []string
 }
 
 // Validate checks every field a receiver relies on.
@@ -96,6 +105,29 @@ func (f Frame) Validate() error {
 	if len(f.Data) == 0 {
 		return fmt.Errorf("%w: empty payload", ErrMalformed)
 	}
+	if len(f.Heads) > MaxHeads {
+		return fmt.Errorf("%w: %d heads requested (at most %d)", ErrMalformed, len(f.Heads), MaxHeads)
+	}
+	for _, h := range f.Heads {
+		if err := validHeadName(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validHeadName accepts lower-case names of 1-32 letters, digits, '_' and '-'. Whether the head
+// exists is the analyzer's business; unknown heads are ignored there.
+func validHeadName(h string) error {
+	if h == "" || len(h) > 32 {
+		return fmt.Errorf("%w: head name %q", ErrMalformed, h)
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: head name %q", ErrMalformed, h)
+		}
+	}
 	return nil
 }
 
@@ -111,6 +143,9 @@ func (f Frame) Msg(subject string) (*nats.Msg, error) {
 	m.Header.Set(HeaderWidth, strconv.Itoa(f.Width))
 	m.Header.Set(HeaderHeight, strconv.Itoa(f.Height))
 	m.Header.Set(HeaderEncoding, f.Encoding)
+	if len(f.Heads) > 0 {
+		m.Header.Set(HeaderHeads, strings.Join(f.Heads, ","))
+	}
 	m.Data = f.Data
 	return m, nil
 }
@@ -142,6 +177,9 @@ func FromMsg(m *nats.Msg) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: %s: %w", ErrMalformed, HeaderHeight, err)
 	}
 	f.Encoding = m.Header.Get(HeaderEncoding)
+	if h := m.Header.Get(HeaderHeads); h != "" {
+		f.Heads = strings.Split(h, ",")
+	}
 	f.Data = m.Data
 	if err := f.Validate(); err != nil {
 		return Frame{}, err

@@ -31,6 +31,7 @@ func sample() Frame {
 
 func TestRoundTrip(t *testing.T) {
 	in := sample()
+	in.Heads = []string{"emotion", "pose"}
 	m, err := in.Msg("vigil.frames.cam1")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +41,8 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out.Stream != in.Stream || out.Seq != in.Seq || !out.Captured.Equal(in.Captured) || out.Width != in.Width ||
-		out.Height != in.Height || out.Encoding != in.Encoding || string(out.Data) != string(in.Data) {
+		out.Height != in.Height || out.Encoding != in.Encoding || string(out.Data) != string(in.Data) ||
+		strings.Join(out.Heads, ",") != "emotion,pose" {
 		t.Fatalf("round trip: got %+v, want %+v", out, in)
 	}
 }
@@ -55,6 +57,8 @@ func TestFromMsgRejects(t *testing.T) {
 		"bad captured": func(h nats.Header, _ *nats.Msg) { h.Set(HeaderCaptured, "yesterday") },
 		"encoding":     func(h nats.Header, _ *nats.Msg) { h.Set(HeaderEncoding, "gif") },
 		"empty":        func(_ nats.Header, m *nats.Msg) { m.Data = nil },
+		"bad head":     func(h nats.Header, _ *nats.Msg) { h.Set(HeaderHeads, "emotion,Bad Head") },
+		"many heads":   func(h nats.Header, _ *nats.Msg) { h.Set(HeaderHeads, strings.Repeat("a,", 40)+"a") },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
