@@ -57,10 +57,14 @@ type OpenOptions struct {
 // Open opens the source named by spec, dispatching on its scheme:
 //
 //	/path/to/file, ./file, file:///path  a video or image file, decoded by OpenCV (FFmpeg)
-//	rtsp://, rtsps://, http://, https://  a network stream, decoded by OpenCV (FFmpeg)
+//	rtsp://, rtsps://                      an RTSP stream over TCP (OpenNetwork, FFmpeg backend)
+//	http://, https://                      multipart MJPEG or a video over HTTP (OpenNetwork)
 //	device:N, /dev/videoN                  a V4L2 camera
 //
-// Anything else is refused with an error naming the supported forms.
+// Network streams and cameras are live (see OpenLive): the first connection is made now and
+// its failure returned at once with the reason; later failures reconnect with backoff, and a
+// reader goroutine keeps only the newest frame. Anything else is refused with an error naming
+// the supported forms.
 func Open(ctx context.Context, spec string, opts OpenOptions) (Source, error) {
 	kind, target, err := Classify(spec)
 	if err != nil {
@@ -70,9 +74,9 @@ func Open(ctx context.Context, spec string, opts OpenOptions) (Source, error) {
 	case KindFile:
 		return openFile(ctx, target, opts)
 	case KindNetwork:
-		return openCapture(ctx, target, true, opts)
+		return openNetworkLive(ctx, target, NetworkOptions{})
 	case KindDevice:
-		return openDevice(ctx, target)
+		return openDeviceLive(ctx, target)
 	}
 	return nil, fmt.Errorf("source %q: unsupported kind %v", spec, kind)
 }
@@ -95,14 +99,14 @@ func Classify(spec string) (Kind, string, error) {
 	}
 	if strings.HasPrefix(spec, "device:") {
 		n := strings.TrimPrefix(spec, "device:")
-		if _, err := strconv.Atoi(n); err != nil {
-			return 0, "", fmt.Errorf("source %q: device index %q is not a number", spec, n)
+		if i, err := strconv.Atoi(n); err != nil || i < 0 {
+			return 0, "", fmt.Errorf("source %q: device index %q is not a number >= 0", spec, n)
 		}
 		return KindDevice, n, nil
 	}
 	if strings.HasPrefix(spec, "/dev/video") {
 		n := strings.TrimPrefix(spec, "/dev/video")
-		if _, err := strconv.Atoi(n); err != nil {
+		if i, err := strconv.Atoi(n); err != nil || i < 0 {
 			return 0, "", fmt.Errorf("source %q: not a /dev/videoN device", spec)
 		}
 		return KindDevice, n, nil
@@ -121,8 +125,13 @@ func Classify(spec string) (Kind, string, error) {
 		}
 		return KindFile, u.Path, nil
 	case "rtsp", "rtsps", "http", "https":
-		if u.Host == "" {
-			return 0, "", fmt.Errorf("source %q: URL without a host", spec)
+		if u.Hostname() == "" {
+			return 0, "", fmt.Errorf("source %s: URL without a host", u.Redacted())
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return 0, "", fmt.Errorf("source %s: port %q outside 1..65535", u.Redacted(), p)
+			}
 		}
 		return KindNetwork, spec, nil
 	}

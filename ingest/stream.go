@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
@@ -119,6 +120,13 @@ func (r *streamRunner) run(ctx context.Context) error {
 		}
 		defer credits.close()
 	}
+	// The track role asks for on-demand heads on vigil.control.heads.<stream>; the next frame
+	// published carries them (Vigil-Heads).
+	heads, err := track.SubscribeHeads(r.nc, r.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", r.cfg.Name, err)
+	}
+	defer heads.Close()
 	src, err := r.open(ctx)
 	if err != nil {
 		return err
@@ -155,7 +163,7 @@ func (r *streamRunner) run(ctx context.Context) error {
 			}
 		}
 		seq++
-		if err := r.publish(subject, seq, raw); err != nil {
+		if err := r.publish(subject, seq, raw, heads.Take()); err != nil {
 			r.errs.Add(1)
 			return fmt.Errorf("stream %s: %w", r.cfg.Name, err)
 		}
@@ -163,7 +171,7 @@ func (r *streamRunner) run(ctx context.Context) error {
 	}
 }
 
-func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame) error {
+func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame, heads []string) error {
 	defer raw.Mat.Close()
 	small := vision.FitWithin(raw.Mat, r.cfg.MaxWidth, r.cfg.MaxHeight)
 	defer small.Close()
@@ -172,7 +180,7 @@ func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame) error {
 		return err
 	}
 	f := frame.Frame{Stream: r.cfg.Name, Seq: seq, Captured: raw.Captured, Width: small.Cols(), Height: small.Rows(),
-		Encoding: frame.EncodingJPEG, Data: data}
+		Encoding: frame.EncodingJPEG, Data: data, Heads: heads}
 	msg, err := f.Msg(subject)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package rtsptest
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 )
@@ -31,8 +32,8 @@ func ClockOptions(width, height, fps int) Options {
 	}
 }
 
-func clockFeed(width, height, fps int) func(ctx context.Context, w FrameWriter) error {
-	return func(ctx context.Context, w FrameWriter) error {
+func clockFeed(width, height, fps int) func(ctx context.Context, w io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
 		frame := make([]byte, width*height*3)
 		for i := range frame {
 			frame[i] = 96

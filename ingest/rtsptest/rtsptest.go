@@ -11,8 +11,10 @@ package rtsptest
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -38,18 +40,16 @@ type Options struct {
 	Input []string
 	// Feed, when set, writes ffmpeg's standard input until ctx ends or a write fails. It runs
 	// in a goroutine the publisher owns and must return when ctx ends.
-	Feed func(ctx context.Context, w FrameWriter) error
+	Feed func(ctx context.Context, w io.Writer) error
 	// GOP is the H.264 keyframe interval in frames. Default 25.
 	GOP int
 	// TLS serves rtsps:// with a self-signed certificate instead of rtsp://. Default false.
 	TLS bool
 	// ReadyTimeout bounds waiting for the publisher to start recording. Default 20 s.
 	ReadyTimeout time.Duration
-}
-
-// FrameWriter is where a Feed writes raw frames: ffmpeg's standard input.
-type FrameWriter interface {
-	Write(p []byte) (int, error)
+	// SessionTimeout is how long the server waits for a silent publisher (a frozen one)
+	// before it ends the stream. Default 60 s, so a test decides when a freeze ends.
+	SessionTimeout time.Duration
 }
 
 // Server is a running RTSP test server and its ffmpeg publisher.
@@ -63,12 +63,11 @@ type Server struct {
 	opts Options
 	tls  *tls.Config
 
-	mu        sync.Mutex
-	srv       *gortsplib.Server
-	h         *handler
-	pub       *publisher
-	plays     int
-	announces int
+	mu    sync.Mutex
+	srv   *gortsplib.Server
+	h     *handler
+	pub   *publisher
+	plays int
 }
 
 // New starts a server on a free loopback port and its publisher, waits until the publisher is
@@ -87,6 +86,9 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 20 * time.Second
+	}
+	if opts.SessionTimeout == 0 {
+		opts.SessionTimeout = 60 * time.Second
 	}
 	if opts.Video == "" && opts.Input == nil {
 		t.Fatal("rtsptest: Options need Video or Input")
@@ -136,6 +138,7 @@ func (s *Server) start(ln net.Listener) error {
 		Handler:     h,
 		RTSPAddress: s.Addr,
 		TLSConfig:   s.tls,
+		ReadTimeout: s.opts.SessionTimeout,
 		Listen: func(string, string) (net.Listener, error) {
 			return ln, nil
 		},
@@ -181,7 +184,7 @@ func (s *Server) StartPublisher() error {
 		return errors.New("rtsptest: publisher already running")
 	}
 	h.resetRecording()
-	pub, err := startPublisher(s.publishURL(), s.opts)
+	pub, err := startPublisher(s.URL, s.opts)
 	if err != nil {
 		return err
 	}
@@ -200,9 +203,6 @@ func (s *Server) StartPublisher() error {
 		return fmt.Errorf("rtsptest: publisher not recording after %v: %s", s.opts.ReadyTimeout, pub.stderrTail())
 	}
 }
-
-// publishURL is where ffmpeg publishes: the server's stream URL.
-func (s *Server) publishURL() string { return s.URL }
 
 // KillPublisher kills ffmpeg (SIGKILL, after thawing it) and waits for it to exit; the server
 // then ends the stream and disconnects its readers. It is idempotent.
@@ -231,6 +231,17 @@ func (s *Server) signalPublisher(stop bool) error {
 		return errors.New("rtsptest: no publisher")
 	}
 	return pub.signal(stop)
+}
+
+// ClientTLS returns a client configuration trusting the server's self-signed certificate (with
+// Options.TLS), or nil.
+func (s *Server) ClientTLS() *tls.Config {
+	if s.tls == nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(s.tls.Certificates[0].Leaf)
+	return &tls.Config{RootCAs: pool}
 }
 
 // Plays counts the PLAY requests the server has accepted since New, across restarts: each
@@ -317,9 +328,6 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 	}
 	h.stream = gortsplib.NewServerStream(h.srv, ctx.Description)
 	h.publisher = ctx.Session
-	h.s.mu.Lock()
-	h.s.announces++
-	h.s.mu.Unlock()
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 

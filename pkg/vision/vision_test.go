@@ -108,7 +108,7 @@ func TestDecodeRejects(t *testing.T) {
 			}
 			return j[:len(j)-10]
 		}(),
-		"50000x50000":   hugePNGHeader(50000, 50000),
+		"50000x50000": hugePNGHeader(50000, 50000),
 	}
 	for name, data := range cases {
 		m, err := Decode(data, 0)
