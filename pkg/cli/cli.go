@@ -33,7 +33,15 @@ func commands() []command {
 		{"run", "every role in one process with an embedded NATS server (the laptop setup)", runCmd},
 		{"ingest", "the ingest role alone: read sources, publish sampled frames to NATS", ingestCmd},
 		{"analyze", "the analyze role alone: frames from NATS in, face results out", analyzeCmd},
+		{"track", "the track role alone: track ids, identity votes, heads per track, face events", trackCmd},
 		{"sink", "the sink role alone: results from NATS to stdout or a JSON-lines file", sinkCmd},
+		{"serve", "the face HTTP API alone: detect, analyze, verify, identify images; the face gallery", serveCmd},
+		{"detect", "detect the faces in images; print JSON (vigil analyze IMAGE... adds attributes)", detectCmd},
+		{"represent", "print the faces' embeddings of images as JSON", representCmd},
+		{"verify", "are the faces in two images the same person? (JSON)", verifyCmd},
+		{"faces", "manage the face gallery in NATS: add, list, show, rm", facesCmd},
+		{"classifiers", "custom image classifiers in NATS: list, register, delete, train, classify", classifiersCmd},
+		{"config", "check a YAML configuration file (config check FILE), print an example, show one merged with the defaults", configCmd},
 		{"bench", "measure model latency, batching and analyzer throughput on this machine", benchCmd},
 		{"version", "print the version", func(_ context.Context, env Env, _ []string) error {
 			fmt.Fprintf(env.Stdout, "vigil %s\n", env.Version)

@@ -1,0 +1,477 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"image"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"gocv.io/x/gocv"
+
+	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/ingest"
+	"github.com/vigil-video/vigil/models"
+	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/onnx"
+	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/testenv"
+	"github.com/vigil-video/vigil/pkg/vision"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// trackedPrefix is where the track role publishes in these tests. The analyze role publishes on
+// vigil.results (it has no option to publish on vigil.analyzed yet), so the track role reads
+// vigil.results and writes here; in a deployment it reads vigil.analyzed and writes vigil.results.
+const trackedPrefix = "vigil.tracked"
+
+func natsConns(t *testing.T) func(name string) *nats.Conn {
+	t.Helper()
+	srv := &bus.EmbeddedServer{}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return func(name string) *nats.Conn {
+		nc, err := bus.Connect(context.Background(), srv.ClientURL(), name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+}
+
+// modelSet loads the real models through the real onnxruntime.
+func modelSet(t *testing.T) *analyze.ModelSet {
+	t.Helper()
+	deps := testenv.DepsDir(t)
+	rt, err := onnx.NewRuntime(filepath.Join(deps, "lib", "libonnxruntime.so.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := models.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := analyze.NewModelSet(rt, man, deps, onnx.SessionOptions{IntraOpThreads: 1})
+	t.Cleanup(func() {
+		if err := ms.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := rt.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ms
+}
+
+// startAnalyzer runs the real analyze role as `vigil run` would with tracking: the default heads
+// except the on-demand ones, which run only on frames that request them, and embeddings kept in
+// its results for the track role.
+func startAnalyzer(t *testing.T, nc *nats.Conn, ms *analyze.ModelSet) {
+	t.Helper()
+	p, err := analyze.NewPipeline(analyze.PipelineConfig{
+		Heads:          []string{analyze.HeadEmbedding, analyze.HeadAge, analyze.HeadGender},
+		OnDemand:       []string{analyze.HeadEmotion, analyze.HeadLiveness, analyze.HeadPose},
+		KeepEmbeddings: true,
+	}, ms.Get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &analyze.Role{Conn: nc, Analyzer: p, Workers: 2, MaxBatch: 4, MaxWait: 5 * time.Millisecond, Name: "e2e"}
+	run(t, role.Run, role.Ready())
+}
+
+// run starts a role's Run and stops it (cancel, wait) when the test ends.
+func run(t *testing.T, fn func(context.Context) error, ready <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// observer records, for one stream, the frames that requested heads, the analyzer's results, the
+// track role's results and its events.
+type observer struct {
+	mu          sync.Mutex
+	headsFrames map[uint64][]string
+	raw         map[uint64]result.Result
+	tracked     map[uint64]result.Result
+	events      []track.Event
+	changed     chan struct{}
+}
+
+func observe(t *testing.T, nc *nats.Conn, stream string) *observer {
+	t.Helper()
+	o := &observer{headsFrames: map[uint64][]string{}, raw: map[uint64]result.Result{}, tracked: map[uint64]result.Result{},
+		changed: make(chan struct{}, 1)}
+	sub := func(subject string, fn func(m *nats.Msg)) {
+		s, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			o.mu.Lock()
+			fn(m)
+			o.mu.Unlock()
+			select {
+			case o.changed <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Unsubscribe() })
+	}
+	parse := func(m *nats.Msg) result.Result {
+		r, err := result.ParseResult(m.Data)
+		if err != nil {
+			t.Errorf("%s: %v", m.Subject, err)
+		}
+		return r
+	}
+	sub(bus.FramesPrefix+"."+stream, func(m *nats.Msg) {
+		if h := m.Header.Get(frame.HeaderHeads); h != "" {
+			seq, _ := strconv.ParseUint(m.Header.Get(frame.HeaderSeq), 10, 64)
+			o.headsFrames[seq] = strings.Split(h, ",")
+		}
+	})
+	sub(bus.ResultsPrefix+"."+stream, func(m *nats.Msg) { r := parse(m); o.raw[r.Seq] = r })
+	sub(trackedPrefix+"."+stream, func(m *nats.Msg) { r := parse(m); o.tracked[r.Seq] = r })
+	sub(track.EventsPrefix+"."+stream+".>", func(m *nats.Msg) {
+		e, err := track.ParseEvent(m.Data)
+		if err != nil {
+			t.Errorf("%s: %v", m.Subject, err)
+			return
+		}
+		o.events = append(o.events, e)
+	})
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// waitEnded waits until the stream's n results are tracked and a face.left with reason "end"
+// has arrived.
+func (o *observer) waitEnded(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.NewTimer(2 * time.Minute)
+	defer deadline.Stop()
+	for {
+		o.mu.Lock()
+		ok := len(o.tracked) >= n
+		ended := false
+		for _, e := range o.events {
+			ended = ended || e.Kind == track.KindLeft && e.Reason == track.ReasonEnd
+		}
+		o.mu.Unlock()
+		if ok && ended {
+			return
+		}
+		select {
+		case <-o.changed:
+		case <-deadline.C:
+			t.Fatalf("timed out: %d of %d results tracked, ended %v", len(o.tracked), n, ended)
+		}
+	}
+}
+
+func (o *observer) of(kind string) []track.Event {
+	var out []track.Event
+	for _, e := range o.events {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestVideoOneTrackForTheWoman runs ingest (the face video, read once at 10 frames/s), the real
+// analyzer and the track role on one NATS server: the woman keeps one track id through the
+// video, appears and leaves once, the track role's heads request reaches ingest, the frame after
+// it carries pose, liveness and emotion, and every later result of the track shows them.
+func TestVideoOneTrackForTheWoman(t *testing.T) {
+	video := filepath.Join(testenv.TestData(t), "video", "fer_test.mp4")
+	conn := natsConns(t)
+	obs := observe(t, conn("observer"), "fer")
+	startAnalyzer(t, conn("analyze"), modelSet(t))
+	tr := &track.Role{Conn: conn("track"), Input: bus.ResultsPrefix, Output: trackedPrefix}
+	run(t, tr.Run, tr.Ready())
+
+	in := &ingest.Role{Conn: conn("ingest"), Streams: []ingest.StreamConfig{{Name: "fer", Source: video, FPS: 10, Once: true}}}
+	if err := in.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	frames := int(in.Stats()["fer"].Published)
+	obs.waitEnded(t, frames)
+
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	// One track id for the woman across most frames.
+	perTrack := map[string]int{}
+	withFace := 0
+	for _, r := range obs.tracked {
+		if len(r.Faces) > 0 {
+			withFace++
+		}
+		for _, f := range r.Faces {
+			perTrack[f.TrackID]++
+			if f.Embedding != nil {
+				t.Fatalf("seq %d: embedding in a tracked result", r.Seq)
+			}
+		}
+	}
+	woman, most := "", 0
+	for id, n := range perTrack {
+		if n > most {
+			woman, most = id, n
+		}
+	}
+	t.Logf("%d frames, %d with a face; tracks %v", frames, withFace, perTrack)
+	if frames < 40 || withFace < frames*9/10 || most < frames*9/10 || woman == "" {
+		t.Fatalf("track %q on %d of %d frames (%d with a face); want one track on at least 90%%", woman, most, frames, withFace)
+	}
+	// Appeared and left exactly once, for her track.
+	app, left := obs.of(track.KindAppeared), obs.of(track.KindLeft)
+	if len(app) != 1 || len(left) != 1 || app[0].TrackID != woman || left[0].TrackID != woman || left[0].Reason != track.ReasonEnd {
+		t.Fatalf("appeared %+v\nleft %+v\nwant one of each for %s", app, left, woman)
+	}
+	if c := app[0].Crop; c.Stream != "fer" || c.Width != 596 || c.Height != 336 || c.Box.X2 <= c.Box.X1 || obs.tracked[c.Seq].Faces == nil {
+		t.Fatalf("appeared crop %+v does not reference an analysed frame", c)
+	}
+	// The heads request reached ingest: some frames carry Vigil-Heads, far fewer than all.
+	var asked []uint64
+	for seq := range obs.headsFrames {
+		asked = append(asked, seq)
+	}
+	sort.Slice(asked, func(i, j int) bool { return asked[i] < asked[j] })
+	t.Logf("frames with Vigil-Heads: %v (%d requests)", asked, tr.Stats().HeadsRequests)
+	if len(asked) == 0 || len(asked) > frames/4 {
+		t.Fatalf("%d of %d frames requested heads; want some, not most", len(asked), frames)
+	}
+	first := asked[0]
+	if got := obs.headsFrames[first]; strings.Join(got, ",") != strings.Join(track.DefaultHeads, ",") {
+		t.Fatalf("frame %d requested %v, want %v", first, got, track.DefaultHeads)
+	}
+	// The analyzer ran them on that frame, and only on requested frames.
+	for seq, r := range obs.raw {
+		for _, f := range r.Faces {
+			_, requested := obs.headsFrames[seq]
+			heavy := f.Pose != nil && f.Liveness != nil && f.Emotion != nil
+			if requested != heavy {
+				t.Fatalf("seq %d: heads requested %v, analyzer output pose/liveness/emotion %v", seq, requested, heavy)
+			}
+		}
+	}
+	if len(obs.raw[first].Faces) == 0 {
+		t.Fatalf("frame %d requested heads but has no face", first)
+	}
+	// The track carries them forward: every later result of her track shows them.
+	for seq, r := range obs.tracked {
+		for _, f := range r.Faces {
+			if f.TrackID == woman && seq > first && (f.Pose == nil || f.Liveness == nil || f.Emotion == nil) {
+				t.Fatalf("seq %d (after %d): heavy attributes not carried: %+v", seq, first, f)
+			}
+			if seq < first && f.Emotion != nil {
+				t.Fatalf("seq %d: emotion before any frame ran it", seq)
+			}
+		}
+	}
+	// Measured association margins, for tuning: similarity of consecutive embeddings.
+	logConsecutiveSimilarity(t, obs.raw)
+}
+
+func logConsecutiveSimilarity(t *testing.T, raw map[uint64]result.Result) {
+	var seqs []uint64
+	for s := range raw {
+		seqs = append(seqs, s)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	lo, hi := float32(2), float32(-2)
+	var prev []float32
+	for _, s := range seqs {
+		if fs := raw[s].Faces; len(fs) > 0 && fs[0].Embedding != nil {
+			if prev != nil {
+				c := analyze.Cosine(prev, fs[0].Embedding)
+				lo, hi = min(lo, c), max(hi, c)
+			}
+			prev = fs[0].Embedding
+		}
+	}
+	t.Logf("cosine of consecutive embeddings of the largest face: %.3f..%.3f", lo, hi)
+}
+
+// photoGallery is a gallery-like Matcher over enrolled photos' embeddings: the best cosine over
+// an identity's photos, a match from threshold on.
+type photoGallery struct {
+	threshold float32
+	names     []string
+	embs      [][]float32
+}
+
+func (g *photoGallery) Match(emb []float32) (string, float32, bool) {
+	best, name := float32(-2), ""
+	for i, e := range g.embs {
+		if c := analyze.Cosine(e, emb); c > best {
+			best, name = c, g.names[i]
+		}
+	}
+	if best < g.threshold {
+		return "", best, false
+	}
+	return name, best, true
+}
+
+// faceFrame decodes a photo, finds its face and returns a 256x256 JPEG of a square around it
+// (twice the face's size, shrunk to stay inside the photo), so consecutive frames made from
+// different photos put the face at about the same place.
+func faceFrame(t *testing.T, p *analyze.Pipeline, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := vision.Decode(data, 0)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer m.Close()
+	out, err := p.Analyze(context.Background(), []gocv.Mat{m})
+	if err != nil || len(out[0].Faces) == 0 {
+		t.Fatalf("%s: no face (%v)", path, err)
+	}
+	b := out[0].Faces[0].Box
+	cx, cy := float64(b.X1+b.X2)/2, float64(b.Y1+b.Y2)/2
+	half := float64(max(b.X2-b.X1, b.Y2-b.Y1))
+	half = min(half, cx, cy, float64(m.Cols())-cx, float64(m.Rows())-cy)
+	crop, err := vision.CropResize(m, image.Rect(int(cx-half), int(cy-half), int(cx+half), int(cy+half)), 256, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer crop.Close()
+	jpg, err := vision.EncodeJPEG(crop, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jpg
+}
+
+// TestRecognizesObamaAcrossFrames enrols a gallery-like Matcher with two photos of Barack Obama
+// and the photos of the other identities, then streams frames made from his two other photos
+// through the real analyzer and the track role: one track, recognised as Obama once, and every
+// result from then on carries his identity.
+func TestRecognizesObamaAcrossFrames(t *testing.T) {
+	faces := filepath.Join(testenv.TestData(t), "faces")
+	ms := modelSet(t)
+	enrol, err := analyze.NewPipeline(analyze.PipelineConfig{Heads: []string{analyze.HeadEmbedding}}, ms.Get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &photoGallery{threshold: track.DefaultThreshold}
+	add := func(name, path string) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := vision.Decode(data, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out, err := enrol.Analyze(context.Background(), []gocv.Mat{m})
+		m.Close()
+		if err != nil || len(out[0].Embeddings) == 0 || out[0].Embeddings[0] == nil {
+			t.Fatalf("%s: no embedding (%v)", path, err)
+		}
+		g.names, g.embs = append(g.names, name), append(g.embs, out[0].Embeddings[0])
+	}
+	add("Barack_Obama", filepath.Join(faces, "Barack_Obama", "obama.jpg"))
+	add("Barack_Obama", filepath.Join(faces, "Barack_Obama", "obama2.jpg"))
+	for _, other := range []string{"Joe_Biden", "John_Salley", "John_Savage", "John_Schneider"} {
+		photos, _ := filepath.Glob(filepath.Join(faces, other, "*"))
+		if len(photos) > 4 {
+			photos = photos[:4]
+		}
+		for _, p := range photos {
+			add(other, p)
+		}
+	}
+	shots := [][]byte{
+		faceFrame(t, enrol, filepath.Join(faces, "Barack_Obama", "obama3.jpg")),
+		faceFrame(t, enrol, filepath.Join(faces, "Barack_Obama", "knn_test_obama1.jpg")),
+	}
+
+	conn := natsConns(t)
+	obs := observe(t, conn("observer"), "obama")
+	startAnalyzer(t, conn("analyze"), ms)
+	tr := &track.Role{Conn: conn("track"), Input: bus.ResultsPrefix, Output: trackedPrefix, Matcher: g,
+		Tracker: track.TrackerConfig{HeadsInterval: -1}}
+	run(t, tr.Run, tr.Ready())
+
+	const frames = 12
+	pub := conn("camera")
+	start := time.Now()
+	for seq := uint64(1); seq <= frames; seq++ {
+		f := frame.Frame{Stream: "obama", Seq: seq, Captured: start.Add(time.Duration(seq) * 200 * time.Millisecond),
+			Width: 256, Height: 256, Encoding: frame.EncodingJPEG, Data: shots[seq%2]}
+		msg, err := f.Msg(bus.FramesPrefix + ".obama")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pub.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eos, _ := json.Marshal(result.EndOfStream{Schema: result.SchemaVersion, Stream: "obama", Frames: frames, At: time.Now().UTC()})
+	if err := pub.Publish(bus.EOSPrefix+".obama", eos); err != nil {
+		t.Fatal(err)
+	}
+	obs.waitEnded(t, frames)
+
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	for seq := uint64(1); seq <= frames; seq++ {
+		if fs := obs.raw[seq].Faces; len(fs) > 0 && fs[0].Embedding != nil {
+			name, sim, _ := g.Match(fs[0].Embedding)
+			t.Logf("seq %d: %d faces, best gallery match %s %.3f", seq, len(fs), name, sim)
+		}
+	}
+	rec := obs.of(track.KindRecognized)
+	if len(rec) != 1 || rec[0].Identity == nil || rec[0].Identity.Name != "Barack_Obama" || rec[0].Identity.Similarity < track.DefaultThreshold {
+		t.Fatalf("recognized events %+v, want one for Barack_Obama", rec)
+	}
+	id := rec[0].TrackID
+	if app, left := obs.of(track.KindAppeared), obs.of(track.KindLeft); len(app) != 1 || len(left) != 1 ||
+		left[0].Identity == nil || left[0].Identity.Name != "Barack_Obama" || left[0].TrackID != id {
+		t.Fatalf("appeared %+v, left %+v: want one each for track %s, left recognised", app, left, id)
+	}
+	for seq := uint64(1); seq <= frames; seq++ {
+		r := obs.tracked[seq]
+		if len(r.Faces) == 0 || r.Faces[0].TrackID != id {
+			t.Fatalf("seq %d: faces %+v, want the face on track %s", seq, r.Faces, id)
+		}
+		if got := r.Faces[0].Identity; seq >= rec[0].Seq && (got == nil || got.Name != "Barack_Obama") {
+			t.Fatalf("seq %d: identity %+v after recognition at %d", seq, got, rec[0].Seq)
+		}
+	}
+	t.Logf("recognised at seq %d with similarity %.3f", rec[0].Seq, rec[0].Identity.Similarity)
+}

@@ -1,0 +1,614 @@
+package track
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/vigil-video/vigil/pkg/result"
+)
+
+// Matcher identifies a face by its embedding against a gallery of enrolled identities. Match
+// returns the most similar identity's name, its cosine similarity and ok=true when it is a match
+// by the gallery's own rule; otherwise ok=false. The tracker applies TrackerConfig.Threshold on
+// top. *gallery.Gallery (analyze/gallery) has this method. Implementations must be safe for
+// concurrent use.
+type Matcher interface {
+	Match(emb []float32) (name string, similarity float32, ok bool)
+}
+
+// DefaultThreshold is the cosine similarity from which a frame's gallery match votes for an
+// identity. On ../shared/testdata/faces the lowest same-person similarity is 0.58 and the highest
+// different-person one 0.34; 0.45 sits in that gap.
+const DefaultThreshold = 0.45
+
+// TrackerConfig tunes a Tracker. Zero fields take their defaults.
+type TrackerConfig struct {
+	// IoUWeight is the share of box overlap (IoU with the track's predicted box) in the
+	// association score; the rest is the cosine similarity of the embeddings. Default 0.5.
+	IoUWeight float64
+	// MinIoU: a face and a track associate when their IoU reaches it (subject to VetoCosine).
+	// Default 0.1.
+	MinIoU float64
+	// MinCosine: a face and a track whose embeddings are at least this similar associate even
+	// without overlap (a fast move, dropped frames). Default 0.5.
+	MinCosine float64
+	// VetoCosine: a face and a track whose embeddings are less similar than this never associate,
+	// however much they overlap (two people crossing, or one taking another's place). Default
+	// 0.35: different people in ../shared/testdata/faces reach 0.34, while consecutive frames of
+	// the woman in video/fer_test.mp4 stay at 0.74 or more.
+	VetoCosine float64
+	// MinHits is the sightings in a row that confirm a track (and announce face.appeared); a
+	// track missed before that is dropped silently. Default 2.
+	MinHits int
+	// MaxMisses ends a confirmed track (face.left, reason "lost") after this many analysed frames
+	// in a row without it. Default 5 (1 s at 5 frames/s).
+	MaxMisses int
+	// MaxAge ends a confirmed track once its last sighting is this much capture time older than
+	// a frame without it, whatever MaxMisses says (for low or irregular frame rates). Default 2s;
+	// negative: only MaxMisses counts.
+	MaxAge time.Duration
+	// MaxTracks bounds the live tracks of a stream; further faces get no track. Default 64.
+	MaxTracks int
+	// Threshold is the similarity from which a frame's gallery match counts as a vote for that
+	// identity; below it the frame votes "unknown". Default DefaultThreshold (0.45).
+	Threshold float32
+	// MinVotes is the frames that must have voted before an identity can settle. Default 3.
+	MinVotes int
+	// MinShare is the share of the vote weight (unknown votes included) the leading identity
+	// needs to settle. Default 0.5.
+	MinShare float64
+	// Window is the sightings per track kept for voting and crop choice. Default 15.
+	Window int
+	// Heads are the heads whose output is scheduled per track: a track without their output, or
+	// with output older than HeadsInterval, asks for them (Step.HeadsFor). Default DefaultHeads.
+	Heads []string
+	// HeadsInterval is how much capture time a track's heads output stays fresh. Default 5s;
+	// negative: heads are never asked for.
+	HeadsInterval time.Duration
+}
+
+func (c *TrackerConfig) setDefaults() {
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.IoUWeight, 0.5)
+	def(&c.MinIoU, 0.1)
+	def(&c.MinCosine, 0.5)
+	def(&c.VetoCosine, 0.35)
+	def(&c.MinShare, 0.5)
+	if c.MinHits <= 0 {
+		c.MinHits = 2
+	}
+	if c.MaxMisses <= 0 {
+		c.MaxMisses = 5
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 2 * time.Second
+	}
+	if c.MaxTracks <= 0 {
+		c.MaxTracks = 64
+	}
+	if c.Threshold == 0 {
+		c.Threshold = DefaultThreshold
+	}
+	if c.MinVotes <= 0 {
+		c.MinVotes = 3
+	}
+	if c.Window <= 0 {
+		c.Window = 15
+	}
+	if c.Heads == nil {
+		c.Heads = append([]string(nil), DefaultHeads...)
+	}
+	if c.HeadsInterval == 0 {
+		c.HeadsInterval = 5 * time.Second
+	}
+}
+
+// Validate reports a configuration the tracker cannot work with.
+func (c TrackerConfig) Validate() error {
+	switch {
+	case c.IoUWeight < 0 || c.IoUWeight > 1:
+		return fmt.Errorf("track: IoU weight %v outside 0..1", c.IoUWeight)
+	case c.MinIoU < 0 || c.MinIoU > 1:
+		return fmt.Errorf("track: min IoU %v outside 0..1", c.MinIoU)
+	case c.MinCosine < -1 || c.MinCosine > 1 || c.VetoCosine < -1 || c.VetoCosine > 1:
+		return fmt.Errorf("track: cosine gates %v, %v outside -1..1", c.MinCosine, c.VetoCosine)
+	case c.Threshold < -1 || c.Threshold > 1:
+		return fmt.Errorf("track: identity threshold %v outside -1..1", c.Threshold)
+	case c.MinShare < 0 || c.MinShare > 1:
+		return fmt.Errorf("track: min share %v outside 0..1", c.MinShare)
+	case c.MinVotes > c.Window && c.Window > 0:
+		return fmt.Errorf("track: min votes %d above the vote window %d", c.MinVotes, c.Window)
+	}
+	return validHeads("x", c.Heads)
+}
+
+// Step is what one frame changed.
+type Step struct {
+	// Events are the events the frame decided, in order: face.left of lost tracks, then
+	// face.appeared, then face.recognized. Their At is zero (the publisher sets it).
+	Events []Event
+	// HeadsFor lists the tracks in this frame that need the scheduled heads (new, or their
+	// output is stale); empty when none does. HeadsReason is RequestNewTrack when at least one of
+	// them never had the output, else RequestStale.
+	HeadsFor    []string
+	HeadsReason string
+	// HeadsSeen is true when a face of this frame carried fresh output of every scheduled head:
+	// the analyzer ran them on this frame (an honoured request, or heads it always runs).
+	HeadsSeen bool
+}
+
+// Tracker follows the faces of one stream. Feed it every analysed result of the stream in
+// sequence order (Update); it is not safe for concurrent use. It takes no clock: its time is the
+// results' capture time.
+type Tracker struct {
+	cfg     TrackerConfig
+	stream  string
+	matcher Matcher
+
+	idPrefix string
+	nextID   uint64
+	tracks   []*trk
+	lastSeq  uint64
+}
+
+// trk is one track's state.
+type trk struct {
+	id                    string
+	confirmed, recognized bool
+	hits, misses          int
+	firstSeen, lastSeen   time.Time
+	lastSeq               uint64
+	box                   result.Box
+	vx, vy                float64 // centre velocity, pixels per sequence number
+	moved                 bool    // vx, vy are measured
+	emb                   []float32
+	sightings             []sighting // the last Window, oldest first
+	identity              *result.Identity
+	attrs                 carried
+	headsAt               time.Time
+	hasHeads              bool
+}
+
+type sighting struct {
+	crop    Crop
+	quality float64
+	voted   bool
+	name    string // "" votes unknown
+	sim     float32
+}
+
+// carried holds a track's latest attribute outputs, put on its faces whose frame lacked them.
+type carried struct {
+	age      *float32
+	gender   *result.Gender
+	emotion  *result.Emotion
+	liveness *result.Liveness
+	pose     *result.Pose
+}
+
+// NewTracker returns a tracker for stream. matcher may be nil: frames then vote with the identity
+// the analyzer put on the face, if any.
+func NewTracker(stream string, cfg TrackerConfig, matcher Matcher) *Tracker {
+	cfg.setDefaults()
+	return &Tracker{cfg: cfg, stream: stream, matcher: matcher}
+}
+
+// Tracks returns the number of live tracks (tentative and confirmed).
+func (t *Tracker) Tracks() int { return len(t.tracks) }
+
+// Update associates res's faces with the stream's tracks and enriches them in place: TrackID on
+// every face that has a track, Identity from the track's settled vote (nil until it settles, and
+// for unknown people), and the track's latest age, gender, emotion, liveness and pose on faces
+// whose frame did not have them. res must come after every result already given, in sequence
+// order; an older one is only labelled (see Label).
+func (t *Tracker) Update(res *result.Result) Step {
+	if t.lastSeq != 0 && res.Seq <= t.lastSeq {
+		t.Label(res)
+		return Step{}
+	}
+	if t.idPrefix == "" {
+		t.idPrefix = strconv.FormatInt(res.CapturedAt.UnixMilli(), 36)
+	}
+	now := res.CapturedAt
+	var step Step
+	match := t.associate(res)
+	seen := make([]bool, len(t.tracks))
+	for _, ti := range match {
+		if ti >= 0 {
+			seen[ti] = true
+		}
+	}
+	// Tracks not seen: count the miss; end those that are gone.
+	kept := t.tracks[:0]
+	remap := make([]int, len(t.tracks))
+	for i, tr := range t.tracks {
+		remap[i] = -1
+		if !seen[i] {
+			tr.misses++
+			if !tr.confirmed {
+				continue // a tentative track missed once is dropped silently
+			}
+			if tr.misses >= t.cfg.MaxMisses || t.cfg.MaxAge > 0 && now.Sub(tr.lastSeen) >= t.cfg.MaxAge {
+				step.Events = append(step.Events, t.leftEvent(tr, ReasonLost, res.Seq, now))
+				continue
+			}
+		}
+		remap[i] = len(kept)
+		kept = append(kept, tr)
+	}
+	t.tracks = kept
+	var appeared, recognized []Event
+	heads := len(t.cfg.Heads) > 0
+	for fi := range res.Faces {
+		f := &res.Faces[fi]
+		var tr *trk
+		if ti := match[fi]; ti >= 0 {
+			tr = t.tracks[remap[ti]]
+			t.observe(tr, res, f)
+		} else if len(t.tracks) < t.cfg.MaxTracks {
+			tr = t.newTrack(res, f)
+		}
+		if tr == nil {
+			t.clearIdentity(f)
+			continue
+		}
+		fresh := heads && hasHeads(*f, t.cfg.Heads)
+		if fresh {
+			step.HeadsSeen = true
+			tr.hasHeads, tr.headsAt = true, now
+		}
+		tr.attrs.take(f)
+		t.vote(tr, res, f)
+		if !tr.confirmed && tr.hits >= t.cfg.MinHits {
+			tr.confirmed = true
+			appeared = append(appeared, t.event(tr, KindAppeared, res.Seq, now, best(tr.sightings, "")))
+		}
+		if tr.confirmed && !tr.recognized && tr.identity != nil {
+			tr.recognized = true
+			ev := t.event(tr, KindRecognized, res.Seq, now, best(tr.sightings, tr.identity.Name))
+			ev.Identity = cloneIdentity(tr.identity)
+			recognized = append(recognized, ev)
+		}
+		t.label(tr, f)
+		if t.cfg.HeadsInterval >= 0 && heads && (!tr.hasHeads || now.Sub(tr.headsAt) >= t.cfg.HeadsInterval) {
+			step.HeadsFor = append(step.HeadsFor, tr.id)
+			if !tr.hasHeads || step.HeadsReason == RequestNewTrack {
+				step.HeadsReason = RequestNewTrack
+			} else {
+				step.HeadsReason = RequestStale
+			}
+		}
+	}
+	step.Events = append(append(step.Events, appeared...), recognized...)
+	t.lastSeq = res.Seq
+	return step
+}
+
+// Label enriches res's faces from the current tracks without changing them: for a result that
+// arrived after later ones were already tracked. A face gets the track it associates with (by
+// the same gates as Update), or no track.
+func (t *Tracker) Label(res *result.Result) {
+	match := t.associate(res)
+	for fi := range res.Faces {
+		f := &res.Faces[fi]
+		if ti := match[fi]; ti >= 0 {
+			t.label(t.tracks[ti], f)
+		} else {
+			t.clearIdentity(f)
+		}
+	}
+}
+
+// Finish ends every track: it returns face.left with reason for each confirmed one (Seq and
+// CapturedAt of its last sighting) and leaves the tracker empty; later results start new tracks.
+func (t *Tracker) Finish(reason string) []Event {
+	var out []Event
+	for _, tr := range t.tracks {
+		if tr.confirmed {
+			out = append(out, t.leftEvent(tr, reason, tr.lastSeq, tr.lastSeen))
+		}
+	}
+	t.tracks = nil
+	return out
+}
+
+// associate returns, for each face of res, the index of its track in t.tracks or -1.
+func (t *Tracker) associate(res *result.Result) []int {
+	match := make([]int, len(res.Faces))
+	for i := range match {
+		match[i] = -1
+	}
+	if len(t.tracks) == 0 || len(res.Faces) == 0 {
+		return match
+	}
+	cost := make([][]float64, len(res.Faces))
+	allowed := false
+	for fi, f := range res.Faces {
+		cost[fi] = make([]float64, len(t.tracks))
+		for ti, tr := range t.tracks {
+			c, ok := t.pairCost(tr, f, res.Seq)
+			if !ok {
+				c = forbidden * 2
+			} else {
+				allowed = true
+			}
+			cost[fi][ti] = c
+		}
+	}
+	if !allowed {
+		return match
+	}
+	return Assign(cost)
+}
+
+// pairCost scores face f against track tr's box predicted at seq: 1 - (w·IoU + (1-w)·cosine),
+// or IoU alone without embeddings; ok is false when the gates forbid the pair.
+func (t *Tracker) pairCost(tr *trk, f result.Face, seq uint64) (float64, bool) {
+	pred := tr.box
+	if tr.moved && seq > tr.lastSeq {
+		d := float64(seq - tr.lastSeq)
+		dx, dy := float32(tr.vx*d), float32(tr.vy*d)
+		pred = result.Box{X1: pred.X1 + dx, Y1: pred.Y1 + dy, X2: pred.X2 + dx, Y2: pred.Y2 + dy}
+	}
+	ov := iou(pred, f.Box)
+	cos, hasEmb := cosine(tr.emb, f.Embedding)
+	if hasEmb && cos < t.cfg.VetoCosine {
+		return 0, false
+	}
+	if ov < t.cfg.MinIoU && !(hasEmb && cos >= t.cfg.MinCosine) {
+		return 0, false
+	}
+	score := ov
+	if hasEmb {
+		score = t.cfg.IoUWeight*ov + (1-t.cfg.IoUWeight)*max(cos, 0)
+	}
+	return 1 - score, true
+}
+
+func (t *Tracker) newTrack(res *result.Result, f *result.Face) *trk {
+	t.nextID++
+	tr := &trk{id: t.idPrefix + "-" + strconv.FormatUint(t.nextID, 10), firstSeen: res.CapturedAt}
+	t.tracks = append(t.tracks, tr)
+	t.observe(tr, res, f)
+	return tr
+}
+
+// observe records a sighting of tr in res: box, motion, embedding, counters.
+func (t *Tracker) observe(tr *trk, res *result.Result, f *result.Face) {
+	if tr.hits > 0 && res.Seq > tr.lastSeq {
+		d := float64(res.Seq - tr.lastSeq)
+		cx0, cy0 := center(tr.box)
+		cx1, cy1 := center(f.Box)
+		vx, vy := (cx1-cx0)/d, (cy1-cy0)/d
+		if tr.moved {
+			vx, vy = (tr.vx+vx)/2, (tr.vy+vy)/2
+		}
+		// A face does not cross more than its own size per frame: cap wild estimates.
+		lim := float64(f.Box.X2 - f.Box.X1)
+		tr.vx, tr.vy, tr.moved = clamp(vx, -lim, lim), clamp(vy, -lim, lim), true
+	}
+	tr.box = f.Box
+	if len(f.Embedding) > 0 {
+		if len(tr.emb) != len(f.Embedding) {
+			tr.emb = append([]float32(nil), f.Embedding...)
+		} else {
+			mix := make([]float64, len(tr.emb))
+			for i := range mix {
+				mix[i] = 0.7*float64(tr.emb[i]) + 0.3*float64(f.Embedding[i])
+			}
+			tr.emb = normalize(mix)
+		}
+	}
+	tr.hits++
+	tr.misses = 0
+	tr.lastSeen, tr.lastSeq = res.CapturedAt, res.Seq
+}
+
+// vote adds this frame's sighting of tr, with its identity vote when it has one, and settles the
+// track's identity once the vote allows it.
+func (t *Tracker) vote(tr *trk, res *result.Result, f *result.Face) {
+	s := sighting{quality: Quality(*f), crop: Crop{Stream: res.Stream, Seq: res.Seq, CapturedAt: res.CapturedAt, Box: f.Box, Width: res.Width, Height: res.Height}}
+	switch {
+	case t.matcher != nil && len(f.Embedding) > 0:
+		name, sim, ok := t.matcher.Match(f.Embedding)
+		s.voted, s.sim = true, sim
+		if ok && name != "" && sim >= t.cfg.Threshold {
+			s.name = name
+		}
+	case f.Identity != nil:
+		s.voted, s.sim = true, f.Identity.Similarity
+		if f.Identity.Name != "" && f.Identity.Similarity >= t.cfg.Threshold {
+			s.name = f.Identity.Name
+		}
+	}
+	tr.sightings = append(tr.sightings, s)
+	if n := len(tr.sightings) - t.cfg.Window; n > 0 {
+		tr.sightings = append(tr.sightings[:0], tr.sightings[n:]...)
+	}
+	name, sim, ok := t.tally(tr.sightings)
+	switch {
+	case tr.identity == nil && ok:
+		tr.identity = &result.Identity{Name: name, Similarity: sim}
+	case tr.identity != nil && name == tr.identity.Name:
+		tr.identity.Similarity = sim
+	}
+}
+
+// tally is the weighted vote over sightings: the leading identity, its quality-weighted mean
+// similarity, and whether it has settled (at least MinVotes votes, and at least MinShare of the
+// vote weight, unknown votes included).
+func (t *Tracker) tally(ss []sighting) (string, float32, bool) {
+	type sum struct{ w, ws float64 }
+	sums := map[string]*sum{}
+	var total float64
+	votes := 0
+	for _, s := range ss {
+		if !s.voted {
+			continue
+		}
+		votes++
+		w := max(s.quality, 1e-6)
+		total += w
+		if s.name == "" {
+			continue
+		}
+		x := sums[s.name]
+		if x == nil {
+			x = &sum{}
+			sums[s.name] = x
+		}
+		x.w += w
+		x.ws += w * float64(s.sim)
+	}
+	lead, leadW := "", 0.0
+	for name, x := range sums {
+		if x.w > leadW || x.w == leadW && name < lead {
+			lead, leadW = name, x.w
+		}
+	}
+	if lead == "" {
+		return "", 0, false
+	}
+	sim := float32(sums[lead].ws / leadW)
+	return lead, sim, votes >= t.cfg.MinVotes && leadW >= t.cfg.MinShare*total
+}
+
+// label puts tr's id, identity and carried attributes on f.
+func (t *Tracker) label(tr *trk, f *result.Face) {
+	f.TrackID = tr.id
+	f.Identity = cloneIdentity(tr.identity)
+	tr.attrs.fill(f)
+}
+
+// clearIdentity removes a per-frame identity from a face without a track: identity in results
+// is the track's vote.
+func (t *Tracker) clearIdentity(f *result.Face) { f.Identity = nil }
+
+func (t *Tracker) event(tr *trk, kind string, seq uint64, at time.Time, crop Crop) Event {
+	return Event{Schema: EventSchema, Kind: kind, Stream: t.stream, TrackID: tr.id, Seq: seq, CapturedAt: at,
+		Crop: crop, FirstSeen: tr.firstSeen, LastSeen: tr.lastSeen, Frames: tr.hits}
+}
+
+func (t *Tracker) leftEvent(tr *trk, reason string, seq uint64, at time.Time) Event {
+	ev := t.event(tr, KindLeft, seq, at, best(tr.sightings, ""))
+	ev.Reason = reason
+	if tr.recognized {
+		ev.Identity = cloneIdentity(tr.identity)
+	}
+	return ev
+}
+
+// best returns the crop of the highest-quality sighting (voting for name, when name is set; the
+// latest among equals).
+func best(ss []sighting, name string) Crop {
+	var c Crop
+	q := -1.0
+	for _, s := range ss {
+		if name != "" && s.name != name {
+			continue
+		}
+		if s.quality >= q {
+			c, q = s.crop, s.quality
+		}
+	}
+	return c
+}
+
+func center(b result.Box) (float64, float64) {
+	return float64(b.X1+b.X2) / 2, float64(b.Y1+b.Y2) / 2
+}
+
+func cloneIdentity(id *result.Identity) *result.Identity {
+	if id == nil {
+		return nil
+	}
+	c := *id
+	return &c
+}
+
+// hasHeads reports whether f carries the output of every head in heads (unknown names count as
+// present: their output cannot be checked).
+func hasHeads(f result.Face, heads []string) bool {
+	for _, h := range heads {
+		var ok bool
+		switch h {
+		case "emotion":
+			ok = f.Emotion != nil
+		case "liveness":
+			ok = f.Liveness != nil
+		case "pose":
+			ok = f.Pose != nil
+		case "age":
+			ok = f.Age != nil
+		case "gender":
+			ok = f.Gender != nil
+		case "embedding":
+			ok = len(f.Embedding) > 0
+		default:
+			ok = true
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// take keeps f's attribute outputs as the track's latest.
+func (c *carried) take(f *result.Face) {
+	if f.Age != nil {
+		v := *f.Age
+		c.age = &v
+	}
+	if f.Gender != nil {
+		v := *f.Gender
+		c.gender = &v
+	}
+	if f.Emotion != nil {
+		c.emotion = cloneEmotion(f.Emotion)
+	}
+	if f.Liveness != nil {
+		v := *f.Liveness
+		c.liveness = &v
+	}
+	if f.Pose != nil {
+		v := *f.Pose
+		c.pose = &v
+	}
+}
+
+// fill puts the track's latest outputs on f where f has none.
+func (c *carried) fill(f *result.Face) {
+	if f.Age == nil && c.age != nil {
+		v := *c.age
+		f.Age = &v
+	}
+	if f.Gender == nil && c.gender != nil {
+		v := *c.gender
+		f.Gender = &v
+	}
+	if f.Emotion == nil && c.emotion != nil {
+		f.Emotion = cloneEmotion(c.emotion)
+	}
+	if f.Liveness == nil && c.liveness != nil {
+		v := *c.liveness
+		f.Liveness = &v
+	}
+	if f.Pose == nil && c.pose != nil {
+		v := *c.pose
+		f.Pose = &v
+	}
+}
+
+func cloneEmotion(e *result.Emotion) *result.Emotion {
+	c := &result.Emotion{Label: e.Label, Scores: make(map[string]float32, len(e.Scores))}
+	for k, v := range e.Scores {
+		c.Scores[k] = v
+	}
+	return c
+}
