@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-video/vigil/pkg/result"
 )
 
 // Gallery keeps an in-memory Index of a Store's bucket up to date through a KV watcher and
@@ -95,6 +97,23 @@ func (g *Gallery) Len() int { return g.idx.Len() }
 // the threshold; otherwise "", the best similarity (0 with an empty gallery) and false.
 func (g *Gallery) Match(emb []float32) (name string, similarity float32, ok bool) {
 	return g.idx.Match(emb, g.threshold)
+}
+
+// Label sets faces[i].Identity to the match of embeddings[i] (see Match) wherever there is one,
+// as an analyzer does before publishing a result, and returns the number of faces matched.
+// Faces without an embedding, or whose embedding matches no one, are left as they are.
+func (g *Gallery) Label(faces []result.Face, embeddings [][]float32) int {
+	n := 0
+	for i := range faces {
+		if i >= len(embeddings) || embeddings[i] == nil {
+			continue
+		}
+		if name, sim, ok := g.Match(embeddings[i]); ok {
+			faces[i].Identity = &result.Identity{Name: name, Similarity: sim}
+			n++
+		}
+	}
+	return n
 }
 
 // Search returns up to k identities with similarity >= minSim to emb, most similar first.

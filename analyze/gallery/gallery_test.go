@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/result"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -308,7 +309,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %s", what, d)
 		}
-		runtimeGosched()
+		<-time.After(5 * time.Millisecond) // poll interval
 	}
 }
 
@@ -342,7 +343,7 @@ func TestGalleryFollowsTheBucket(t *testing.T) {
 	eventually(t, time.Second, "enrollment reaches the watcher", func() bool { _, _, ok := g1.Match(near(a, 0.8, 4)); return ok })
 	t.Logf("enrollment visible to the watcher after %v", time.Since(start))
 
-	g2 := Watch(s, WatchConfig{Threshold: 0.95})
+	g2 := Watch(s, WatchConfig{Threshold: 0.95, Log: slog.New(slog.DiscardHandler)})
 	defer g2.Close()
 	if err := g2.WaitReady(wctx); err != nil {
 		t.Fatal(err)
@@ -375,6 +376,11 @@ func TestGalleryFollowsTheBucket(t *testing.T) {
 	g2.Apply(id)
 	if name, _, ok := g2.Match(a); !ok || name != "Carol" {
 		t.Fatal("Apply did not take effect at once")
+	}
+	faces := []result.Face{{}, {}, {}}
+	if n := g2.Label(faces, [][]float32{near(a, 0.97, 11), nil, unit(99, 512)}); n != 1 || faces[0].Identity == nil ||
+		faces[0].Identity.Name != "Carol" || faces[1].Identity != nil || faces[2].Identity != nil {
+		t.Fatalf("Label: %d matched, %+v", n, faces)
 	}
 	g2.Forget(id.ID, id.Revision)
 	if _, _, ok := g2.Match(a); ok {

@@ -32,7 +32,7 @@ func commands() []command {
 	return []command{
 		{"run", "every role in one process with an embedded NATS server (the laptop setup)", runCmd},
 		{"ingest", "the ingest role alone: read sources, publish sampled frames to NATS", ingestCmd},
-		{"analyze", "the analyze role alone: frames from NATS in, face results out", analyzeCmd},
+		{"analyze", "the analyze role alone: frames from NATS in, face results out (with IMAGE arguments: analyze images, print JSON)", analyzeOrImagesCmd},
 		{"track", "the track role alone: track ids, identity votes, heads per track, face events", trackCmd},
 		{"sink", "the sink role alone: results from NATS to stdout or a JSON-lines file", sinkCmd},
 		{"serve", "the face HTTP API alone: detect, analyze, verify, identify images; the face gallery", serveCmd},

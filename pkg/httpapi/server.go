@@ -1,6 +1,11 @@
 // Package httpapi is Vigil's HTTP front: one server per process that the components mount their
 // routes on (the face API, stream management, WHIP ingest, the web UI), with the cross-cutting
-// policy in one place: upload limits, CORS, API keys, rate limits, request logs, JSON errors.
+// policy in one place: upload limits, CORS, API keys, rate limits, request logs, JSON errors,
+// health and readiness probes, and the OpenAPI document with its docs page.
+//
+// Every request passes, in order: panic recovery, request id and log line, CORS, API key, rate
+// limit, body size limit, then the route. The public paths (/healthz, /readyz, /openapi.json,
+// /docs) and CORS preflights need no API key and are not rate limited.
 //
 // The package is pure Go.
 package httpapi
@@ -13,19 +18,60 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
 
+// DefaultMaxUploadBytes is Server.MaxUploadBytes's default: 10 MiB.
+const DefaultMaxUploadBytes = 10 << 20
+
 // Server is an HTTP server whose routes are mounted by the components. Fill the exported fields,
-// Handle the routes, then Start; Close stops it.
+// Handle the routes, then Start; Close stops it. Fields must not change after Start.
 type Server struct {
 	// Addr is the listen address. Default "127.0.0.1:8080"; port 0 picks a free port.
 	Addr string
-	// Log receives request and server logs. Default slog.Default().
+	// Log receives request and server logs: one line per request (at debug level for the
+	// health probes), in the handler's format (JSON with a JSON handler). Default slog.Default().
 	Log *slog.Logger
 
+	// MaxUploadBytes bounds every request body; a longer one gets 413 body_too_large. Default
+	// DefaultMaxUploadBytes (10 MiB); negative: no limit.
+	MaxUploadBytes int64
+	// CORSOrigins are the origins browsers may call the API from, each "scheme://host[:port]"
+	// exactly, or "*" for any. Requests and preflights from other origins get 403
+	// origin_not_allowed; same-origin requests and requests without an Origin header always
+	// pass. Default none.
+	CORSOrigins []string
+	// APIKeys, when not empty, are the accepted bearer tokens: every route except the public
+	// ones needs "Authorization: Bearer KEY", else 401 missing_api_key or invalid_api_key. Keys
+	// are never logged; logs name a caller "key-N" (N is the key's position, from 1). Default
+	// none: no authentication.
+	APIKeys []string
+	// RatePerMinute limits each caller (API key, or client IP without keys) to this many
+	// requests per minute, refilled continuously, with bursts up to RateBurst; beyond it 429
+	// rate_limited with a Retry-After header. Default 0: no limit.
+	RatePerMinute float64
+	// RateBurst is the most requests a caller may make at once after being idle. Default
+	// RatePerMinute (at least 1).
+	RateBurst int
+	// DisableDocs turns off GET /openapi.json and GET /docs. Default false: both served.
+	DisableDocs bool
+	// Title and Version head the OpenAPI document. Defaults "Vigil API" and "dev".
+	Title, Version string
+
+	// now is the clock of the rate limiter; tests replace it.
+	now func() time.Time
+
+	mu       sync.Mutex
 	mux      *http.ServeMux
+	limits   map[string]int64 // body limits of routes mounted with HandleLimit, by pattern
+	docs     []Doc
+	checks   []readyCheck
+	limiter  *limiter
+	built    http.Handler
+	keys     [][32]byte
 	srv      *http.Server
 	ln       net.Listener
 	done     chan struct{}
@@ -33,13 +79,40 @@ type Server struct {
 	once     sync.Once
 }
 
+type readyCheck struct {
+	name  string
+	check func(context.Context) error
+}
+
+// Public paths, served to anyone without an API key or rate limit.
+const (
+	PathHealth  = "/healthz"
+	PathReady   = "/readyz"
+	PathOpenAPI = "/openapi.json"
+	PathDocs    = "/docs"
+)
+
 // Handle mounts h on pattern (net/http patterns: "POST /v1/detect", "GET /v1/streams/{stream}").
 // Call it before Start.
 func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.mux == nil {
 		s.mux = http.NewServeMux()
 	}
 	s.mux.Handle(pattern, h)
+}
+
+// HandleLimit mounts h on pattern with its own request body limit in bytes (negative: none)
+// instead of MaxUploadBytes, for the few routes that take large uploads (a training data set).
+func (s *Server) HandleLimit(pattern string, maxBytes int64, h http.Handler) {
+	s.Handle(pattern, h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limits == nil {
+		s.limits = map[string]int64{}
+	}
+	s.limits[pattern] = maxBytes
 }
 
 // HandleFunc mounts f on pattern.
@@ -47,16 +120,100 @@ func (s *Server) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Re
 	s.Handle(pattern, http.HandlerFunc(f))
 }
 
-// Start listens and serves in the background until Close.
-func (s *Server) Start(ctx context.Context) error {
+// ReadyCheck adds a readiness check: GET /readyz answers 200 only while every check returns nil
+// (each gets 2 s), else 503 naming the failing checks. Call it before Start.
+func (s *Server) ReadyCheck(name string, check func(context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, readyCheck{name, check})
+}
+
+// Validate checks the policy fields: well-formed CORS origins, non-empty API keys, a
+// non-negative rate.
+func (s *Server) Validate() error {
+	for _, o := range s.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("http: CORS origin %q: want scheme://host[:port], e.g. https://app.example.com, or *", o)
+		}
+	}
+	for i, k := range s.APIKeys {
+		if strings.TrimSpace(k) == "" || strings.ContainsAny(k, " \t\r\n") {
+			return fmt.Errorf("http: API key %d is empty or contains white space", i+1)
+		}
+	}
+	if s.RatePerMinute < 0 || s.RateBurst < 0 {
+		return fmt.Errorf("http: rate limit %v/min burst %d: must not be negative", s.RatePerMinute, s.RateBurst)
+	}
+	return nil
+}
+
+func (s *Server) setDefaults() {
 	if s.Addr == "" {
 		s.Addr = "127.0.0.1:8080"
 	}
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
+	if s.MaxUploadBytes == 0 {
+		s.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if s.Title == "" {
+		s.Title = "Vigil API"
+	}
+	if s.Version == "" {
+		s.Version = "dev"
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.mux == nil {
 		s.mux = http.NewServeMux()
+	}
+}
+
+// Handler returns the server's whole handler (policy and routes), for use without Start (tests,
+// or mounting under another server). The first call (or Start) applies the defaults and fixes
+// the policy; routes may still be added after it.
+func (s *Server) Handler() (http.Handler, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.built != nil {
+		return s.built, nil
+	}
+	s.setDefaults()
+	s.keys = hashKeys(s.APIKeys)
+	if s.RatePerMinute > 0 && s.limiter == nil {
+		burst := s.RateBurst
+		if burst == 0 {
+			burst = max(1, int(s.RatePerMinute))
+		}
+		s.limiter = newLimiter(s.RatePerMinute/60, burst, s.now)
+	}
+	if !s.DisableDocs {
+		s.mux.HandleFunc("GET "+PathOpenAPI, s.serveOpenAPI)
+		s.mux.HandleFunc("GET "+PathDocs, s.serveDocs)
+	}
+	s.mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET "+PathReady, s.serveReady)
+	s.built = s.wrap(s.mux)
+	return s.built, nil
+}
+
+// Start validates the policy, listens and serves in the background until Close.
+func (s *Server) Start(ctx context.Context) error {
+	h, err := s.Handler()
+	if err != nil {
+		return err
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.Addr)
@@ -64,8 +221,8 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("http: listen on %s: %w (choose another address with --http-addr)", s.Addr, err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
 	s.done = make(chan struct{})
 	go func() {
 		defer close(s.done)
@@ -102,6 +259,30 @@ func (s *Server) Close() error {
 	return err
 }
 
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	checks := append([]readyCheck(nil), s.checks...)
+	s.mu.Unlock()
+	status, results := http.StatusOK, map[string]string{}
+	for _, c := range checks {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := c.check(ctx)
+		cancel()
+		if err != nil {
+			status = http.StatusServiceUnavailable
+			results[c.name] = err.Error()
+		} else {
+			results[c.name] = "ok"
+		}
+	}
+	body := map[string]any{"status": "ready", "checks": results}
+	if status != http.StatusOK {
+		body["status"] = "not ready"
+		body["error"] = Error{Code: "not_ready", Message: "a readiness check failed: see checks"}
+	}
+	WriteJSON(w, status, body)
+}
+
 // Error is the JSON body of every error response: a stable machine-readable code and a message
 // for people.
 type Error struct {
@@ -109,7 +290,7 @@ type Error struct {
 	Message string `json:"message"`
 }
 
-// WriteError writes status with an Error body.
+// WriteError writes status with an Error body: {"error": {"code": ..., "message": ...}}.
 func WriteError(w http.ResponseWriter, status int, code, message string) {
 	WriteJSON(w, status, struct {
 		Error Error `json:"error"`
@@ -122,3 +303,44 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// IsBodyTooLarge reports whether err comes from reading a request body past the server's
+// MaxUploadBytes; a handler answers it with WriteBodyTooLarge.
+func IsBodyTooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+// WriteBodyTooLarge writes the 413 body_too_large error for a body over limit bytes.
+func WriteBodyTooLarge(w http.ResponseWriter, limit int64) {
+	WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large",
+		fmt.Sprintf("the request body exceeds the upload limit of %s (server setting --max-upload-mb)", formatBytes(limit)))
+}
+
+func formatBytes(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// MaxUpload returns the body limit in force for r (the server's MaxUploadBytes), or -1 when
+// unlimited or r did not come through a Server.
+func MaxUpload(r *http.Request) int64 {
+	if v, ok := r.Context().Value(ctxLimit{}).(int64); ok {
+		return v
+	}
+	return -1
+}
+
+// Caller returns the name the request was authenticated or rate-limited as: "key-N" with API
+// keys, else "ip:ADDR"; empty for requests that did not come through a Server.
+func Caller(r *http.Request) string {
+	v, _ := r.Context().Value(ctxCaller{}).(string)
+	return v
+}
+
+type (
+	ctxLimit  struct{}
+	ctxCaller struct{}
+)

@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/analyze/faceapi"
+	"github.com/vigil-video/vigil/analyze/faceengine"
+	"github.com/vigil-video/vigil/analyze/gallery"
+	"github.com/vigil-video/vigil/models"
+	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/onnx"
+)
+
+// httpFlags configure the HTTP server and its policy (vigil serve; vigil run can take them too).
+type httpFlags struct {
+	addr        string
+	maxUploadMB float64
+	cors        stringList
+	docs        bool
+	apiKeys     stringList
+	apiKeysFile string
+	rateLimit   float64
+	rateBurst   int
+}
+
+func (f *httpFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "http-addr", "127.0.0.1:8080", "address the HTTP API listens on (port 0: any free port)")
+	fs.Float64Var(&f.maxUploadMB, "max-upload-mb", 10, "largest request body in MiB; a larger upload gets 413 (0: no limit)")
+	fs.Var(&f.cors, "cors-origins", "origins browsers may call the API from, e.g. https://app.example.com (comma-separated or repeated; * for any)")
+	fs.BoolVar(&f.docs, "enable-docs", true, "serve the OpenAPI document at /openapi.json and its docs page at /docs")
+	fs.Var(&f.apiKeys, "api-keys", "API keys clients must send as \"Authorization: Bearer KEY\" (comma-separated; none: no authentication). "+
+		"Prefer VIGIL_API_KEYS or --api-keys-file: flags show in the process list")
+	fs.StringVar(&f.apiKeysFile, "api-keys-file", "", "file with one API key per line (blank lines and # comments ignored), added to --api-keys")
+	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "requests per minute per API key (per client address without keys); more get 429 (0: no limit)")
+	fs.IntVar(&f.rateBurst, "rate-burst", 0, "requests a caller may make at once after being idle (0: the --rate-limit value)")
+}
+
+// server returns an httpapi.Server with the flags' policy, not started.
+func (f *httpFlags) server(log *slog.Logger, version string) (*httpapi.Server, error) {
+	keys := append([]string(nil), f.apiKeys...)
+	if f.apiKeysFile != "" {
+		fk, err := readKeysFile(f.apiKeysFile)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, fk...)
+	}
+	if f.maxUploadMB < 0 {
+		return nil, fmt.Errorf("--max-upload-mb %v: must not be negative (0 means no limit)", f.maxUploadMB)
+	}
+	limit := int64(f.maxUploadMB * (1 << 20))
+	if limit == 0 {
+		limit = -1 // httpapi: negative is unlimited
+	}
+	s := &httpapi.Server{Addr: f.addr, Log: log, MaxUploadBytes: limit, CORSOrigins: f.cors, APIKeys: keys,
+		RatePerMinute: f.rateLimit, RateBurst: f.rateBurst, DisableDocs: !f.docs, Title: "Vigil face API", Version: version}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func readKeysFile(path string) ([]string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--api-keys-file: %w", err)
+	}
+	defer fh.Close()
+	var keys []string
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			keys = append(keys, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--api-keys-file %s: %w", path, err)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("--api-keys-file %s holds no key", path)
+	}
+	return keys, nil
+}
+
+// galleryFlags choose the gallery's bucket and match threshold (every command that uses the
+// gallery; vigil run's analyzer can match with the same).
+type galleryFlags struct {
+	bucket    string
+	threshold float64
+}
+
+func (f *galleryFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.bucket, "gallery-bucket", gallery.DefaultBucket, "JetStream KV bucket holding the face gallery")
+	fs.Float64Var(&f.threshold, "match-threshold", gallery.DefaultThreshold,
+		"cosine similarity from which two faces are the same person (verify, identify, gallery matches); "+
+			"the default separates the project's labelled photos with a 0.12 margin on either side")
+}
+
+// openStore opens (creating when missing) the gallery bucket over nc.
+func (f *galleryFlags) openStore(ctx context.Context, nc *nats.Conn) (*gallery.Store, error) {
+	if f.threshold < -1 || f.threshold > 1 {
+		return nil, fmt.Errorf("--match-threshold %v: must be within -1..1", f.threshold)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("gallery: JetStream: %w", err)
+	}
+	s, err := gallery.OpenStore(ctx, js, gallery.StoreConfig{Bucket: f.bucket})
+	if err != nil {
+		return nil, fmt.Errorf("%w (JetStream must be enabled on the NATS server: nats-server -js)", err)
+	}
+	return s, nil
+}
+
+// watch opens the gallery over nc and starts a watcher matching at the flags' threshold, waiting
+// up to 10 s for the bucket's contents to load. An analyzer labels its faces with its Label
+// method; Close it when done.
+func (f *galleryFlags) watch(ctx context.Context, nc *nats.Conn, log *slog.Logger) (*gallery.Gallery, error) {
+	store, err := f.openStore(ctx, nc)
+	if err != nil {
+		return nil, err
+	}
+	g := gallery.Watch(store, gallery.WatchConfig{Threshold: float32(f.threshold), Log: log})
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := g.WaitReady(wctx); err != nil {
+		g.Close()
+		return nil, err
+	}
+	log.Info("gallery loaded", "bucket", f.bucket, "identities", g.Len(), "threshold", f.threshold)
+	return g, nil
+}
+
+// faceService is the face API's running parts besides the HTTP server: the gallery it matches
+// against (also usable by an analyzer in the same process) and the API itself.
+type faceService struct {
+	Store   *gallery.Store
+	Gallery *gallery.Gallery
+	API     *faceapi.API
+}
+
+// Close stops the gallery watcher.
+func (s *faceService) Close() {
+	if s != nil && s.Gallery != nil {
+		s.Gallery.Close()
+	}
+}
+
+// mountFaceAPI opens the gallery over nc and starts its watcher, builds the face engine over
+// models with base as the pipeline configuration (thresholds; heads are chosen per request), and
+// mounts the face API with a NATS readiness check on srv, which the caller then starts. Close
+// the returned service after closing srv.
+//
+// vigil run calls it with the analyzer's models (an.models.Get) and its own HTTP server.
+func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, models analyze.Models, base analyze.PipelineConfig,
+	gf galleryFlags, maxConcurrent int, log *slog.Logger) (*faceService, error) {
+	store, err := gf.openStore(ctx, nc)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := faceengine.New(faceengine.Config{Models: models, Pipeline: base})
+	if err == nil {
+		err = eng.Preload(faceapi.DefaultHeads(), true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log})}
+	svc.API, err = faceapi.Mount(srv, faceapi.Config{Engine: eng, Store: store, Gallery: svc.Gallery, Threshold: float32(gf.threshold),
+		MaxConcurrent: maxConcurrent, Log: log})
+	if err != nil {
+		svc.Close()
+		return nil, err
+	}
+	srv.ReadyCheck("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected to NATS (%s)", nc.Status())
+		}
+		return nil
+	})
+	return svc, nil
+}
+
+// modelFlags are the flags that load the face models outside the analyze role (serve, the image
+// commands, faces add): where the models are, where they run, the attribute thresholds.
+type modelFlags struct{ af analyzeFlags }
+
+func (m *modelFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&m.af.deps, "deps", models.DefaultDepsDir(), "directory \"make setup\" filled with onnxruntime and the models")
+	fs.Float64Var(&m.af.genderThr, "gender-threshold", 0.6, "gender score above which a face is labelled male")
+	fs.Float64Var(&m.af.livenessThr, "liveness-threshold", 0.5, "liveness score from which a face is called real")
+	m.af.device.register(fs)
+}
+
+// pipelineConfig is the base pipeline configuration the flags give.
+func (m *modelFlags) pipelineConfig() analyze.PipelineConfig {
+	return analyze.PipelineConfig{GenderThreshold: float32(m.af.genderThr), LivenessThreshold: float32(m.af.livenessThr)}
+}
+
+// load verifies and loads onnxruntime and opens the model set (models load on first use).
+func (m *modelFlags) load(log *slog.Logger) (*analyzer, error) {
+	man, err := models.Load()
+	if err != nil {
+		return nil, err
+	}
+	lib, dev, err := m.af.runtime(man, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &analyzer{}
+	if a.rt, err = onnx.NewRuntime(lib); err != nil {
+		return nil, err
+	}
+	a.models = analyze.NewModelSet(a.rt, man, m.af.deps, onnx.SessionOptions{IntraOpThreads: 1, Device: dev, Log: log})
+	return a, nil
+}
+
+func serveCmd(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("serve", "Runs the face HTTP API against a NATS server with JetStream: detect, analyze, represent, verify,\n"+
+		"identify and annotate uploaded images, and manage the face gallery (/v1/identities), which every analyzer\n"+
+		"watches. Docs at /docs, OpenAPI at /openapi.json, probes at /healthz and /readyz.")
+	var (
+		lf            logFlags
+		hf            httpFlags
+		gf            galleryFlags
+		mf            modelFlags
+		url           string
+		maxConcurrent int
+	)
+	lf.register(fs)
+	hf.register(fs)
+	gf.register(fs)
+	mf.register(fs)
+	fs.StringVar(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated; the server needs JetStream")
+	fs.IntVar(&maxConcurrent, "max-concurrent", 0, "images analysed at once (0: one per CPU); more requests wait, and beyond 4x that get 503")
+	if err := parse(fs, env, args); err != nil {
+		return err
+	}
+	log, err := lf.logger(env.Stderr)
+	if err != nil {
+		return err
+	}
+	srv, err := hf.server(log, env.Version)
+	if err != nil {
+		return err
+	}
+	an, err := mf.load(log)
+	if err != nil {
+		return err
+	}
+	defer an.Close()
+	nc, err := connect(ctx, url, "serve", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	svc, err := mountFaceAPI(ctx, srv, nc, an.models.Get, mf.pipelineConfig(), gf, maxConcurrent, log)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("face API listening", "url", srv.URL(), "docs", docsURL(srv, hf.docs), "gallery", gf.bucket,
+		"api_keys", len(srv.APIKeys), "max_upload_mb", hf.maxUploadMB)
+	<-ctx.Done()
+	log.Info("stopping the face API")
+	if err := srv.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func docsURL(srv *httpapi.Server, on bool) string {
+	if !on {
+		return "off"
+	}
+	return srv.URL() + httpapi.PathDocs
+}
