@@ -1,5 +1,8 @@
-// Package onnx runs float32 ONNX models on the CPU with onnxruntime, in
-// batches, through github.com/yalue/onnxruntime_go.
+// Package onnx runs float32 ONNX models with onnxruntime, in batches,
+// through github.com/yalue/onnxruntime_go: on the CPU, or on a GPU through
+// onnxruntime's CUDA execution provider (SessionOptions.Device, provider.go),
+// falling back to the CPU or failing as the Device asks when CUDA cannot be
+// used.
 //
 // A Runtime loads the onnxruntime shared library; a Session, made by
 // Runtime.NewSession, runs one model. NewSession rewrites the model with
@@ -35,9 +38,14 @@ var ErrClosed = errors.New("onnx: closed")
 // it. Apart from the ErrClosed sentinel this is the only package-level
 // state.
 var env struct {
-	mu   sync.Mutex
-	refs int    // open Runtimes
-	lib  string // absolute path of the loaded library while refs > 0
+	mu     sync.Mutex
+	refs   int        // open Runtimes
+	lib    string     // absolute path of the loaded library while refs > 0
+	legacy *legacyAPI // the library's OrtApi for the V1 CUDA call; nil if unavailable
+	// cudaErr is why the CUDA provider could not be added to session
+	// options, once that failed: later sessions reuse it rather than load
+	// the provider library again.
+	cudaErr error
 }
 
 // Runtime is a handle on the process-wide onnxruntime environment. Create
@@ -85,6 +93,7 @@ func NewRuntime(libPath string) (*Runtime, error) {
 			return nil, fmt.Errorf("onnx: cannot load onnxruntime library %s (run `make setup`): %s", abs, oneLine(err))
 		}
 		env.lib = abs
+		env.legacy, _ = openLegacyAPI(abs) // nil: CUDA then needs the V2 options
 	}
 	env.refs++
 	return &Runtime{sessions: map[*Session]struct{}{}}, nil
@@ -128,6 +137,8 @@ func (r *Runtime) Close() error {
 		if err := ort.DestroyEnvironment(); err != nil {
 			errs = append(errs, fmt.Errorf("onnx: destroy onnxruntime environment: %w", err))
 		}
+		env.legacy.close()
+		env.legacy, env.cudaErr = nil, nil
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,12 +36,23 @@ type SessionOptions struct {
 	// MaxBatch is the largest batch passed to onnxruntime at once (0 means
 	// 16); Run splits larger requests.
 	MaxBatch int
+	// Device selects the execution provider (default the CPU); see
+	// ParseDevice. With DeviceAuto a session falls back to the CPU when the
+	// CUDA provider cannot be used; with DeviceCUDA NewSession then fails
+	// with ErrCUDAUnavailable. Session.Placement tells where it runs.
+	Device Device
+	// Log receives one line per session saying where it runs (a warning
+	// when a requested CUDA device is not used); nil logs nothing.
+	Log *slog.Logger
 }
 
 // withDefaults validates o and fills in its defaults.
 func (o SessionOptions) withDefaults() (SessionOptions, error) {
 	if o.IntraOpThreads < 0 || o.MaxBatch < 0 {
 		return o, fmt.Errorf("IntraOpThreads (%d) and MaxBatch (%d) must not be negative", o.IntraOpThreads, o.MaxBatch)
+	}
+	if err := o.Device.validate(); err != nil {
+		return o, fmt.Errorf("device: %w", err)
 	}
 	if o.IntraOpThreads == 0 {
 		o.IntraOpThreads = 1
@@ -66,6 +78,8 @@ type Session struct {
 	inSize    int
 	outSizes  []int
 
+	placement Placement
+
 	mu   sync.RWMutex // Run holds it shared, close exclusively
 	sess *ort.DynamicAdvancedSession
 }
@@ -79,7 +93,11 @@ type Session struct {
 // symbolic) and whose other dimensions are fixed, and it must not use
 // external data: such a model would make onnxruntime open files it names.
 // Malformed bytes give an error wrapping graph.ErrMalformed or
-// graph.ErrNoGraph.
+// graph.ErrNoGraph. opts.Device picks the execution provider: a session
+// asked for CUDA that cannot use it runs on the CPU (DeviceAuto, with a
+// warning on opts.Log) or fails with an error wrapping ErrCUDAUnavailable
+// (DeviceCUDA); either way a model that does not load on the CPU either
+// gives the CPU's error.
 func (r *Runtime) NewSession(name string, model []byte, opts SessionOptions) (*Session, error) {
 	s, err := r.newSession(name, model, opts)
 	if err != nil {
@@ -133,6 +151,41 @@ func (r *Runtime) newSession(name string, model []byte, opts SessionOptions) (*S
 		s.outSizes = append(s.outSizes, numel(shape))
 	}
 
+	s.placement = Placement{Requested: opts.Device, Provider: ProviderCPU}
+	if opts.Device.WantsCUDA() {
+		sess, cudaErr := r.createSession(dyn, s, opts, true)
+		if cudaErr == nil {
+			s.placement.Provider, s.placement.DeviceID = ProviderCUDA, opts.Device.ID
+			return r.register(s, sess, opts.Log)
+		}
+		if errors.Is(cudaErr, ErrClosed) {
+			return nil, cudaErr
+		}
+		// Tell a CUDA problem from a model problem: the model must load on
+		// the CPU for the CUDA attempt's error to be CUDA's.
+		sess, err := r.createSession(dyn, s, opts, false)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Device.Kind == DeviceCUDA {
+			sess.Destroy()
+			return nil, fmt.Errorf("device %s: %w: %w", opts.Device, ErrCUDAUnavailable, cudaErr)
+		}
+		s.placement.Fallback = fmt.Errorf("%w: %w", ErrCUDAUnavailable, cudaErr)
+		return r.register(s, sess, opts.Log)
+	}
+	sess, err := r.createSession(dyn, s, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	return r.register(s, sess, opts.Log)
+}
+
+// createSession creates the onnxruntime session for model (already
+// rewritten) with s's input and outputs, on the CUDA provider when cuda is
+// set (with the CPU provider behind it for nodes CUDA lacks), else on the
+// CPU provider alone.
+func (r *Runtime) createSession(model []byte, s *Session, opts SessionOptions, cuda bool) (*ort.DynamicAdvancedSession, error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("create session options: %w", err)
@@ -152,17 +205,37 @@ func (r *Runtime) newSession(name string, model []byte, opts SessionOptions) (*S
 			return nil, fmt.Errorf("set session options: %w", err)
 		}
 	}
-
+	if cuda {
+		if err := addCUDA(so, opts.Device); err != nil {
+			return nil, err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, ErrClosed
 	}
-	s.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(dyn, []string{s.input}, s.outputs, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{s.input}, s.outputs, so)
 	if err != nil {
 		return nil, fmt.Errorf("onnxruntime: %w", err)
 	}
+	return sess, nil
+}
+
+// register makes sess s's onnxruntime session, records s in r so that
+// closing r closes it, and logs its placement. It fails with ErrClosed,
+// destroying sess, if r was closed meanwhile.
+func (r *Runtime) register(s *Session, sess *ort.DynamicAdvancedSession, log *slog.Logger) (*Session, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		sess.Destroy()
+		return nil, ErrClosed
+	}
+	s.sess = sess
 	r.sessions[s] = struct{}{}
+	r.mu.Unlock()
+	logPlacement(log, s.name, s.placement)
 	return s, nil
 }
 
@@ -217,6 +290,12 @@ func numel(shape []int64) int {
 
 // Name returns the name given to NewSession.
 func (s *Session) Name() string { return s.name }
+
+// Placement returns where the session runs: the provider (ProviderCUDA or
+// ProviderCPU), the CUDA device, what was requested and, for a DeviceAuto
+// session on the CPU, why CUDA was not used. It never changes after
+// NewSession.
+func (s *Session) Placement() Placement { return s.placement }
 
 // InputName returns the name of the model's input.
 func (s *Session) InputName() string { return s.input }
