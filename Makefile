@@ -130,3 +130,16 @@ docker: ## Build the image vigil:VERSION from deploy/Dockerfile (needs a Docker 
 
 clean: ## Remove bin/ (keeps build/deps and the npm cache)
 	rm -rf bin
+
+# ---- GPU (docs/gpu.md) ------------------------------------------------------
+# The CUDA build of onnxruntime is pinned (package@version + sha256) in
+# models/gpu.json. On a machine without Go, the carried binary does the same:
+# bin/vigil-gpubench setup -fetch=false.
+.PHONY: setup-gpu
+setup-gpu: setup-apt setup-go ## CUDA: prefer the machine's CUDA onnxruntime, else fetch the pinned set (sha256-checked) into build/deps/gpu; write build/deps/gpu/env.sh
+	@$(GO) run ./cmd/vigil-gpubench setup -deps $(DEPS_DIR) -cache $(NPM_CACHE)
+
+.PHONY: scale-test
+scale-test: setup ## Multi-process test on a 3-node NATS cluster (kill -9 analyzer, node, sink) + scaling benchmark, ~6 min
+	VIGIL_DEPS=$(abspath $(DEPS_DIR)) VIGIL_SCALE_TEST=1 VIGIL_SCALE_BENCH=1 \
+	  $(GO) test -tags $(TEST_TAGS) -count=1 -timeout 30m -v -run '^TestScale' ./test/scale

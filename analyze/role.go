@@ -54,11 +54,24 @@ type Role struct {
 	MaxPixels int
 	// Name identifies this analyzer in results. Default the host name.
 	Name string
+	// Publisher publishes results and the drops workers decide (deadline, decode, inference),
+	// each with a message id derived from the frame (stream, seq, capture time) so a republished
+	// document is stored once. Set a *bus.StreamPublisher to have each result acknowledged by
+	// JetStream before the frame counts as analysed. Drops decided while receiving (queue full,
+	// malformed frame) go through it too, from a goroutine of their own so delivery never waits
+	// (on Conn, unacknowledged, when more than max(1024, 4*QueueSize) of them are waiting).
+	// Default: core NATS on Conn.
+	Publisher bus.Publisher
 	// Log receives the role's logs. Default slog.Default().
 	Log *slog.Logger
 
 	received, analyzed, faces atomic.Uint64
-	dropped                   sync.Map // reason -> *atomic.Uint64
+	publishErrors             atomic.Uint64
+	busy                      atomic.Int64 // nanoseconds workers spent on batches
+	dropped                   sync.Map     // reason -> *atomic.Uint64
+	batches                   sync.Map     // batch size (frames handed to a worker) -> *atomic.Uint64
+	queue                     *batch.Queue[job]
+	intakeDrops               chan intakeDrop // drops decided while receiving, for the drop publisher
 	readyOnce                 sync.Once
 	ready                     chan struct{}
 	mu                        sync.Mutex
@@ -82,17 +95,39 @@ type job struct {
 	recv time.Time
 }
 
+// intakeDrop is a drop decided in the subscription callback, waiting to be published.
+type intakeDrop struct {
+	f              frame.Frame
+	reason, detail string
+}
+
 // Stats are the role's counters since Run started.
 type Stats struct {
 	Received, Analyzed, Faces uint64
 	Dropped                   map[string]uint64
+	// Batches counts the batches workers took, by size (frames per batch, before deadline and
+	// decode drops).
+	Batches map[int]uint64
+	// Busy is the time workers spent on batches, summed over workers: Busy over wall time over
+	// Workers is the analyzer's utilisation.
+	Busy time.Duration
+	// Queued is the frames waiting for a worker now; Pending the frames the NATS client holds
+	// for the subscription beyond that.
+	Queued, Pending int
+	// PublishErrors counts results and drops the Publisher failed to publish.
+	PublishErrors uint64
 }
 
 // Stats returns the role's counters.
 func (r *Role) Stats() Stats {
-	s := Stats{Received: r.received.Load(), Analyzed: r.analyzed.Load(), Faces: r.faces.Load(), Dropped: map[string]uint64{}}
+	s := Stats{Received: r.received.Load(), Analyzed: r.analyzed.Load(), Faces: r.faces.Load(), Dropped: map[string]uint64{},
+		Batches: map[int]uint64{}, Busy: time.Duration(r.busy.Load()), PublishErrors: r.publishErrors.Load()}
 	r.dropped.Range(func(k, v any) bool {
 		s.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	r.batches.Range(func(k, v any) bool {
+		s.Batches[k.(int)] = v.(*atomic.Uint64).Load()
 		return true
 	})
 	r.mu.Lock()
@@ -101,6 +136,12 @@ func (r *Role) Stats() Stats {
 		if n, err := r.sub.Dropped(); err == nil {
 			slow = uint64(n)
 		}
+		if n, _, err := r.sub.Pending(); err == nil {
+			s.Pending = n
+		}
+	}
+	if r.queue != nil {
+		s.Queued = r.queue.Len()
 	}
 	r.mu.Unlock()
 	if slow > 0 {
@@ -128,6 +169,9 @@ func (r *Role) setDefaults() {
 	if r.Log == nil {
 		r.Log = slog.Default()
 	}
+	if r.Publisher == nil {
+		r.Publisher = bus.CorePublisher{Conn: r.Conn}
+	}
 }
 
 // Run consumes frames until ctx ends, then drains: it stops taking frames, finishes every queued
@@ -138,15 +182,21 @@ func (r *Role) Run(ctx context.Context) error {
 	}
 	r.setDefaults()
 	q := batch.NewQueue[job](r.QueueSize, r.MaxBatch, r.MaxWait)
+	r.mu.Lock()
+	r.queue = q
+	r.mu.Unlock()
+	// Room for the drops of several seconds of frames while a publish waits out a JetStream
+	// leader election (drop documents are small).
+	r.intakeDrops = make(chan intakeDrop, max(1024, 4*r.QueueSize))
 	sub, err := r.Conn.QueueSubscribe(bus.All(bus.FramesPrefix), bus.AnalyzeQueue, func(m *nats.Msg) {
 		r.received.Add(1)
 		f, err := frame.FromMsg(m)
 		if err != nil {
-			r.drop(m.Header.Get(frame.HeaderStream), 0, result.ReasonDecode, err.Error())
+			r.dropOnIntake(frame.Frame{Stream: m.Header.Get(frame.HeaderStream)}, result.ReasonDecode, err.Error())
 			return
 		}
 		if !q.TryPut(job{f: f, recv: time.Now()}) {
-			r.drop(f.Stream, f.Seq, result.ReasonQueue, "analyzer queue full")
+			r.dropOnIntake(f, result.ReasonQueue, "analyzer queue full")
 		}
 	})
 	if err != nil {
@@ -170,6 +220,29 @@ func (r *Role) Run(ctx context.Context) error {
 	r.Log.Info("analyzer ready", "workers", r.Workers, "max_batch", r.MaxBatch, "max_wait", r.MaxWait, "deadline", r.Deadline)
 
 	work := context.WithoutCancel(ctx) // in-flight batches finish after ctx ends
+	// The drop publisher: drops decided while receiving are published (and, with a
+	// StreamPublisher, acknowledged) here, so the subscription callback never waits on the bus.
+	stopDrops := make(chan struct{})
+	var dropWG sync.WaitGroup
+	dropWG.Add(1)
+	go func() {
+		defer dropWG.Done()
+		for {
+			select {
+			case d := <-r.intakeDrops:
+				r.announce(work, d.f, d.reason, d.detail)
+			case <-stopDrops:
+				for {
+					select {
+					case d := <-r.intakeDrops:
+						r.announce(work, d.f, d.reason, d.detail)
+					default:
+						return
+					}
+				}
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := 0; w < r.Workers; w++ {
 		wg.Add(1)
@@ -202,6 +275,8 @@ func (r *Role) Run(ctx context.Context) error {
 			rest = rest[n:]
 		}
 	}
+	close(stopDrops)
+	dropWG.Wait()
 	if err := r.Conn.Flush(); err != nil {
 		return fmt.Errorf("analyze: flush results: %w", err)
 	}
@@ -209,6 +284,10 @@ func (r *Role) Run(ctx context.Context) error {
 }
 
 func (r *Role) process(ctx context.Context, jobs []job) {
+	start := time.Now()
+	defer func() { r.busy.Add(int64(time.Since(start))) }()
+	v, _ := r.batches.LoadOrStore(len(jobs), new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
 	mats := make([]gocv.Mat, 0, len(jobs))
 	kept := make([]job, 0, len(jobs))
 	var requested [][]string
@@ -220,12 +299,12 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 	now := time.Now()
 	for _, j := range jobs {
 		if r.Deadline > 0 && now.Sub(j.f.Captured) > r.Deadline {
-			r.drop(j.f.Stream, j.f.Seq, result.ReasonDeadline, fmt.Sprintf("frame %s old", now.Sub(j.f.Captured).Round(time.Millisecond)))
+			r.drop(ctx, j.f, result.ReasonDeadline, fmt.Sprintf("frame %s old", now.Sub(j.f.Captured).Round(time.Millisecond)))
 			continue
 		}
 		m, err := vision.Decode(j.f.Data, r.MaxPixels)
 		if err != nil {
-			r.drop(j.f.Stream, j.f.Seq, result.ReasonDecode, err.Error())
+			r.drop(ctx, j.f, result.ReasonDecode, err.Error())
 			continue
 		}
 		mats = append(mats, m)
@@ -239,7 +318,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 	if err != nil {
 		r.Log.Error("analysis failed", "frames", len(kept), "err", err)
 		for _, j := range kept {
-			r.drop(j.f.Stream, j.f.Seq, result.ReasonInfer, err.Error())
+			r.drop(ctx, j.f, result.ReasonInfer, err.Error())
 		}
 		return
 	}
@@ -255,22 +334,56 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		if res.Faces == nil {
 			res.Faces = []result.Face{}
 		}
-		r.publish(bus.ResultsPrefix, j.f.Stream, res)
+		r.publish(ctx, bus.ResultsPrefix, j.f.Stream, res, msgID("r", j.f))
 		r.analyzed.Add(1)
 		r.faces.Add(uint64(len(res.Faces)))
 	}
 }
 
-func (r *Role) drop(stream string, seq uint64, reason, detail string) {
-	v, _ := r.dropped.LoadOrStore(reason, new(atomic.Uint64))
-	v.(*atomic.Uint64).Add(1)
-	if frame.ValidateStream(stream) != nil {
-		return // no subject can be built for it; counted only
-	}
-	r.publish(bus.DropsPrefix, stream, result.Drop{Schema: result.SchemaVersion, Stream: stream, Seq: seq, Reason: reason, Detail: detail, At: time.Now().UTC()})
+// drop counts a frame a worker gives up on and announces it through the Publisher.
+func (r *Role) drop(ctx context.Context, f frame.Frame, reason, detail string) {
+	r.countDrop(reason)
+	r.announce(ctx, f, reason, detail)
 }
 
-func (r *Role) publish(prefix, stream string, doc any) {
+// dropOnIntake counts a frame refused while receiving and hands its announcement to the drop
+// publisher, or, when its buffer is full, publishes it on Conn at once (no acknowledgement:
+// delivery never waits).
+func (r *Role) dropOnIntake(f frame.Frame, reason, detail string) {
+	r.countDrop(reason)
+	select {
+	case r.intakeDrops <- intakeDrop{f: f, reason: reason, detail: detail}:
+	default:
+		r.announce(nil, f, reason, detail)
+	}
+}
+
+func (r *Role) countDrop(reason string) {
+	v, _ := r.dropped.LoadOrStore(reason, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+// announce publishes a Drop on vigil.drops.<stream>: through the Publisher, or on Conn when ctx
+// is nil. A frame whose stream id is invalid is only counted: no subject can be built for it.
+func (r *Role) announce(ctx context.Context, f frame.Frame, reason, detail string) {
+	if frame.ValidateStream(f.Stream) != nil {
+		return
+	}
+	doc := result.Drop{Schema: result.SchemaVersion, Stream: f.Stream, Seq: f.Seq, Reason: reason, Detail: detail, At: time.Now().UTC()}
+	r.publish(ctx, bus.DropsPrefix, f.Stream, doc, msgID("d", f))
+}
+
+// msgID identifies a frame's outcome for JetStream deduplication: kind, stream, sequence and
+// capture time (which tells a restarted ingest's frames apart from its predecessor's). Frames
+// that could not be parsed have none.
+func msgID(kind string, f frame.Frame) string {
+	if f.Seq == 0 || f.Captured.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%s.%s.%d.%d", kind, f.Stream, f.Seq, f.Captured.UnixNano())
+}
+
+func (r *Role) publish(ctx context.Context, prefix, stream string, doc any, id string) {
 	subj, err := bus.Subject(prefix, stream)
 	if err != nil {
 		return
@@ -280,7 +393,14 @@ func (r *Role) publish(prefix, stream string, doc any) {
 		r.Log.Error("encode document", "err", err)
 		return
 	}
-	if err := r.Conn.Publish(subj, b); err != nil {
-		r.Log.Warn("publish failed", "subject", subj, "err", err)
+	if ctx == nil {
+		err = r.Conn.Publish(subj, b)
+	} else {
+		err = r.Publisher.Publish(ctx, subj, b, id)
+	}
+	if err != nil {
+		if r.publishErrors.Add(1) == 1 || r.publishErrors.Load()%100 == 0 {
+			r.Log.Warn("publish failed", "subject", subj, "failures", r.publishErrors.Load(), "err", err)
+		}
 	}
 }

@@ -18,9 +18,11 @@ import (
 // Sink receives analysis results.
 //
 // Contract: Write is called from one goroutine at a time, in arrival order, and returns only
-// when the result is handed to the destination (written, sent, stored) or failed. A failed Write
-// is logged by the role and counted; the role does not retry. Close flushes and releases the
-// destination; no Write follows it.
+// when the result is handed to the destination (written, sent, stored) or failed. The role
+// acknowledges a result to JetStream only after every Sink's Write returned nil; a failed Write
+// is logged, counted and, with JetStream, redelivered after a second (to every Sink again), so
+// delivery is at least once: a destination that must not see a result twice deduplicates on
+// (stream, seq, captured_at). Close flushes and releases the destination; no Write follows it.
 type Sink interface {
 	Write(ctx context.Context, r result.Result) error
 	Close() error
@@ -41,7 +43,18 @@ func NewJSONLines(w io.Writer) *JSONLines {
 
 // CreateJSONLinesFile truncates or creates path and writes results to it; Close closes it.
 func CreateJSONLinesFile(path string) (*JSONLines, error) {
-	f, err := os.Create(path)
+	return OpenJSONLinesFile(path, false)
+}
+
+// OpenJSONLinesFile creates path if needed and writes results to it, appending to what it holds
+// when appendTo is set (a restarted sink keeps its predecessor's lines) and truncating it
+// otherwise. Close closes it.
+func OpenJSONLinesFile(path string, appendTo bool) (*JSONLines, error) {
+	mode := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if appendTo {
+		mode = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, mode, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("jsonl sink: %w", err)
 	}

@@ -1,6 +1,12 @@
-// Package bus holds Vigil's NATS plumbing: the subject layout, client connections and the
-// embedded NATS server that `vigil run` starts for a single machine. Roles talk to each other
-// only through these subjects, inside one process or across many.
+// Package bus holds Vigil's NATS plumbing: the subject layout; client connections with
+// credentials and TLS (Dial, from a config.NATS section) and their shutdown (Drain); the JetStream
+// setup every role runs at start (EnsureStreams for VIGIL_RESULTS and VIGIL_EVENTS, EnsureKeyValue
+// and EnsureObjectStore for the gallery, stream list and models), so a new node needs only the
+// NATS URL; publishers that wait for JetStream's acknowledgement (StreamPublisher); subject
+// partitioning of per-stream state (Partition, see partition.go); and the embedded NATS server
+// that `vigil run` starts for a single machine. Roles talk to each other only through these
+// subjects, inside one process or across many. bustest starts real servers and clusters for
+// tests.
 package bus
 
 import (

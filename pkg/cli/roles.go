@@ -12,12 +12,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-video/vigil/analyze"
 	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/sink"
 )
@@ -51,28 +55,53 @@ func (f *ingestFlags) register(fs *flag.FlagSet, demo bool) {
 	fs.BoolVar(&f.loop, "loop", true, "restart file sources at their end (ignored with --once)")
 }
 
-// streamConfigs turns the flags into validated stream configurations.
-func (f *ingestFlags) streamConfigs() ([]ingest.StreamConfig, error) {
+// streamConfigs turns the flags into validated stream configurations. The --source and
+// --stream flags, when given, replace the configuration file's streams (fromFile).
+func (f *ingestFlags) streamConfigs(fromFile []config.Stream) ([]ingest.StreamConfig, error) {
 	if len(f.streams) > len(f.sources) {
 		return nil, fmt.Errorf("%d --stream names for %d --source flags", len(f.streams), len(f.sources))
 	}
+	list := fromFile
+	if len(f.sources) > 0 {
+		list = nil
+		for i, src := range f.sources {
+			st := config.Stream{Source: src}
+			if i < len(f.streams) {
+				st.Name = f.streams[i]
+			}
+			list = append(list, st)
+		}
+	}
 	var out []ingest.StreamConfig
 	used := map[string]bool{}
-	for i, src := range f.sources {
-		name := ""
-		if i < len(f.streams) {
-			name = f.streams[i]
-		} else {
-			name = uniqueName(StreamNameFor(src), used)
+	taken := map[string]bool{} // explicit names, which derived names avoid
+	for _, st := range list {
+		taken[st.Name] = st.Name != ""
+	}
+	for _, st := range list {
+		name, src := st.Name, st.Source
+		if name == "" {
+			avoid := map[string]bool{}
+			for k, v := range taken {
+				avoid[k] = v
+			}
+			for k, v := range used {
+				avoid[k] = avoid[k] || v
+			}
+			name = uniqueName(StreamNameFor(src), avoid)
 		}
 		if used[name] {
 			return nil, fmt.Errorf("stream name %q used twice: give each --source its own --stream", name)
 		}
 		used[name] = true
-		c := ingest.StreamConfig{Name: name, Source: src, FPS: f.fps, MaxWidth: f.maxWidth, MaxHeight: f.maxHeight,
+		fps := f.fps
+		if st.FPS > 0 {
+			fps = st.FPS
+		}
+		c := ingest.StreamConfig{Name: name, Source: src, FPS: fps, MaxWidth: f.maxWidth, MaxHeight: f.maxHeight,
 			JPEGQuality: f.quality, Once: f.once, Loop: f.loop && !f.once, Realtime: f.realtime && !f.once}
 		c.SetDefaults()
-		if f.fps == 0 {
+		if fps == 0 {
 			c.FPS = 0 // every frame
 		}
 		if err := c.Validate(); err != nil {
@@ -168,6 +197,7 @@ type analyzeFlags struct {
 	keepEmbeddings bool
 	genderThr      float64
 	livenessThr    float64
+	device         deviceFlag // --device, gpu.go
 }
 
 func (f *analyzeFlags) register(fs *flag.FlagSet) {
@@ -182,6 +212,7 @@ func (f *analyzeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.keepEmbeddings, "keep-embeddings", false, "include each face's 512-d embedding in results")
 	fs.Float64Var(&f.genderThr, "gender-threshold", 0.6, "gender score above which a face is labelled male")
 	fs.Float64Var(&f.livenessThr, "liveness-threshold", 0.5, "liveness score from which a face is called real")
+	f.device.register(fs)
 }
 
 // analyzer is a loaded pipeline and what it owns.
@@ -214,7 +245,7 @@ func (f *analyzeFlags) loadAnalyzer(log *slog.Logger) (*analyzer, error) {
 	if err != nil {
 		return nil, err
 	}
-	lib, err := man.VerifyPath(f.deps, "onnxruntime")
+	lib, dev, err := f.runtime(man, log)
 	if err != nil {
 		return nil, err
 	}
@@ -222,11 +253,14 @@ func (f *analyzeFlags) loadAnalyzer(log *slog.Logger) (*analyzer, error) {
 	if a.rt, err = onnx.NewRuntime(lib); err != nil {
 		return nil, err
 	}
-	a.models = analyze.NewModelSet(a.rt, man, f.deps, onnx.SessionOptions{IntraOpThreads: 1, MaxBatch: max(f.maxBatch, 1) * 4})
+	a.models = analyze.NewModelSet(a.rt, man, f.deps, onnx.SessionOptions{IntraOpThreads: 1, MaxBatch: max(f.maxBatch, 1) * 4, Device: dev, Log: log})
 	a.pipeline, err = analyze.NewPipeline(analyze.PipelineConfig{
 		Heads: heads, OnDemand: onDemand, KeepEmbeddings: f.keepEmbeddings,
 		GenderThreshold: float32(f.genderThr), LivenessThreshold: float32(f.livenessThr),
 	}, a.models.Get)
+	if err == nil {
+		err = f.settleDevice(a.models, log)
+	}
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -236,29 +270,43 @@ func (f *analyzeFlags) loadAnalyzer(log *slog.Logger) (*analyzer, error) {
 	return a, nil
 }
 
-func (f *analyzeFlags) role(nc *nats.Conn, a *analyzer, log *slog.Logger) *analyze.Role {
+// role builds the analyze role; with js set results and drops are published with JetStream
+// acknowledgements.
+func (f *analyzeFlags) role(nc *nats.Conn, js jetstream.JetStream, a *analyzer, log *slog.Logger) *analyze.Role {
+	var pub bus.Publisher
+	if js != nil {
+		pub = &bus.StreamPublisher{JS: js}
+	}
 	return &analyze.Role{Conn: nc, Analyzer: a.pipeline, Workers: f.workers, MaxBatch: f.maxBatch, MaxWait: f.maxWait,
-		Deadline: f.deadline, Log: log}
+		Deadline: f.deadline, Publisher: pub, Log: log}
 }
 
-// sinkFlags configure the sink role.
+// sinkFlags configure the sink role; they are bound to the configuration's sink: section.
 type sinkFlags struct {
-	jsonl string
-	quiet bool
+	cfg *config.Sink
 }
 
-func (f *sinkFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.jsonl, "jsonl", "", "also write results as JSON lines to this file (truncated at start)")
-	fs.BoolVar(&f.quiet, "quiet", false, "do not print results on stdout")
+func (f *sinkFlags) register(fs *flag.FlagSet, cfg *config.Sink) {
+	f.cfg = cfg
+	fs.StringVar(&cfg.JSONL, "jsonl", cfg.JSONL, "also write results as JSON lines to this file (truncated at start, unless --jsonl-append)")
+	fs.BoolVar(&cfg.JSONLAppend, "jsonl-append", cfg.JSONLAppend, "append to the --jsonl file instead of truncating it (a restarted sink keeps what was written)")
+	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "do not print results on stdout")
+	fs.StringVar(&cfg.Durable, "durable", cfg.Durable, "JetStream durable consumer the sink reads through; a restarted sink resumes from it, sinks sharing it share the work")
+	fs.StringVar(&cfg.Deliver, "deliver", cfg.Deliver, "where a new durable consumer starts: all (every stored result) or new")
+	fs.DurationVar(&cfg.AckWait, "ack-wait", cfg.AckWait, "a delivered result not acknowledged within this is redelivered")
+	fs.IntVar(&cfg.MaxAckPending, "max-ack-pending", cfg.MaxAckPending, "most results delivered and not yet acknowledged")
+	fs.DurationVar(&cfg.LostAfter, "lost-after", cfg.LostAfter, "an ended stream's frames still without result or drop this long after its last outcome are counted lost")
 }
 
-func (f *sinkFlags) sinks(env Env) ([]sink.Sink, error) {
+// sinks opens the configured sinks: stdout unless quiet, the JSON-lines file, and a Prometheus
+// sink when reg is not nil.
+func (f *sinkFlags) sinks(env Env, reg prometheus.Registerer) ([]sink.Sink, error) {
 	var out []sink.Sink
-	if !f.quiet {
+	if !f.cfg.Quiet {
 		out = append(out, sink.NewJSONLines(stdoutOr(env.Stdout)))
 	}
-	if f.jsonl != "" {
-		j, err := sink.CreateJSONLinesFile(f.jsonl)
+	if f.cfg.JSONL != "" {
+		j, err := sink.OpenJSONLinesFile(f.cfg.JSONL, f.cfg.JSONLAppend)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +315,253 @@ func (f *sinkFlags) sinks(env Env) ([]sink.Sink, error) {
 	if len(out) == 0 {
 		return nil, errors.New("--quiet without --jsonl leaves results nowhere to go")
 	}
+	if reg != nil {
+		p, err := sink.NewPrometheus(reg)
+		if err != nil {
+			closeSinks(out)
+			return nil, err
+		}
+		out = append(out, p)
+	}
 	return out, nil
+}
+
+// role builds the sink role; js nil reads with core NATS.
+func (f *sinkFlags) role(nc *nats.Conn, js jetstream.JetStream, sinks []sink.Sink, log *slog.Logger) *sink.Role {
+	return &sink.Role{Conn: nc, Sinks: sinks, Await: f.cfg.Await, JetStream: js, Durable: f.cfg.Durable,
+		DeliverNew: f.cfg.Deliver == "new", AckWait: f.cfg.AckWait, MaxAckPending: f.cfg.MaxAckPending,
+		LostAfter: lostAfter(f.cfg.LostAfter), Log: log}
+}
+
+// lostAfter maps the configuration's 0 ("never") to the role's negative.
+func lostAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// dial connects one role to the NATS servers, credentials and TLS in cfg, counting its events
+// into ev for metrics.
+func dial(ctx context.Context, cfg config.NATS, role string, log *slog.Logger, ev *bus.Events) (*nats.Conn, error) {
+	return bus.Dial(ctx, cfg, "vigil-"+role, log.With("role", role), ev)
+}
+
+// drain drains a role's connection on the way out (bounded to 30 s), logging a failure.
+func drain(nc *nats.Conn, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bus.Drain(ctx, nc); err != nil {
+		log.Warn("nats drain", "err", err)
+	}
+}
+
+// startMetrics serves reg on addr; nil without an address. The caller closes it.
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*metrics.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	m := &metrics.Server{Addr: addr, Gatherer: reg, Log: log}
+	if err := m.Start(); err != nil {
+		return nil, err
+	}
+	log.Info("metrics", "url", m.URL())
+	return m, nil
+}
+
+func stopMetrics(m *metrics.Server) {
+	if m == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = m.Close(ctx)
+}
+
+// natsClient is one connection natsMetrics reports on.
+type natsClient struct {
+	name string
+	nc   *nats.Conn
+	ev   *bus.Events
+}
+
+// natsMetrics exports connections' counters, labelled by client (the role).
+func natsMetrics(clients ...natsClient) *metrics.Collector {
+	l := []string{"client"}
+	v := func(f func(c natsClient) float64) func() []metrics.Sample {
+		return func() []metrics.Sample {
+			out := make([]metrics.Sample, 0, len(clients))
+			for _, c := range clients {
+				out = append(out, metrics.Sample{Labels: []string{c.name}, Value: f(c)})
+			}
+			return out
+		}
+	}
+	counter := prometheus.CounterValue
+	return metrics.NewCollector([]metrics.Family{
+		{Name: "vigil_nats_slow_consumer_events_total", Help: "Slow-consumer notifications: a subscription's pending buffer overflowed and the client dropped messages.", Type: counter, Labels: l,
+			Collect: v(func(c natsClient) float64 { return float64(c.ev.SlowConsumers.Load()) })},
+		{Name: "vigil_nats_async_errors_total", Help: "Asynchronous NATS errors.", Type: counter, Labels: l,
+			Collect: v(func(c natsClient) float64 { return float64(c.ev.AsyncErrors.Load()) })},
+		{Name: "vigil_nats_disconnects_total", Help: "Connections lost.", Type: counter, Labels: l,
+			Collect: v(func(c natsClient) float64 { return float64(c.ev.Disconnects.Load()) })},
+		{Name: "vigil_nats_reconnects_total", Help: "Reconnections.", Type: counter, Labels: l,
+			Collect: v(func(c natsClient) float64 { return float64(c.ev.Reconnects.Load()) })},
+		{Name: "vigil_nats_connected", Help: "1 while connected to a server.", Type: prometheus.GaugeValue, Labels: l,
+			Collect: v(func(c natsClient) float64 {
+				if c.nc.IsConnected() {
+					return 1
+				}
+				return 0
+			})},
+		{Name: "vigil_nats_in_messages_total", Help: "Messages received.", Type: counter, Labels: l,
+			Collect: v(func(c natsClient) float64 { return float64(c.nc.Stats().InMsgs) })},
+		{Name: "vigil_nats_out_messages_total", Help: "Messages sent.", Type: counter, Labels: l,
+			Collect: v(func(c natsClient) float64 { return float64(c.nc.Stats().OutMsgs) })},
+		{Name: "vigil_nats_in_bytes_total", Help: "Bytes received.", Type: counter, Labels: l,
+			Collect: v(func(c natsClient) float64 { return float64(c.nc.Stats().InBytes) })},
+		{Name: "vigil_nats_out_bytes_total", Help: "Bytes sent.", Type: counter, Labels: l,
+			Collect: v(func(c natsClient) float64 { return float64(c.nc.Stats().OutBytes) })},
+	})
+}
+
+// batchBuckets are the batch-size histogram's upper bounds.
+func batchBuckets(maxBatch int) []float64 {
+	var b []float64
+	for n := 1; n < maxBatch; n *= 2 {
+		b = append(b, float64(n))
+	}
+	return append(b, float64(maxBatch))
+}
+
+// analyzeMetrics exports the analyze role's counters: the autoscaling signals are
+// vigil_analyze_busy_seconds_total / vigil_analyze_workers (utilisation), vigil_analyze_queue_frames
+// and vigil_analyze_pending_messages (backlog) and the deadline, queue and slow-consumer drops.
+func analyzeMetrics(r *analyze.Role, workers, maxBatch int) *metrics.Collector {
+	counter, gauge := prometheus.CounterValue, prometheus.GaugeValue
+	stats := func(f func(analyze.Stats) float64) func() []metrics.Sample {
+		return func() []metrics.Sample { return metrics.One(f(r.Stats())) }
+	}
+	return metrics.NewCollector([]metrics.Family{
+		{Name: "vigil_analyze_frames_received_total", Help: "Frames received from the queue group.", Type: counter,
+			Collect: stats(func(s analyze.Stats) float64 { return float64(s.Received) })},
+		{Name: "vigil_analyze_frames_analyzed_total", Help: "Frames analysed (a result published).", Type: counter,
+			Collect: stats(func(s analyze.Stats) float64 { return float64(s.Analyzed) })},
+		{Name: "vigil_analyze_faces_total", Help: "Faces found.", Type: counter,
+			Collect: stats(func(s analyze.Stats) float64 { return float64(s.Faces) })},
+		{Name: "vigil_analyze_frames_dropped_total", Help: "Frames not analysed, by reason (deadline, queue, decode, inference, slow_consumer).", Type: counter, Labels: []string{"reason"},
+			Collect: func() []metrics.Sample {
+				var out []metrics.Sample
+				for reason, n := range r.Stats().Dropped {
+					out = append(out, metrics.Sample{Labels: []string{reason}, Value: float64(n)})
+				}
+				return out
+			}},
+		{Name: "vigil_analyze_busy_seconds_total", Help: "Time workers spent on batches, summed over workers.", Type: counter,
+			Collect: stats(func(s analyze.Stats) float64 { return s.Busy.Seconds() })},
+		{Name: "vigil_analyze_workers", Help: "Workers (batches analysed in parallel).", Type: gauge,
+			Collect: func() []metrics.Sample { return metrics.One(float64(workers)) }},
+		{Name: "vigil_analyze_queue_frames", Help: "Frames waiting for a worker.", Type: gauge,
+			Collect: stats(func(s analyze.Stats) float64 { return float64(s.Queued) })},
+		{Name: "vigil_analyze_pending_messages", Help: "Frames the NATS client holds for the subscription beyond the queue (pending limit: slow consumer beyond).", Type: gauge,
+			Collect: stats(func(s analyze.Stats) float64 { return float64(s.Pending) })},
+		{Name: "vigil_analyze_publish_errors_total", Help: "Results and drops that could not be published (not acknowledged in time).", Type: counter,
+			Collect: stats(func(s analyze.Stats) float64 { return float64(s.PublishErrors) })},
+	}, metrics.Histogram{Name: "vigil_analyze_batch_size", Help: "Frames per batch a worker took.",
+		Collect: func() (map[float64]uint64, uint64, float64) {
+			s := r.Stats()
+			bounds := batchBuckets(maxBatch)
+			buckets := make(map[float64]uint64, len(bounds))
+			var count uint64
+			var sum float64
+			for size, n := range s.Batches {
+				count += n
+				sum += float64(size * int(n))
+				for _, b := range bounds {
+					if float64(size) <= b {
+						buckets[b] += n
+					}
+				}
+			}
+			for _, b := range bounds {
+				buckets[b] += 0
+			}
+			return buckets, count, sum
+		}})
+}
+
+// sinkMetrics exports the sink role's per-stream accounting and, with JetStream, its consumer's
+// lag (what a KEDA nats-jetstream scaler or an alert watches).
+func sinkMetrics(r *sink.Role) *metrics.Collector {
+	perStream := func(f func(sink.StreamProgress) float64) func() []metrics.Sample {
+		return func() []metrics.Sample {
+			var out []metrics.Sample
+			for name, p := range r.Progress() {
+				out = append(out, metrics.Sample{Labels: []string{name}, Value: f(p)})
+			}
+			return out
+		}
+	}
+	consumer := func(f func(*jetstream.ConsumerInfo) float64) func() []metrics.Sample {
+		return func() []metrics.Sample {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			info, err := r.ConsumerInfo(ctx)
+			if err != nil {
+				return nil
+			}
+			return metrics.One(f(info))
+		}
+	}
+	st := []string{"stream"}
+	counter, gauge := prometheus.CounterValue, prometheus.GaugeValue
+	return metrics.NewCollector([]metrics.Family{
+		{Name: "vigil_sink_drops_total", Help: "Drops received (lost: counted by the sink), by stream and reason.", Type: counter, Labels: []string{"stream", "reason"},
+			Collect: func() []metrics.Sample {
+				var out []metrics.Sample
+				for name, p := range r.Progress() {
+					for reason, n := range p.DropReasons {
+						out = append(out, metrics.Sample{Labels: []string{name, reason}, Value: float64(n)})
+					}
+				}
+				return out
+			}},
+		{Name: "vigil_sink_write_errors_total", Help: "Results a sink failed to take (redelivered with JetStream).", Type: counter, Labels: st,
+			Collect: perStream(func(p sink.StreamProgress) float64 { return float64(p.WriteErrors) })},
+		{Name: "vigil_sink_redelivered_skipped_total", Help: "Redelivered messages already written by this process, acknowledged and skipped.", Type: counter, Labels: st,
+			Collect: perStream(func(p sink.StreamProgress) float64 { return float64(p.Redelivered) })},
+		{Name: "vigil_sink_consumer_pending_messages", Help: "Messages stored in VIGIL_RESULTS not yet delivered to this sink's consumer (lag).", Type: gauge,
+			Collect: consumer(func(i *jetstream.ConsumerInfo) float64 { return float64(i.NumPending) })},
+		{Name: "vigil_sink_consumer_ack_pending_messages", Help: "Messages delivered to the consumer and not yet acknowledged.", Type: gauge,
+			Collect: consumer(func(i *jetstream.ConsumerInfo) float64 { return float64(i.NumAckPending) })},
+		{Name: "vigil_sink_consumer_redelivered_messages", Help: "Messages delivered more than once and not yet acknowledged.", Type: gauge,
+			Collect: consumer(func(i *jetstream.ConsumerInfo) float64 { return float64(i.NumRedelivered) })},
+	})
+}
+
+// ingestMetrics exports the ingest role's per-stream counters.
+func ingestMetrics(r *ingest.Role) *metrics.Collector {
+	perStream := func(f func(ingest.StreamStats) uint64) func() []metrics.Sample {
+		return func() []metrics.Sample {
+			var out []metrics.Sample
+			for name, s := range r.Stats() {
+				out = append(out, metrics.Sample{Labels: []string{name}, Value: float64(f(s))})
+			}
+			return out
+		}
+	}
+	st := []string{"stream"}
+	counter := prometheus.CounterValue
+	return metrics.NewCollector([]metrics.Family{
+		{Name: "vigil_ingest_frames_decoded_total", Help: "Frames decoded from the source.", Type: counter, Labels: st,
+			Collect: perStream(func(s ingest.StreamStats) uint64 { return s.Decoded })},
+		{Name: "vigil_ingest_frames_published_total", Help: "Sampled frames published.", Type: counter, Labels: st,
+			Collect: perStream(func(s ingest.StreamStats) uint64 { return s.Published })},
+		{Name: "vigil_ingest_frames_skipped_total", Help: "Frames skipped by the sampler.", Type: counter, Labels: st,
+			Collect: perStream(func(s ingest.StreamStats) uint64 { return s.Skipped })},
+		{Name: "vigil_ingest_errors_total", Help: "Source and publish errors.", Type: counter, Labels: st,
+			Collect: perStream(func(s ingest.StreamStats) uint64 { return s.Errors })},
+	})
 }
 
 // connect dials NATS for one role.

@@ -6,49 +6,62 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/config"
+	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/sink"
 )
 
 func runCmd(ctx context.Context, env Env, args []string) error {
+	st, err := newSettings(env, args)
+	if err != nil {
+		return err
+	}
 	fs := newFlagSet("run", "Runs every role in one process with an embedded NATS server: ingest reads the sources,\n"+
 		"analyze runs the face models, sink prints results as JSON lines. Ctrl-C stops cleanly.")
 	var (
-		lf       logFlags
-		inf      ingestFlags
-		af       analyzeFlags
-		sf       sinkFlags
-		natsHost string
-		natsPort int
-		storeDir string
+		lf  logFlags
+		inf ingestFlags
+		af  analyzeFlags
+		sf  sinkFlags
 	)
 	lf.register(fs)
 	inf.register(fs, true)
 	af.register(fs)
-	sf.register(fs)
-	fs.StringVar(&natsHost, "nats-host", "127.0.0.1", "address the embedded NATS server listens on")
-	fs.IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server (0: any free port)")
-	fs.StringVar(&storeDir, "store-dir", "", "JetStream storage directory of the embedded server (default: a temporary directory)")
-	if err := parse(fs, env, args); err != nil {
+	sf.register(fs, &st.cfg.Sink)
+	st.registerCommon(fs)
+	st.registerRun(fs)
+	st.registerJetStream(fs)
+	st.registerMetrics(fs)
+	if err := st.parse(fs, env, args); err != nil {
 		return err
 	}
 	log, err := lf.logger(env.Stderr)
 	if err != nil {
 		return err
 	}
-	if len(inf.sources) == 0 {
+	if len(inf.sources) == 0 && len(st.cfg.Ingest.Streams) == 0 {
 		inf.sources = stringList{DemoVideo}
 	}
-	streams, err := inf.streamConfigs()
+	streams, err := inf.streamConfigs(st.cfg.Ingest.Streams)
 	if err != nil {
 		return err
+	}
+	if err := st.annotate(checkRoles(&st.cfg)); err != nil {
+		return err
+	}
+	if st.check {
+		return st.report(env)
 	}
 	if inf.once {
 		af.deadline = 0 // a recording is analysed completely: the credit window bounds the backlog
@@ -59,7 +72,11 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		}
 		return err
 	}
-	sinks, err := sf.sinks(env)
+	var reg *prometheus.Registry
+	if st.cfg.Metrics.Addr != "" {
+		reg = metrics.NewRegistry()
+	}
+	sinks, err := sf.sinks(env, registerer(reg))
 	if err != nil {
 		return err
 	}
@@ -70,6 +87,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	defer an.Close()
 
+	storeDir := st.cfg.Run.StoreDir
 	if storeDir == "" {
 		dir, err := os.MkdirTemp("", "vigil-nats-")
 		if err != nil {
@@ -79,7 +97,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		defer os.RemoveAll(dir)
 		storeDir = dir
 	}
-	srv := &bus.EmbeddedServer{Host: natsHost, Port: natsPort, StoreDir: storeDir, Logger: log}
+	srv := &bus.EmbeddedServer{Host: st.cfg.Run.NATSHost, Port: st.cfg.Run.NATSPort, StoreDir: storeDir, Logger: log}
 	if err := srv.Start(ctx); err != nil {
 		closeSinks(sinks)
 		return err
@@ -89,30 +107,58 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	log.Info("NATS ready: results on vigil.results.<stream>", "url", url, "try", fmt.Sprintf("nats sub 'vigil.results.>' --server %s", url))
 
 	conns := map[string]*nats.Conn{}
+	var clients []natsClient
 	defer func() {
 		for _, nc := range conns {
 			nc.Close()
 		}
 	}()
 	for _, role := range []string{"ingest", "analyze", "sink"} {
-		nc, err := connect(ctx, url, role, log)
+		ev := new(bus.Events)
+		nc, err := dial(ctx, config.NATS{URL: url}, role, log, ev)
 		if err != nil {
 			closeSinks(sinks)
 			return err
 		}
 		conns[role] = nc
+		clients = append(clients, natsClient{role, nc, ev})
+	}
+	// The embedded server is a single node: one replica whatever the file says.
+	jsCfg := st.cfg.JetStream
+	jsCfg.Replicas = 1
+	jsSink, err := setupJetStream(ctx, conns["sink"], jsCfg, log)
+	if err != nil {
+		closeSinks(sinks)
+		return err
+	}
+	var jsAn jetstream.JetStream
+	if jsSink != nil {
+		if jsAn, err = jetstream.New(conns["analyze"]); err != nil {
+			closeSinks(sinks)
+			return err
+		}
 	}
 
 	// Each role gets its own context so shutdown can go in pipeline order: stop ingest, let the
 	// analyzer finish what it holds, let the sink write what arrived, then stop.
-	sinkRole := &sink.Role{Conn: conns["sink"], Sinks: sinks, Log: log.With("role", "sink")}
+	sinkRole := sf.role(conns["sink"], jsSink, sinks, log.With("role", "sink"))
+	sinkRole.Await = nil
 	if inf.once {
 		for _, s := range streams {
 			sinkRole.Await = append(sinkRole.Await, s.Name)
 		}
 	}
-	anRole := af.role(conns["analyze"], an, log.With("role", "analyze"))
+	anRole := af.role(conns["analyze"], jsAn, an, log.With("role", "analyze"))
 	inRole := &ingest.Role{Conn: conns["ingest"], Streams: streams, Log: log.With("role", "ingest")}
+	if reg != nil {
+		reg.MustRegister(natsMetrics(clients...), sinkMetrics(sinkRole), analyzeMetrics(anRole, effectiveWorkers(af.workers), af.maxBatch), ingestMetrics(inRole))
+		m, err := startMetrics(st.cfg.Metrics.Addr, reg, log)
+		if err != nil {
+			closeSinks(sinks)
+			return err
+		}
+		defer stopMetrics(m)
+	}
 
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
 	anCtx, stopAn := context.WithCancel(context.WithoutCancel(ctx))
@@ -180,7 +226,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	if sinkDone != nil {
 		_ = conns["sink"].Flush() // everything routed to the sink so far is now in its buffer
-		stopSink()
+		stopSink()                // with JetStream it catches up with the stream first
 		if err := <-sinkDone; err != nil {
 			runErr = errors.Join(runErr, err)
 		}
@@ -197,6 +243,23 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	return runErr
+}
+
+// registerer returns reg as a Registerer, or nil when reg is nil (a nil *Registry in an
+// interface would not be nil).
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
+
+// effectiveWorkers is the analyzer's worker count once defaults apply (0: one per CPU).
+func effectiveWorkers(n int) int {
+	if n > 0 {
+		return n
+	}
+	return runtime.NumCPU()
 }
 
 func closeSinks(sinks []sink.Sink) {
@@ -217,6 +280,9 @@ func reportProgress(log *slog.Logger, progress map[string]sink.StreamProgress, a
 		if p.EndError != "" {
 			attrs = append(attrs, "source_error", p.EndError)
 		}
+		if p.Redelivered > 0 {
+			attrs = append(attrs, "redelivered_skipped", p.Redelivered)
+		}
 		log.Info("stream summary", attrs...)
 	}
 	if len(analyzerDrops) > 0 {
@@ -224,110 +290,211 @@ func reportProgress(log *slog.Logger, progress map[string]sink.StreamProgress, a
 	}
 }
 
+// roleSetup is what every single-role command shares: settings parsed, a connection with
+// metrics, JetStream streams ensured, the metrics endpoint.
+type roleSetup struct {
+	log *slog.Logger
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	reg *prometheus.Registry
+	m   *metrics.Server
+}
+
+// start connects role to NATS, ensures the JetStream streams (when enabled) and prepares the
+// metrics registry (when --metrics-addr is set; serve starts it once the role's collectors are
+// registered).
+func (st *settings) start(ctx context.Context, role string, log *slog.Logger) (*roleSetup, error) {
+	rs := &roleSetup{log: log}
+	ev := new(bus.Events)
+	nc, err := dial(ctx, st.cfg.NATS, role, log, ev)
+	if err != nil {
+		return nil, err
+	}
+	rs.nc = nc
+	if st.cfg.Metrics.Addr != "" {
+		rs.reg = metrics.NewRegistry()
+		rs.reg.MustRegister(natsMetrics(natsClient{role, nc, ev}))
+	}
+	if rs.js, err = setupJetStream(ctx, nc, st.cfg.JetStream, log); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return rs, nil
+}
+
+// serve starts the metrics endpoint, if any, with collectors registered.
+func (rs *roleSetup) serve(addr string, collectors ...prometheus.Collector) error {
+	if rs.reg == nil {
+		return nil
+	}
+	rs.reg.MustRegister(collectors...)
+	m, err := startMetrics(addr, rs.reg, rs.log)
+	rs.m = m
+	return err
+}
+
+// close drains the connection (finishing subscriptions, flushing publishes) and stops metrics.
+func (rs *roleSetup) close() {
+	drain(rs.nc, rs.log)
+	stopMetrics(rs.m)
+}
+
 func ingestCmd(ctx context.Context, env Env, args []string) error {
+	st, err := newSettings(env, args)
+	if err != nil {
+		return err
+	}
 	fs := newFlagSet("ingest", "Runs the ingest role: reads the sources and publishes sampled JPEG frames on vigil.frames.<stream>.")
 	var (
 		lf  logFlags
 		inf ingestFlags
-		url string
 	)
 	lf.register(fs)
 	inf.register(fs, false)
-	fs.StringVar(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
-	if err := parse(fs, env, args); err != nil {
+	st.registerCommon(fs)
+	st.registerNATS(fs)
+	st.registerJetStream(fs)
+	st.registerMetrics(fs)
+	if err := st.parse(fs, env, args); err != nil {
 		return err
 	}
 	log, err := lf.logger(env.Stderr)
 	if err != nil {
 		return err
 	}
-	if len(inf.sources) == 0 {
-		return errors.New("no --source given")
+	if len(inf.sources) == 0 && len(st.cfg.Ingest.Streams) == 0 {
+		return errors.New("no --source given (or ingest.streams in --config)")
 	}
-	streams, err := inf.streamConfigs()
+	streams, err := inf.streamConfigs(st.cfg.Ingest.Streams)
 	if err != nil {
 		return err
+	}
+	if err := st.annotate(checkRoles(&st.cfg)); err != nil {
+		return err
+	}
+	if st.check {
+		return st.report(env)
 	}
 	if err := probeFiles(ctx, streams); err != nil {
 		return err
 	}
-	nc, err := connect(ctx, url, "ingest", log)
+	rs, err := st.start(ctx, "ingest", log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	err = (&ingest.Role{Conn: nc, Streams: streams, Log: log}).Run(ctx)
-	if derr := nc.Drain(); derr != nil && err == nil {
-		err = derr
+	defer rs.close()
+	role := &ingest.Role{Conn: rs.nc, Streams: streams, Log: log}
+	if err := rs.serve(st.cfg.Metrics.Addr, ingestMetrics(role)); err != nil {
+		return err
 	}
-	return err
+	return role.Run(ctx)
 }
 
 func analyzeCmd(ctx context.Context, env Env, args []string) error {
+	st, err := newSettings(env, args)
+	if err != nil {
+		return err
+	}
 	fs := newFlagSet("analyze", "Runs the analyze role: joins the analyzers' queue group on vigil.frames.*, runs the face models\n"+
-		"in batches and publishes results on vigil.results.<stream>. SIGTERM drains in-flight batches first.")
+		"in batches and publishes results on vigil.results.<stream> (acknowledged by JetStream). SIGTERM drains:\n"+
+		"queued frames are analysed and their results acknowledged before the process exits.")
 	var (
-		lf  logFlags
-		af  analyzeFlags
-		url string
+		lf logFlags
+		af analyzeFlags
 	)
 	lf.register(fs)
 	af.register(fs)
-	fs.StringVar(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
-	if err := parse(fs, env, args); err != nil {
+	st.registerCommon(fs)
+	st.registerNATS(fs)
+	st.registerJetStream(fs)
+	st.registerMetrics(fs)
+	if err := st.parse(fs, env, args); err != nil {
 		return err
 	}
 	log, err := lf.logger(env.Stderr)
 	if err != nil {
 		return err
+	}
+	if err := st.annotate(checkRoles(&st.cfg)); err != nil {
+		return err
+	}
+	if st.check {
+		return st.report(env)
 	}
 	an, err := af.loadAnalyzer(log)
 	if err != nil {
 		return err
 	}
 	defer an.Close()
-	nc, err := connect(ctx, url, "analyze", log)
+	rs, err := st.start(ctx, "analyze", log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	role := af.role(nc, an, log)
+	defer rs.close()
+	role := af.role(rs.nc, rs.js, an, log)
 	role.Name = hostname() + fmt.Sprintf("-%d", os.Getpid())
+	if err := rs.serve(st.cfg.Metrics.Addr, analyzeMetrics(role, effectiveWorkers(af.workers), af.maxBatch)); err != nil {
+		return err
+	}
 	err = role.Run(ctx)
-	reportProgress(log, nil, role.Stats().Dropped)
+	s := role.Stats()
+	log.Info("analyzer summary", "received", s.Received, "analyzed", s.Analyzed, "faces", s.Faces, "busy", s.Busy.Round(time.Millisecond).String())
+	reportProgress(log, nil, s.Dropped)
 	return err
 }
 
 func sinkCmd(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet("sink", "Runs the sink role: writes every result on vigil.results.* as a JSON line.")
+	st, err := newSettings(env, args)
+	if err != nil {
+		return err
+	}
+	fs := newFlagSet("sink", "Runs the sink role: writes every result as a JSON line. With JetStream (the default) it reads\n"+
+		"VIGIL_RESULTS through a durable consumer and acknowledges each result once written, so a restarted\n"+
+		"sink resumes where it stopped. SIGTERM: it catches up with what is stored (up to 10 s), then exits.")
 	var (
 		lf    logFlags
 		sf    sinkFlags
-		url   string
 		await stringList
 	)
 	lf.register(fs)
-	sf.register(fs)
-	fs.StringVar(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
+	sf.register(fs, &st.cfg.Sink)
 	fs.Var(&await, "await", "exit once these streams (repeatable) have ended and every frame has a result or drop")
-	if err := parse(fs, env, args); err != nil {
+	st.registerCommon(fs)
+	st.registerNATS(fs)
+	st.registerJetStream(fs)
+	st.registerMetrics(fs)
+	if err := st.parse(fs, env, args); err != nil {
 		return err
+	}
+	if len(await) > 0 {
+		st.cfg.Sink.Await = await
+		if err := st.cfg.Validate(); err != nil {
+			return err
+		}
 	}
 	log, err := lf.logger(env.Stderr)
 	if err != nil {
 		return err
 	}
-	sinks, err := sf.sinks(env)
+	if st.check {
+		return st.report(env)
+	}
+	var reg prometheus.Registerer
+	var rs *roleSetup
+	if rs, err = st.start(ctx, "sink", log); err != nil {
+		return err
+	}
+	defer rs.close()
+	reg = registerer(rs.reg)
+	sinks, err := sf.sinks(env, reg)
 	if err != nil {
 		return err
 	}
-	nc, err := connect(ctx, url, "sink", log)
-	if err != nil {
+	role := sf.role(rs.nc, rs.js, sinks, log)
+	if err := rs.serve(st.cfg.Metrics.Addr, sinkMetrics(role)); err != nil {
 		closeSinks(sinks)
 		return err
 	}
-	defer nc.Close()
-	role := &sink.Role{Conn: nc, Sinks: sinks, Await: await, Log: log}
 	err = role.Run(ctx)
 	reportProgress(log, role.Progress(), nil)
 	return err
