@@ -8,9 +8,11 @@ GOCV_VERSION := v0.31.0
 # The OpenCV gocv $(GOCV_VERSION) compiles against: Debian 12's libopencv-dev.
 OPENCV_VERSION := 4.6
 # Debian packages: OpenCV with its FFmpeg and GStreamer backends, the
-# GStreamer plugins the RTSP/WebRTC pipelines use, the cgo toolchain.
+# GStreamer plugins the RTSP/WebRTC pipelines use, the cgo toolchain; for the
+# tests, Chromium (WebRTC publishing, the web UI) and PostgreSQL (event store).
 APT_PACKAGES := libopencv-dev ffmpeg opencv-doc pkg-config build-essential \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav \
+	chromium postgresql
 # Node.js and npm, only to "npm pack" the pinned packages; not installed from
 # apt when npm is already on PATH (the machine may have a newer Node.js).
 NODE_APT_PACKAGES := nodejs npm
@@ -32,7 +34,12 @@ ARGS      ?=
 # Packages that must build (and type-check with their tests) without cgo;
 # patterns that match no package yet are skipped.
 PURE_PKGS ?= ./pkg/frame/... ./pkg/result/... ./pkg/bus/... ./pkg/batch/... \
-	./pkg/config/... ./pkg/onnx/graph/... ./models/...
+	./pkg/config/... ./pkg/onnx/graph/... ./models/... ./pkg/httpapi/... ./pkg/metrics/... \
+	./analyze/track ./analyze/gallery/... ./analyze/faceapi/... \
+	./analyze/classify/manifest/... ./analyze/classify/dataset/... ./analyze/classify/train/... \
+	./analyze/classify/store/... ./analyze/classify/selection/... ./analyze/classify/project/... \
+	./analyze/classify/api/... ./ingest/webrtc/whip/... \
+	./sink/jsonl/... ./sink/webhook/... ./sink/eventstore/... ./deploy/grafana/...
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c

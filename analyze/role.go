@@ -62,6 +62,12 @@ type Role struct {
 	// (on Conn, unacknowledged, when more than max(1024, 4*QueueSize) of them are waiting).
 	// Default: core NATS on Conn.
 	Publisher bus.Publisher
+	// ResultsPrefix is the subject prefix results are published under. Default
+	// bus.ResultsPrefix; track.AnalyzedPrefix when a track stage enriches and republishes them.
+	ResultsPrefix string
+	// Classifiers, when set, runs custom classifiers on every analysed frame; their outputs go
+	// into the result's classifications. Default none.
+	Classifiers FrameClassifier
 	// Log receives the role's logs. Default slog.Default().
 	Log *slog.Logger
 
@@ -150,6 +156,22 @@ func (r *Role) Stats() Stats {
 	return s
 }
 
+// ClassifyFrame is one analysed frame as a FrameClassifier sees it.
+type ClassifyFrame struct {
+	// Stream names the frame's stream (which classifiers run is configured per stream).
+	Stream string
+	// Image is the decoded 8-bit BGR frame, owned by the caller and open during the call.
+	Image gocv.Mat
+	// Faces are the faces the pipeline found, in result order.
+	Faces []result.Face
+}
+
+// FrameClassifier runs custom classifiers on analysed frames; the i-th output lists frame i's
+// classifications. An error means none could run (the frames still get their face results).
+type FrameClassifier interface {
+	ClassifyFrames(ctx context.Context, frames []ClassifyFrame) ([][]result.Classification, error)
+}
+
 func (r *Role) setDefaults() {
 	if r.Workers <= 0 {
 		r.Workers = runtime.NumCPU()
@@ -168,6 +190,9 @@ func (r *Role) setDefaults() {
 	}
 	if r.Log == nil {
 		r.Log = slog.Default()
+	}
+	if r.ResultsPrefix == "" {
+		r.ResultsPrefix = bus.ResultsPrefix
 	}
 	if r.Publisher == nil {
 		r.Publisher = bus.CorePublisher{Conn: r.Conn}
@@ -322,6 +347,17 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		}
 		return
 	}
+	var classes [][]result.Classification
+	if r.Classifiers != nil {
+		frames := make([]ClassifyFrame, len(kept))
+		for i, j := range kept {
+			frames[i] = ClassifyFrame{Stream: j.f.Stream, Image: mats[i], Faces: out[i].Faces}
+		}
+		if classes, err = r.Classifiers.ClassifyFrames(ctx, frames); err != nil {
+			r.Log.Warn("classifiers failed", "frames", len(kept), "err", err)
+			classes = nil
+		}
+	}
 	done := time.Now().UTC()
 	for i, j := range kept {
 		res := result.Result{
@@ -334,7 +370,10 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		if res.Faces == nil {
 			res.Faces = []result.Face{}
 		}
-		r.publish(ctx, bus.ResultsPrefix, j.f.Stream, res, msgID("r", j.f))
+		if i < len(classes) {
+			res.Classifications = classes[i]
+		}
+		r.publish(ctx, r.ResultsPrefix, j.f.Stream, res, msgID("r", j.f))
 		r.analyzed.Add(1)
 		r.faces.Add(uint64(len(res.Faces)))
 	}

@@ -31,6 +31,9 @@ func vigil(t *testing.T, extraEnv map[string]string, args ...string) (int, strin
 		if k == "VIGIL_DEPS" {
 			return deps
 		}
+		if k == "VIGIL_HTTP_ADDR" {
+			return "127.0.0.1:0" // never the default port: tests run beside other servers
+		}
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -249,9 +252,9 @@ func TestStreamNameFor(t *testing.T) {
 	for src, want := range map[string]string{
 		"/usr/share/doc/opencv-doc/examples/data/Megamind.avi": "megamind",
 		"rtsp://user:secret@cam.local:554/live/1":              "cam-local-554-live-1",
-		"device:0":                                             "camera0",
-		"/tmp/x y.z.mp4":                                       "x-y-z",
-		"/tmp/" + strings.Repeat("a", 100) + ".mp4":            strings.Repeat("a", 64),
+		"device:0":       "camera0",
+		"/tmp/x y.z.mp4": "x-y-z",
+		"/tmp/" + strings.Repeat("a", 100) + ".mp4": strings.Repeat("a", 64),
 	} {
 		if got := StreamNameFor(src); got != want {
 			t.Errorf("StreamNameFor(%q) = %q, want %q", src, got, want)

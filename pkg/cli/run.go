@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/config"
@@ -34,11 +36,15 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		inf ingestFlags
 		af  analyzeFlags
 		sf  sinkFlags
+		tf  trackFlags
+		ff  frontFlags
 	)
 	lf.register(fs)
 	inf.register(fs, true)
 	af.register(fs)
 	sf.register(fs, &st.cfg.Sink)
+	tf.register(fs, false)
+	ff.register(fs)
 	st.registerCommon(fs)
 	st.registerRun(fs)
 	st.registerJetStream(fs)
@@ -80,6 +86,21 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The track role needs every face's embedding; it drops them from the results it republishes
+	// unless --keep-embeddings asked for them.
+	keepEmbeddings := af.keepEmbeddings
+	if tf.enabled {
+		af.keepEmbeddings = true
+	}
+	onDemand, err := analyze.ParseHeads(af.onDemand)
+	if err != nil {
+		closeSinks(sinks)
+		return fmt.Errorf("--on-demand-heads: %w", err)
+	}
+	if _, err := tf.role(nil, onDemand, keepEmbeddings, nil, log); err != nil {
+		closeSinks(sinks)
+		return err
+	}
 	an, err := af.loadAnalyzer(log)
 	if err != nil {
 		closeSinks(sinks)
@@ -113,7 +134,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 			nc.Close()
 		}
 	}()
-	for _, role := range []string{"ingest", "analyze", "sink"} {
+	for _, role := range []string{"ingest", "analyze", "track", "sink", "api"} {
 		ev := new(bus.Events)
 		nc, err := dial(ctx, config.NATS{URL: url}, role, log, ev)
 		if err != nil {
@@ -148,7 +169,34 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 			sinkRole.Await = append(sinkRole.Await, s.Name)
 		}
 	}
+	fr, err := ff.startFront(ctx, frontDeps{nc: conns["api"], an: an, storeDir: storeDir, deps: af.deps, version: env.Version,
+		log: log, pipeline: analyze.PipelineConfig{GenderThreshold: float32(af.genderThr), LivenessThreshold: float32(af.livenessThr)}})
+	if err != nil {
+		closeSinks(sinks)
+		return err
+	}
+	defer fr.Close()
+	if tf.enabled {
+		jsAn = nil // vigil.analyzed is a core-NATS hop; the track role's results are the durable ones
+	}
 	anRole := af.role(conns["analyze"], jsAn, an, log.With("role", "analyze"))
+	anRole.Classifiers = classifyFrames{fr.runner}
+	var trRole *track.Role
+	if tf.enabled {
+		anRole.ResultsPrefix = track.AnalyzedPrefix
+		if trRole, err = tf.role(conns["track"], onDemand, keepEmbeddings, fr.faces.Gallery, log.With("role", "track")); err != nil {
+			closeSinks(sinks)
+			return err
+		}
+		if jsSink != nil {
+			js, err := jetstream.New(conns["track"])
+			if err != nil {
+				closeSinks(sinks)
+				return err
+			}
+			trRole.Publisher = &bus.StreamPublisher{JS: js}
+		}
+	}
 	inRole := &ingest.Role{Conn: conns["ingest"], Streams: streams, Log: log.With("role", "ingest")}
 	if reg != nil {
 		reg.MustRegister(natsMetrics(clients...), sinkMetrics(sinkRole), analyzeMetrics(anRole, effectiveWorkers(af.workers), af.maxBatch), ingestMetrics(inRole))
@@ -161,21 +209,31 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	trCtx, stopTr := context.WithCancel(context.WithoutCancel(ctx))
 	anCtx, stopAn := context.WithCancel(context.WithoutCancel(ctx))
 	inCtx, stopIn := context.WithCancel(ctx)
 	defer stopSink()
+	defer stopTr()
 	defer stopAn()
 	defer stopIn()
 
 	var wg sync.WaitGroup
-	sinkDone, anDone, inDone := make(chan error, 1), make(chan error, 1), make(chan error, 1)
-	wg.Add(3)
+	sinkDone, trDone, anDone, inDone := make(chan error, 1), make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	wg.Add(2)
 	go func() { defer wg.Done(); sinkDone <- sinkRole.Run(sinkCtx) }()
 	go func() { defer wg.Done(); anDone <- anRole.Run(anCtx) }()
+	readies := []<-chan struct{}{anRole.Ready(), sinkRole.Ready()}
+	if trRole != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); trDone <- trRole.Run(trCtx) }()
+		readies = append(readies, trRole.Ready())
+	} else {
+		trDone <- nil
+	}
 	defer wg.Wait()
-	// Start reading sources only once the analyzer and the sink are subscribed, so a short
-	// recording loses no frame to a subscription not yet in place.
-	for _, ready := range []<-chan struct{}{anRole.Ready(), sinkRole.Ready()} {
+	// Start reading sources only once the analyzer, the track role and the sink are subscribed,
+	// so a short recording loses no frame to a subscription not yet in place.
+	for _, ready := range readies {
 		select {
 		case <-ready:
 		case err := <-anDone:
@@ -185,6 +243,11 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		case <-ctx.Done():
 		}
 	}
+	if err := fr.srv.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("open the web view", "url", fr.srv.URL()+"/", "api_docs", docsURL(fr.srv, ff.http.docs))
+	wg.Add(1)
 	go func() { defer wg.Done(); inDone <- inRole.Run(inCtx) }()
 
 	var runErr, inErr error
@@ -222,6 +285,10 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	stopAn()
 	if err := <-anDone; err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	stopTr() // the track role publishes what it holds and ends the tracks
+	if err := <-trDone; err != nil {
 		runErr = errors.Join(runErr, err)
 	}
 	if sinkDone != nil {

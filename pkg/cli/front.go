@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/analyze/classify"
+	"github.com/vigil-video/vigil/analyze/classify/api"
+	"github.com/vigil-video/vigil/analyze/classify/project"
+	"github.com/vigil-video/vigil/analyze/classify/selection"
+	"github.com/vigil-video/vigil/analyze/classify/store"
+	"github.com/vigil-video/vigil/models"
+	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/sink/eventstore"
+	"github.com/vigil-video/vigil/sink/eventstore/snapshot"
+	"github.com/vigil-video/vigil/sink/eventstore/sqlite"
+)
+
+// frontFlags configure what `vigil run` serves besides the pipeline: the HTTP server (face API,
+// gallery, classifiers, event history), the classifiers the analyzer runs, the event store.
+type frontFlags struct {
+	http             httpFlags
+	gallery          galleryFlags
+	classifiers      string
+	classifierBucket string
+	eventsDB         string
+}
+
+func (f *frontFlags) register(fs *flag.FlagSet) {
+	f.http.register(fs)
+	f.gallery.register(fs)
+	fs.StringVar(&f.classifiers, "classifiers", "", "which custom classifiers run on which streams, e.g. \"lobby,door=helmet; parking=*; *=-\" (empty: every registered classifier on every stream)")
+	fs.StringVar(&f.classifierBucket, "classifier-bucket", store.DefaultBucket, "JetStream object store holding the custom classifiers")
+	fs.StringVar(&f.eventsDB, "events-db", "", "SQLite file keeping the face events and snapshots for the history (default: events.db in the NATS store directory; \"off\": none)")
+}
+
+// front is the running set: the HTTP server and everything mounted on it, plus the parts the
+// pipeline roles use (the gallery as the track role's matcher, the classifier runner as the
+// analyzer's). Close stops everything it started, in order, and waits.
+type front struct {
+	srv      *httpapi.Server
+	faces    *faceService
+	registry *classify.Registry
+	runner   *classify.Runner
+	projects *project.Manager
+	events   *eventstore.Store
+	ring     *snapshot.Ring
+	consumer *eventstore.Consumer
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+}
+
+// frontDeps is what the front needs from `vigil run`.
+type frontDeps struct {
+	nc       *nats.Conn // the front's own NATS connection
+	an       *analyzer  // the loaded analyzer: runtime and models are shared
+	pipeline analyze.PipelineConfig
+	storeDir string
+	deps     string
+	version  string
+	log      *slog.Logger
+}
+
+// startFront builds and starts the front. The HTTP server is created but not started: the caller
+// mounts more routes (WHIP, streams, web UI) and then calls startHTTP.
+func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err error) {
+	fr := &front{errs: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			fr.Close()
+		}
+	}()
+	if fr.srv, err = f.http.server(d.log.With("role", "api"), d.version); err != nil {
+		return nil, err
+	}
+	if fr.faces, err = mountFaceAPI(ctx, fr.srv, d.nc, d.an.models.Get, d.pipeline, f.gallery, 0, d.log.With("role", "api")); err != nil {
+		return nil, err
+	}
+
+	// Custom classifiers: the registry follows the object store; the analyzer runs them.
+	sel, err := selection.Parse(f.classifiers)
+	if err != nil {
+		return nil, fmt.Errorf("--classifiers: %w", err)
+	}
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, js, store.Config{Bucket: f.classifierBucket})
+	if err != nil {
+		return nil, err
+	}
+	if fr.registry, err = classify.OpenRegistry(classify.RegistryConfig{Runtime: d.an.rt, Store: st, Log: d.log.With("role", "classifiers")}); err != nil {
+		return nil, err
+	}
+	fr.runner = &classify.Runner{Source: fr.registry, Selection: sel, Log: d.log.With("role", "classifiers")}
+	faces := pipelineFaces(d.an.pipeline)
+	// Training in place: face classifiers learn on the face embedding. (Frame classifiers are
+	// trained with `vigil classifiers train --backbone MODEL`, or registered ready-made.)
+	man, err := models.Load()
+	if err != nil {
+		return nil, err
+	}
+	featureModel, err := man.ReadVerified(d.deps, "fr_feature")
+	if err != nil {
+		return nil, err
+	}
+	faceBackbone, err := classify.FaceBackbone("fr_feature", featureModel)
+	if err != nil {
+		return nil, err
+	}
+	backbones := map[string]classify.Backbone{"face": faceBackbone}
+	trainer := &classify.ProjectTrainer{Runtime: d.an.rt, Registry: fr.registry, Faces: faces, Backbones: backbones}
+	if fr.projects, err = project.Open(project.Config{Dir: filepath.Join(d.storeDir, "classifier-projects"), Train: trainer.Train,
+		Log: d.log.With("role", "classifiers")}); err != nil {
+		return nil, err
+	}
+	api.Mount(fr.srv, api.Config{Backend: &classify.Service{Registry: fr.registry, Faces: faces}, Projects: fr.projects,
+		Log: d.log.With("role", "classifiers")})
+
+	// Event history: events from the track role with snapshots cut from recent frames.
+	if f.eventsDB != "off" {
+		path := f.eventsDB
+		if path == "" {
+			path = filepath.Join(d.storeDir, "events.db")
+		}
+		fr.events = &eventstore.Store{Log: d.log.With("role", "events")}
+		if err := sqlite.Open(ctx, path, fr.events); err != nil {
+			fr.events = nil
+			return nil, err
+		}
+		(&eventstore.API{Store: fr.events}).Mount(fr.srv)
+		fr.ring = &snapshot.Ring{Conn: d.nc}
+		if err := fr.ring.Start(ctx); err != nil {
+			return nil, err
+		}
+		fr.consumer = &eventstore.Consumer{Conn: d.nc, Sinks: []eventstore.EventSink{fr.events}, Snapshots: fr.ring,
+			JetStream: js, Log: d.log.With("role", "events")}
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		fr.cancel = cancel
+		fr.wg.Add(1)
+		go func() {
+			defer fr.wg.Done()
+			if err := fr.consumer.Run(cctx); err != nil {
+				fr.errs <- fmt.Errorf("event history: %w", err)
+			}
+		}()
+	}
+	return fr, nil
+}
+
+// classifyFrames adapts the classifier runner to the analyze role.
+type classifyFrames struct{ r *classify.Runner }
+
+func (c classifyFrames) ClassifyFrames(ctx context.Context, frames []analyze.ClassifyFrame) ([][]result.Classification, error) {
+	in := make([]classify.Frame, len(frames))
+	for i, f := range frames {
+		in[i] = classify.Frame{Stream: f.Stream, Image: f.Image, Faces: f.Faces}
+	}
+	return c.r.Classify(ctx, in)
+}
+
+// Close stops the front: the HTTP server first (no new requests), then the event consumer, the
+// snapshot ring, the classifier projects and registry, the gallery.
+func (fr *front) Close() {
+	if fr.srv != nil {
+		_ = fr.srv.Close()
+	}
+	if fr.cancel != nil {
+		fr.cancel()
+	}
+	fr.wg.Wait()
+	if fr.ring != nil {
+		_ = fr.ring.Close()
+	}
+	if fr.events != nil {
+		_ = fr.events.Close()
+	}
+	if fr.projects != nil {
+		_ = fr.projects.Close()
+	}
+	if fr.registry != nil {
+		_ = fr.registry.Close()
+	}
+	fr.faces.Close()
+}
+
+// Err reports the first background failure, if any, without blocking.
+func (fr *front) Err() error {
+	select {
+	case err := <-fr.errs:
+		return err
+	default:
+		return nil
+	}
+}
