@@ -38,7 +38,7 @@ PURE_PKGS ?= ./pkg/frame/... ./pkg/result/... ./pkg/bus/... ./pkg/batch/... \
 	./analyze/track ./analyze/gallery/... ./analyze/faceapi/... \
 	./analyze/classify/manifest/... ./analyze/classify/dataset/... ./analyze/classify/train/... \
 	./analyze/classify/store/... ./analyze/classify/selection/... ./analyze/classify/project/... \
-	./analyze/classify/api/... ./ingest/webrtc/whip/... \
+	./analyze/classify/api/... ./ingest/webrtc/whip/... ./ingest/streams/... \
 	./sink/jsonl/... ./sink/webhook/... ./sink/eventstore/... ./deploy/grafana/...
 
 SHELL := bash

@@ -98,6 +98,11 @@ type streamRunner struct {
 	nc   *nats.Conn
 	log  *slog.Logger
 	open func(ctx context.Context) (Source, error)
+	// tune, when set, overrides cfg's rate, size and quality while the runner runs (the
+	// Manager changes them in place; see settings).
+	tune atomic.Pointer[tuning]
+	// obs receives per-frame events for status and metrics (the Manager's); nil for none.
+	obs *streamObs
 
 	decoded, published, skipped, errs atomic.Uint64
 }
@@ -132,7 +137,8 @@ func (r *streamRunner) run(ctx context.Context) error {
 		return err
 	}
 	defer src.Close()
-	sampler := NewSampler(r.cfg.FPS)
+	fps := r.settings().FPS
+	sampler := NewSampler(fps)
 	var seq uint64
 	for {
 		raw, err := src.Read(ctx)
@@ -151,9 +157,14 @@ func (r *streamRunner) run(ctx context.Context) error {
 			return err
 		}
 		r.decoded.Add(1)
+		r.obs.decodedFrame(raw.Mat.Cols(), raw.Mat.Rows())
+		if t := r.settings(); t.FPS != fps {
+			fps, sampler = t.FPS, NewSampler(t.FPS)
+		}
 		if !sampler.Keep(raw.Media) {
 			raw.Mat.Close()
 			r.skipped.Add(1)
+			r.obs.drop(dropSampled)
 			continue
 		}
 		if credits != nil {
@@ -173,21 +184,26 @@ func (r *streamRunner) run(ctx context.Context) error {
 
 func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame, heads []string) error {
 	defer raw.Mat.Close()
-	small := vision.FitWithin(raw.Mat, r.cfg.MaxWidth, r.cfg.MaxHeight)
+	t := r.settings()
+	small := vision.FitWithin(raw.Mat, t.MaxWidth, t.MaxHeight)
 	defer small.Close()
-	data, err := vision.EncodeJPEG(small, r.cfg.JPEGQuality)
+	data, err := vision.EncodeJPEG(small, t.JPEGQuality)
 	if err != nil {
+		r.obs.drop(dropEncode)
 		return err
 	}
 	f := frame.Frame{Stream: r.cfg.Name, Seq: seq, Captured: raw.Captured, Width: small.Cols(), Height: small.Rows(),
 		Encoding: frame.EncodingJPEG, Data: data, Heads: heads}
 	msg, err := f.Msg(subject)
 	if err != nil {
+		r.obs.drop(dropEncode)
 		return err
 	}
 	if err := r.nc.PublishMsg(msg); err != nil {
+		r.obs.drop(dropPublish)
 		return fmt.Errorf("publish frame: %w", err)
 	}
+	r.obs.publishedFrame(f.Width, f.Height, raw.Captured)
 	return nil
 }
 
