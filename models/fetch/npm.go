@@ -34,6 +34,12 @@ func (n NPM) Pack(ctx context.Context, name, version, dir string) (string, error
 	if strings.HasPrefix(spec, "-") {
 		return "", fmt.Errorf("npm pack: refusing package spec %q", spec)
 	}
+	// npm runs in dir, so the destination must not be relative to the caller's directory.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("npm pack %s: %w", spec, err)
+	}
+	dir = abs
 	cmd := exec.CommandContext(ctx, command, "pack", spec, "--pack-destination", dir, "--ignore-scripts", "--loglevel", "error")
 	cmd.Dir = dir
 	var stderr bytes.Buffer

@@ -56,6 +56,25 @@ echo scope-name-1.0.0.tgz
 	}
 }
 
+// TestNPMPackRelativeDir: npm runs inside the destination, so a relative destination (make
+// setup passes build/npm/...) must reach it as an absolute path, not relative to itself.
+func TestNPMPackRelativeDir(t *testing.T) {
+	npm := fakeNPM(t, `printf 'tgz' > "$4/name-1.0.0.tgz"
+`)
+	base := t.TempDir()
+	t.Chdir(base)
+	if err := os.MkdirAll(filepath.Join("cache", "pack"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := NPM{Command: npm}.Pack(t.Context(), "name", "1.0.0", filepath.Join("cache", "pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(base, "cache", "pack", "name-1.0.0.tgz"); got != want {
+		t.Fatalf("path = %s, want %s", got, want)
+	}
+}
+
 func TestNPMPackFailure(t *testing.T) {
 	npm := fakeNPM(t, `echo "npm error code E404" >&2
 echo "npm error 404 Not Found - GET https://registry.example/p" >&2
