@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-video/vigil/analyze"
 	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/ingest"
+	"github.com/vigil-video/vigil/ingest/webrtc"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/metrics"
@@ -38,6 +39,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		sf  sinkFlags
 		tf  trackFlags
 		ff  frontFlags
+		stf streamFlags
 	)
 	lf.register(fs)
 	inf.register(fs, true)
@@ -45,6 +47,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	sf.register(fs, &st.cfg.Sink)
 	tf.register(fs, false)
 	ff.register(fs)
+	stf.register(fs)
 	st.registerCommon(fs)
 	st.registerRun(fs)
 	st.registerJetStream(fs)
@@ -197,9 +200,42 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 			trRole.Publisher = &bus.StreamPublisher{JS: js}
 		}
 	}
-	inRole := &ingest.Role{Conn: conns["ingest"], Streams: streams, Log: log.With("role", "ingest")}
+	// Ingest: --once reads recordings through the Role; otherwise the Manager runs the stream
+	// list (flags, --streams-file, the persisted bucket, /v1/streams and vigil.control.streams),
+	// and browsers publish through WHIP.
+	inLog := log.With("role", "ingest")
+	inRole := &ingest.Role{Conn: conns["ingest"], Streams: streams, Log: inLog}
+	var managed *managedIngest
+	if !inf.once {
+		var jsIn jetstream.JetStream
+		if jsSink != nil {
+			if jsIn, err = jetstream.New(conns["ingest"]); err != nil {
+				closeSinks(sinks)
+				return err
+			}
+		}
+		if managed, err = stf.newManaged(ctx, conns["ingest"], jsIn, 1, streams, inLog); err != nil {
+			closeSinks(sinks)
+			return err
+		}
+		managed.Mount(fr.srv)
+	}
+	attached := &ingest.Attached{Conn: conns["ingest"], Log: inLog,
+		Defaults: ingest.StreamConfig{FPS: inf.fps, MaxWidth: inf.maxWidth, MaxHeight: inf.maxHeight, JPEGQuality: inf.quality}}
+	defer attached.Close()
+	whipEP := &webrtc.Endpoint{Log: inLog, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}
+	if err := whipEP.Initialize(); err != nil {
+		closeSinks(sinks)
+		return err
+	}
+	defer whipEP.Close()
+	whipEP.Mount(fr.srv)
 	if reg != nil {
-		reg.MustRegister(natsMetrics(clients...), sinkMetrics(sinkRole), analyzeMetrics(anRole, effectiveWorkers(af.workers), af.maxBatch), ingestMetrics(inRole))
+		inMetrics := prometheus.Collector(ingestMetrics(inRole))
+		if managed != nil {
+			inMetrics = managed.mgr.Collector()
+		}
+		reg.MustRegister(natsMetrics(clients...), sinkMetrics(sinkRole), analyzeMetrics(anRole, effectiveWorkers(af.workers), af.maxBatch), inMetrics)
 		m, err := startMetrics(st.cfg.Metrics.Addr, reg, log)
 		if err != nil {
 			closeSinks(sinks)
@@ -248,7 +284,15 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	log.Info("open the web view", "url", fr.srv.URL()+"/", "api_docs", docsURL(fr.srv, ff.http.docs))
 	wg.Add(1)
-	go func() { defer wg.Done(); inDone <- inRole.Run(inCtx) }()
+	if managed != nil {
+		if err := managed.Start(inCtx); err != nil {
+			managed.Close()
+			return err
+		}
+		go func() { defer wg.Done(); <-inCtx.Done(); inDone <- managed.Close() }()
+	} else {
+		go func() { defer wg.Done(); inDone <- inRole.Run(inCtx) }()
+	}
 
 	var runErr, inErr error
 	inFinished, sinkFinished := false, false
