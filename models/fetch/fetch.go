@@ -104,6 +104,12 @@ func Run(ctx context.Context, m models.Manifest, opt Options) ([]Result, error) 
 	if opt.DepsDir == "" || opt.CacheDir == "" {
 		return nil, errors.New("fetch: Options.DepsDir and Options.CacheDir are required")
 	}
+	// Packers may run in the cache (npm does), so hand them and compare absolute paths.
+	cache, err := filepath.Abs(opt.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	opt.CacheDir = cache
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}

@@ -113,3 +113,22 @@ func TestOneLine(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestRunRelativeCache runs the whole fetch with a relative cache directory, as `make setup`
+// does (-cache build/npm), and an npm that writes where it is told.
+func TestRunRelativeCache(t *testing.T) {
+	fx := newFixture(t)
+	src := filepath.Join(t.TempDir(), "vigil-deps-1.0.0.tgz")
+	if err := os.WriteFile(src, fx.tgz, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	npm := fakeNPM(t, `cp "`+src+`" "$4/"
+`)
+	t.Chdir(t.TempDir())
+	if _, err := Run(t.Context(), fx.manifest, Options{DepsDir: "deps", CacheDir: filepath.Join("build", "npm"), Packer: NPM{Command: npm}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join("deps", "models", "m.onnx")); err != nil {
+		t.Fatal(err)
+	}
+}
