@@ -39,7 +39,7 @@ PURE_PKGS ?= ./pkg/frame/... ./pkg/result/... ./pkg/bus/... ./pkg/batch/... \
 	./analyze/classify/manifest/... ./analyze/classify/dataset/... ./analyze/classify/train/... \
 	./analyze/classify/store/... ./analyze/classify/selection/... ./analyze/classify/project/... \
 	./analyze/classify/api/... ./ingest/webrtc/whip/... ./ingest/streams/... \
-	./sink/jsonl/... ./sink/webhook/... ./sink/eventstore/... ./deploy/grafana/...
+	./sink/jsonl/... ./sink/webhook/... ./sink/eventstore/... ./deploy/grafana/... ./sink/web/ ./sink/web/webtest/
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c

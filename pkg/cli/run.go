@@ -40,6 +40,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		tf  trackFlags
 		ff  frontFlags
 		stf streamFlags
+		wf  webFlags
 	)
 	lf.register(fs)
 	inf.register(fs, true)
@@ -48,6 +49,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	tf.register(fs, false)
 	ff.register(fs)
 	stf.register(fs)
+	wf.register(fs)
 	st.registerCommon(fs)
 	st.registerRun(fs)
 	st.registerJetStream(fs)
@@ -128,7 +130,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	defer srv.Close()
 	url := srv.ClientURL()
-	log.Info("NATS ready: results on vigil.results.<stream>", "url", url, "try", fmt.Sprintf("nats sub 'vigil.results.>' --server %s", url))
+	log.Debug("NATS ready", "url", url)
 
 	conns := map[string]*nats.Conn{}
 	var clients []natsClient
@@ -137,7 +139,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 			nc.Close()
 		}
 	}()
-	for _, role := range []string{"ingest", "analyze", "track", "sink", "api"} {
+	for _, role := range []string{"ingest", "analyze", "track", "sink", "api", "web"} {
 		ev := new(bus.Events)
 		nc, err := dial(ctx, config.NATS{URL: url}, role, log, ev)
 		if err != nil {
@@ -179,6 +181,12 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer fr.Close()
+	ui, err := wf.mount(fr.srv, conns["web"], fr.faces, log.With("role", "web"))
+	if err != nil {
+		closeSinks(sinks)
+		return err
+	}
+	defer ui.Close() // before the HTTP server closes: live views end first
 	if tf.enabled {
 		jsAn = nil // vigil.analyzed is a core-NATS hop; the track role's results are the durable ones
 	}
@@ -282,7 +290,8 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	if err := fr.srv.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("open the web view", "url", fr.srv.URL()+"/", "api_docs", docsURL(fr.srv, ff.http.docs))
+	log.Info("Vigil is running: open the web view", "url", webURL(fr.srv, ui), "api_docs", docsURL(fr.srv, ff.http.docs))
+	log.Info("results are on NATS subjects vigil.results.<stream>", "nats", url, "try", fmt.Sprintf("nats sub 'vigil.results.>' --server %s", url))
 	wg.Add(1)
 	if managed != nil {
 		if err := managed.Start(inCtx); err != nil {
