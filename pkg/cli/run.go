@@ -238,6 +238,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	defer whipEP.Close()
 	whipEP.Mount(fr.srv)
+	fr.srv.MarkPublic("/publish/") // the static publish page; its WHIP requests carry the key
 	if reg != nil {
 		inMetrics := prometheus.Collector(ingestMetrics(inRole))
 		if managed != nil {

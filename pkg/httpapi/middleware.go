@@ -48,7 +48,7 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 		if !s.cors(sw, r) {
 			return
 		}
-		public := isPublic(r.URL.Path) || r.Method == http.MethodOptions
+		public := s.isPublic(r.URL.Path) || r.Method == http.MethodOptions
 		caller := "ip:" + clientIP(r)
 		if len(s.keys) > 0 && !public {
 			name, code, msg := s.authenticate(r)
@@ -94,14 +94,6 @@ func (s *Server) bodyLimit(mux *http.ServeMux, r *http.Request) int64 {
 		}
 	}
 	return s.MaxUploadBytes
-}
-
-func isPublic(path string) bool {
-	switch path {
-	case PathHealth, PathReady, PathOpenAPI, PathDocs:
-		return true
-	}
-	return false
 }
 
 // notFound answers a request no route takes with the mux's status (404, or 405 with its Allow
@@ -230,7 +222,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	if !preflight {
 		return true
 	}
-	w.Header().Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+	w.Header().Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
 	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 	w.Header().Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)

@@ -66,6 +66,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	mux      *http.ServeMux
+	public   []string         // paths (exact) and path prefixes (ending in "/") served without a key
 	limits   map[string]int64 // body limits of routes mounted with HandleLimit, by pattern
 	docs     []Doc
 	checks   []readyCheck
@@ -344,3 +345,26 @@ type (
 	ctxLimit  struct{}
 	ctxCaller struct{}
 )
+
+// MarkPublic exempts paths from API keys and rate limits: an entry ending in "/" (other than
+// "/" itself) covers every path under it, any other entry that exact path. Use it only for routes that serve no data
+// (the web UI's static page and assets, the WHIP publish page), which a browser must load
+// before it can present a key. Call it before Start.
+func (s *Server) MarkPublic(paths ...string) {
+	s.public = append(s.public, paths...)
+}
+
+// isPublic reports whether path is served without a key: the health probes, the API
+// documentation, and what MarkPublic named.
+func (s *Server) isPublic(path string) bool {
+	switch path {
+	case PathHealth, PathReady, PathOpenAPI, PathDocs:
+		return true
+	}
+	for _, p := range s.public {
+		if path == p || p != "/" && strings.HasSuffix(p, "/") && strings.HasPrefix(path, p) && !strings.Contains(path[len(p):], "..") {
+			return true
+		}
+	}
+	return false
+}

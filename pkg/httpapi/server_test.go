@@ -352,3 +352,28 @@ func TestLimiterBounded(t *testing.T) {
 		t.Fatalf("third request at burst 2: %v, wait %v", ok, wait)
 	}
 }
+
+// TestMarkPublic: pages a browser must load before it can present a key are served without one;
+// everything else still needs it.
+func TestMarkPublic(t *testing.T) {
+	s := &Server{Addr: "127.0.0.1:0", APIKeys: []string{"sekrit"}}
+	ok := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }
+	s.HandleFunc("GET /{$}", ok)
+	s.HandleFunc("GET /ui/{file}", ok)
+	s.HandleFunc("GET /v1/data", ok)
+	s.MarkPublic("/", "/ui/")
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for path, want := range map[string]int{"/": 200, "/ui/app.js": 200, "/v1/data": 401, "/uix": 401} {
+		resp, err := http.Get(s.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want && !(path == "/uix" && resp.StatusCode == 404) {
+			t.Errorf("GET %s without a key: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
