@@ -17,6 +17,7 @@ type captureSource struct {
 	cap      *gocv.VideoCapture
 	opened   time.Time
 	frames   int
+	inLoop   int           // frames read since the last rewind
 	loopBase time.Duration // media time accumulated over previous loops
 	lastPos  time.Duration
 	period   time.Duration // nominal frame period, from the container's FPS
@@ -80,7 +81,8 @@ func (s *captureSource) Read(ctx context.Context) (RawFrame, error) {
 			return RawFrame{}, ErrEndOfStream
 		}
 		// Loop: rewind and continue the media timeline after the last frame.
-		s.loopBase = s.lastPos + s.period
+		s.loopBase += s.lastPos + s.period
+		s.inLoop = 0
 		s.cap.Set(gocv.VideoCapturePosFrames, 0)
 	}
 	now := time.Now()
@@ -89,13 +91,14 @@ func (s *captureSource) Read(ctx context.Context) (RawFrame, error) {
 		media = now.Sub(s.opened)
 	} else {
 		pos := time.Duration(s.cap.Get(gocv.VideoCapturePosMsec) * float64(time.Millisecond))
-		if pos <= 0 && s.frames > 0 {
-			pos = time.Duration(s.frames) * s.period // container without timestamps
+		if pos <= 0 && s.inLoop > 0 {
+			pos = time.Duration(s.inLoop) * s.period // container without timestamps
 		}
 		media = s.loopBase + pos
-		s.lastPos = media - s.loopBase
+		s.lastPos = pos
 	}
 	s.frames++
+	s.inLoop++
 	if s.opts.Realtime && !s.live {
 		due := s.wallBase.Add(media)
 		if d := time.Until(due); d > 0 {

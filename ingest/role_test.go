@@ -246,3 +246,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestLoopTimelineMonotonic: a looped file's media time keeps increasing across the rewind by
+// about one frame period, so real-time pacing neither stalls nor bursts there.
+func TestLoopTimelineMonotonic(t *testing.T) {
+	src, err := Open(context.Background(), faceVideo(t), OpenOptions{Loop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var last time.Duration
+	for i := 0; i < 300; i++ { // more than two passes of the ~115-frame clip
+		raw, err := src.Read(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.Mat.Close()
+		if i > 0 {
+			step := raw.Media - last
+			if step <= 0 || step > 200*time.Millisecond {
+				t.Fatalf("frame %d: media time %s after %s (step %s)", i, raw.Media, last, step)
+			}
+		}
+		last = raw.Media
+	}
+}
