@@ -271,3 +271,21 @@ func TestLoopTimelineMonotonic(t *testing.T) {
 		last = raw.Media
 	}
 }
+
+func TestSampleFile(t *testing.T) {
+	mats, err := SampleFile(context.Background(), faceVideo(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, m := range mats {
+			m.Close()
+		}
+	}()
+	if len(mats) != 10 || mats[0].Empty() {
+		t.Fatalf("%d frames", len(mats))
+	}
+	if _, err := SampleFile(context.Background(), "/nonexistent.mp4", 3); err == nil {
+		t.Fatal("sampled a missing file")
+	}
+}

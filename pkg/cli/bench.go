@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/analyze"
 	"github.com/vigil-video/vigil/ingest"
@@ -63,7 +60,7 @@ func benchCmd(ctx context.Context, env Env, args []string) error {
 	if err := benchModels(ctx, out, ms, rounds); err != nil {
 		return err
 	}
-	mats, err := sampleFrames(ctx, video, frames)
+	mats, err := ingest.SampleFile(ctx, video, frames)
 	if err != nil {
 		return err
 	}
@@ -145,45 +142,4 @@ func benchModels(ctx context.Context, out io.Writer, ms *analyze.ModelSet, round
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2fx\t\n", name, strings.Join(dims, "x"), per[0], per[1], per[0]/per[1])
 	}
 	return tw.Flush()
-}
-
-// sampleFrames decodes n frames spread evenly over a video file.
-func sampleFrames(ctx context.Context, path string, n int) ([]gocv.Mat, error) {
-	src, err := ingest.Open(ctx, path, ingest.OpenOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	var all []gocv.Mat
-	for {
-		raw, err := src.Read(ctx)
-		if errors.Is(err, ingest.ErrEndOfStream) {
-			break
-		}
-		if err != nil {
-			for _, m := range all {
-				m.Close()
-			}
-			return nil, err
-		}
-		all = append(all, raw.Mat)
-	}
-	if len(all) == 0 {
-		return nil, fmt.Errorf("%s: no frames", path)
-	}
-	n = min(max(n, 1), len(all))
-	keep := make([]gocv.Mat, 0, n)
-	step := float64(len(all)) / float64(n)
-	chosen := map[int]bool{}
-	for i := 0; i < n; i++ {
-		chosen[int(float64(i)*step)] = true
-	}
-	for i, m := range all {
-		if chosen[i] {
-			keep = append(keep, m)
-		} else {
-			m.Close()
-		}
-	}
-	return keep, nil
 }

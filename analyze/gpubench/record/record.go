@@ -11,10 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
-
-	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/analyze"
 	"github.com/vigil-video/vigil/analyze/gpubench"
@@ -70,7 +67,7 @@ func Record(ctx context.Context, opt Options) (*gpubench.Recording, error) {
 	if err != nil {
 		return nil, err
 	}
-	frames, err := sampleFrames(ctx, opt.Video, opt.Frames)
+	frames, err := ingest.SampleFile(ctx, opt.Video, opt.Frames)
 	if err != nil {
 		return nil, err
 	}
@@ -131,44 +128,4 @@ func (m recordingModel) Run(ctx context.Context, n int, input []float32) ([][]fl
 	s.Data = append(s.Data, input...)
 	m.r.mu.Unlock()
 	return m.Model.Run(ctx, n, input)
-}
-
-// sampleFrames decodes n frames spread evenly over a video file.
-func sampleFrames(ctx context.Context, path string, n int) ([]gocv.Mat, error) {
-	src, err := ingest.Open(ctx, path, ingest.OpenOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	var all []gocv.Mat
-	for {
-		raw, err := src.Read(ctx)
-		if errors.Is(err, ingest.ErrEndOfStream) {
-			break
-		}
-		if err != nil {
-			for _, m := range all {
-				m.Close()
-			}
-			return nil, err
-		}
-		all = append(all, raw.Mat)
-	}
-	if len(all) == 0 {
-		return nil, fmt.Errorf("record: %s has no frames", path)
-	}
-	n = min(n, len(all))
-	var keep []int
-	for i := range n {
-		keep = append(keep, i*len(all)/n)
-	}
-	out := make([]gocv.Mat, 0, n)
-	for i, m := range all {
-		if slices.Contains(keep, i) {
-			out = append(out, m)
-		} else {
-			m.Close()
-		}
-	}
-	return out, nil
 }
