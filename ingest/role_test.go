@@ -12,10 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-video/vigil/analyze"
-	"github.com/vigil-video/vigil/models"
+	"github.com/vigil-video/vigil/analyze/analyzetest"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
-	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/testenv"
 )
@@ -43,16 +42,7 @@ func startNATS(t *testing.T) (*nats.Conn, func(string) *nats.Conn) {
 // startAnalyzer runs the real analyze role (detector and landmarks only) on the bus.
 func startAnalyzer(t *testing.T, nc *nats.Conn) {
 	t.Helper()
-	deps := testenv.DepsDir(t)
-	rt, err := onnx.NewRuntime(filepath.Join(deps, "lib", "libonnxruntime.so.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	man, err := models.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := analyze.NewModelSet(rt, man, deps, onnx.SessionOptions{})
+	ms := analyzetest.ModelSet(t)
 	p, err := analyze.NewPipeline(analyze.PipelineConfig{}, ms.Get)
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +56,6 @@ func startAnalyzer(t *testing.T, nc *nats.Conn) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-		ms.Close()
-		rt.Close()
 	})
 	<-role.Ready()
 }

@@ -12,11 +12,9 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/analyze/analyzetest"
 	"github.com/vigil-video/vigil/analyze/faceapi"
 	"github.com/vigil-video/vigil/analyze/gallery"
-	"github.com/vigil-video/vigil/models"
-	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/testenv"
 	"github.com/vigil-video/vigil/pkg/vision"
 )
@@ -26,24 +24,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // newEngine loads the real models through the real onnxruntime.
 func newEngine(t testing.TB) *Engine {
 	t.Helper()
-	deps := testenv.DepsDir(t)
-	rt, err := onnx.NewRuntime(filepath.Join(deps, "lib", "libonnxruntime.so.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	man, err := models.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := analyze.NewModelSet(rt, man, deps, onnx.SessionOptions{IntraOpThreads: 1})
-	t.Cleanup(func() {
-		if err := ms.Close(); err != nil {
-			t.Error(err)
-		}
-		if err := rt.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	ms := analyzetest.ModelSet(t)
 	e, err := New(Config{Models: ms.Get})
 	if err != nil {
 		t.Fatal(err)

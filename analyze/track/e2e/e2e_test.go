@@ -17,12 +17,11 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/analyze/analyzetest"
 	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/ingest"
-	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
-	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/testenv"
 	"github.com/vigil-video/vigil/pkg/vision"
@@ -53,28 +52,7 @@ func natsConns(t *testing.T) func(name string) *nats.Conn {
 }
 
 // modelSet loads the real models through the real onnxruntime.
-func modelSet(t *testing.T) *analyze.ModelSet {
-	t.Helper()
-	deps := testenv.DepsDir(t)
-	rt, err := onnx.NewRuntime(filepath.Join(deps, "lib", "libonnxruntime.so.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	man, err := models.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := analyze.NewModelSet(rt, man, deps, onnx.SessionOptions{IntraOpThreads: 1})
-	t.Cleanup(func() {
-		if err := ms.Close(); err != nil {
-			t.Error(err)
-		}
-		if err := rt.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return ms
-}
+func modelSet(t *testing.T) *analyze.ModelSet { return analyzetest.ModelSet(t) }
 
 // startAnalyzer runs the real analyze role as `vigil run` would with tracking: the default heads
 // except the on-demand ones, which run only on frames that request them, and embeddings kept in

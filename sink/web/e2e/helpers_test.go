@@ -17,16 +17,15 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/analyze/analyzetest"
 	"github.com/vigil-video/vigil/analyze/faceapi"
 	"github.com/vigil-video/vigil/analyze/faceengine"
 	"github.com/vigil-video/vigil/analyze/gallery"
 	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/ingest/streams"
-	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/httpapi"
-	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/testenv"
 	"github.com/vigil-video/vigil/sink/eventstore"
 	"github.com/vigil-video/vigil/sink/eventstore/snapshot"
@@ -245,28 +244,7 @@ func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 }
 
 // modelSet loads the real models through the real onnxruntime.
-func modelSet(t *testing.T) *analyze.ModelSet {
-	t.Helper()
-	deps := testenv.DepsDir(t)
-	rt, err := onnx.NewRuntime(filepath.Join(deps, "lib", "libonnxruntime.so.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	man, err := models.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := analyze.NewModelSet(rt, man, deps, onnx.SessionOptions{IntraOpThreads: 1})
-	t.Cleanup(func() {
-		if err := ms.Close(); err != nil {
-			t.Error(err)
-		}
-		if err := rt.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return ms
-}
+func modelSet(t *testing.T) *analyze.ModelSet { return analyzetest.ModelSet(t) }
 
 // run starts a role's Run and stops it (cancel, wait) when the test ends.
 func run(t *testing.T, fn func(context.Context) error, ready <-chan struct{}) {
