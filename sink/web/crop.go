@@ -1,23 +1,20 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/draw"
-	"image/jpeg"
-	"image/png"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/sink/eventstore/snapshot"
 )
 
 // cropOptions shape a crop: pad is the margin added on each side as a share of the box's longer
@@ -34,82 +31,20 @@ const (
 	minCropSize = 16
 )
 
-var errEmptyCrop = errors.New("the box does not overlap the frame")
+// errEmptyCrop is returned by cropImage when the box lies outside the frame.
+var errEmptyCrop = snapshot.ErrEmptyCrop
 
 // cropImage cuts box (in pixels of a refW x refH image; 0 for the frame's own size) out of the
 // frame, with the margin and size of o, and returns it as JPEG. It refuses frames larger than
-// maxPixels before decoding them.
+// maxPixels before decoding them. The cutting is the event store's (snapshot.Crop).
 func cropImage(f storedFrame, box result.Box, refW, refH int, o cropOptions, maxPixels int) ([]byte, error) {
-	rd := bytes.NewReader(f.data)
-	var cfg image.Config
-	var err error
-	decode := jpeg.Decode
-	if f.encoding == frame.EncodingPNG {
-		cfg, err = png.DecodeConfig(rd)
-		decode = png.Decode
-	} else {
-		cfg, err = jpeg.DecodeConfig(rd)
+	pad := o.pad
+	if pad == 0 {
+		pad = -1 // snapshot.Options: 0 is its default margin, negative none
 	}
-	if err != nil {
-		return nil, fmt.Errorf("frame %d: %w", f.seq, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > maxPixels {
-		return nil, fmt.Errorf("frame %d: %dx%d is larger than the UI decodes (%d pixels)", f.seq, cfg.Width, cfg.Height, maxPixels)
-	}
-	if refW <= 0 || refH <= 0 {
-		refW, refH = cfg.Width, cfg.Height
-	}
-	sx, sy := float64(cfg.Width)/float64(refW), float64(cfg.Height)/float64(refH)
-	x1, y1, x2, y2 := float64(box.X1)*sx, float64(box.Y1)*sy, float64(box.X2)*sx, float64(box.Y2)*sy
-	m := o.pad * math.Max(x2-x1, y2-y1)
-	r := image.Rect(int(math.Floor(x1-m)), int(math.Floor(y1-m)), int(math.Ceil(x2+m)), int(math.Ceil(y2+m))).
-		Intersect(image.Rect(0, 0, cfg.Width, cfg.Height))
-	if r.Empty() {
-		return nil, errEmptyCrop
-	}
-	rd.Reset(f.data)
-	img, err := decode(rd)
-	if err != nil {
-		return nil, fmt.Errorf("frame %d: %w", f.seq, err)
-	}
-	src := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
-	draw.Draw(src, src.Bounds(), img, img.Bounds().Min.Add(r.Min), draw.Src)
-	out := src
-	if long := max(r.Dx(), r.Dy()); long > o.size {
-		w := max(1, int(math.Round(float64(r.Dx())*float64(o.size)/float64(long))))
-		h := max(1, int(math.Round(float64(r.Dy())*float64(o.size)/float64(long))))
-		out = shrink(src, w, h)
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, out, &jpeg.Options{Quality: 85}); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
-// shrink scales src down to w x h by averaging the source pixels under each output pixel (an
-// area filter: no aliasing, good for faces).
-func shrink(src *image.RGBA, w, h int) *image.RGBA {
-	sw, sh := src.Rect.Dx(), src.Rect.Dy()
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		y0, y1 := y*sh/h, max((y+1)*sh/h, y*sh/h+1)
-		for x := 0; x < w; x++ {
-			x0, x1 := x*sw/w, max((x+1)*sw/w, x*sw/w+1)
-			var r, g, b, a, n uint32
-			for yy := y0; yy < y1; yy++ {
-				row := src.Pix[yy*src.Stride:]
-				for xx := x0; xx < x1; xx++ {
-					p := row[xx*4 : xx*4+4]
-					r, g, b, a = r+uint32(p[0]), g+uint32(p[1]), b+uint32(p[2]), a+uint32(p[3])
-					n++
-				}
-			}
-			o := dst.Pix[y*dst.Stride+x*4:]
-			o[0], o[1], o[2], o[3] = uint8(r/n), uint8(g/n), uint8(b/n), uint8(a/n)
-		}
-	}
-	return dst
+	return snapshot.Crop(frame.Frame{Seq: f.seq, Encoding: f.encoding, Data: f.data},
+		track.Crop{Box: box, Width: refW, Height: refH},
+		snapshot.Options{Pad: pad, Size: o.size, MaxPixels: maxPixels})
 }
 
 // parseBox parses "x1,y1,x2,y2" (finite numbers, x1 < x2, y1 < y2).

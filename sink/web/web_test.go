@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
 	"image/jpeg"
 	"io"
 	"net"
@@ -582,18 +581,6 @@ func TestRate(t *testing.T) {
 	}
 	if got := r.perSecond(last.Add(6 * time.Second)); got != 0 {
 		t.Fatalf("rate 6 s after the stream stopped: %v", got)
-	}
-}
-
-func TestShrink(t *testing.T) {
-	src := image.NewRGBA(image.Rect(0, 0, 4, 2))
-	for i := range src.Pix {
-		src.Pix[i] = 200
-	}
-	src.Pix[0], src.Pix[4] = 0, 0 // two red-less pixels in the top left 2x2 block
-	got := shrink(src, 2, 1)
-	if got.Pix[0] != 100 || got.Pix[4] != 200 || got.Pix[1] != 200 {
-		t.Fatalf("shrink %v", got.Pix)
 	}
 }
 
