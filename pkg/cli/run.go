@@ -465,13 +465,22 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fs := newFlagSet("ingest", "Runs the ingest role: reads the sources and publishes sampled JPEG frames on vigil.frames.<stream>.")
+	fs := newFlagSet("ingest", "Runs the ingest role: reads the sources and publishes sampled JPEG frames on vigil.frames.<stream>.\n"+
+		"Without --once it runs the managed stream list (flags, --streams-file, the JetStream bucket shared by every\n"+
+		"ingest) and serves /v1/streams, push mode (POST /v1/streams/{stream}/frames) and WHIP (/whip/{stream},\n"+
+		"/publish/{stream}) on --http-addr.")
 	var (
 		lf  logFlags
 		inf ingestFlags
+		stf streamFlags
+		hf  httpFlags
 	)
 	lf.register(fs)
 	inf.register(fs, false)
+	stf.register(fs)
+	hf.register(fs)
+	const ingestHTTP = "127.0.0.1:8081" // beside `vigil serve` on 8080
+	fs.Lookup("http-addr").DefValue, hf.addr = ingestHTTP, ingestHTTP
 	st.registerCommon(fs)
 	st.registerNATS(fs)
 	st.registerJetStream(fs)
@@ -483,11 +492,14 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(inf.sources) == 0 && len(st.cfg.Ingest.Streams) == 0 {
-		return errors.New("no --source given (or ingest.streams in --config)")
+	if inf.once && len(inf.sources) == 0 && len(st.cfg.Ingest.Streams) == 0 {
+		return errors.New("--once needs a --source (or ingest.streams in --config)")
 	}
 	streams, err := inf.streamConfigs(st.cfg.Ingest.Streams)
 	if err != nil {
+		return err
+	}
+	if err := stf.check(); err != nil {
 		return err
 	}
 	if err := st.annotate(checkRoles(&st.cfg)); err != nil {
@@ -504,11 +516,48 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer rs.close()
-	role := &ingest.Role{Conn: rs.nc, Streams: streams, Log: log}
-	if err := rs.serve(st.cfg.Metrics.Addr, ingestMetrics(role)); err != nil {
+	if inf.once {
+		role := &ingest.Role{Conn: rs.nc, Streams: streams, Log: log}
+		if err := rs.serve(st.cfg.Metrics.Addr, ingestMetrics(role)); err != nil {
+			return err
+		}
+		return role.Run(ctx)
+	}
+	managed, err := stf.newManaged(ctx, rs.nc, rs.js, max(1, st.cfg.JetStream.Replicas), streams, log)
+	if err != nil {
 		return err
 	}
-	return role.Run(ctx)
+	srv, err := hf.server(log.With("role", "http"), env.Version)
+	if err != nil {
+		return err
+	}
+	managed.Mount(srv)
+	attached := &ingest.Attached{Conn: rs.nc, Log: log,
+		Defaults: ingest.StreamConfig{FPS: inf.fps, MaxWidth: inf.maxWidth, MaxHeight: inf.maxHeight, JPEGQuality: inf.quality}}
+	defer attached.Close()
+	whipEP := &webrtc.Endpoint{Log: log, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}
+	if err := whipEP.Initialize(); err != nil {
+		return err
+	}
+	defer whipEP.Close()
+	whipEP.Mount(srv)
+	srv.MarkPublic("/publish/")
+	if err := rs.serve(st.cfg.Metrics.Addr, managed.mgr.Collector()); err != nil {
+		return err
+	}
+	if err := managed.Start(ctx); err != nil {
+		managed.Close()
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		managed.Close()
+		return err
+	}
+	log.Info("ingest running", "http", srv.URL(), "streams", srv.URL()+"/v1/streams", "publish_page", srv.URL()+"/publish/<stream>")
+	<-ctx.Done()
+	// Stop taking requests, then stop the streams (they stay in the bucket for the next start).
+	_ = srv.Close()
+	return managed.Close()
 }
 
 func analyzeCmd(ctx context.Context, env Env, args []string) error {
