@@ -43,6 +43,7 @@ func commands() []command {
 		{"classifiers", "custom image classifiers in NATS: list, register, delete, train, classify", classifiersCmd},
 		{"config", "check a YAML configuration file (config check FILE), print an example, show one merged with the defaults", configCmd},
 		{"bench", "measure model latency, batching and analyzer throughput on this machine", benchCmd},
+		{"eval", "measure the face models on labelled photos: eval faces DIR (verification), eval detect DIR (face counts)", evalCmd},
 		{"version", "print the version", func(_ context.Context, env Env, _ []string) error {
 			fmt.Fprintf(env.Stdout, "vigil %s\n", env.Version)
 			return nil
