@@ -68,34 +68,6 @@ func classifiersCmd(ctx context.Context, env Env, args []string) error {
 	return sub(ctx, env, args[1:])
 }
 
-// splitPositional is parse for commands with positional arguments, which may come before,
-// between or after the flags ("--" ends the flags). It returns the positional arguments.
-func splitPositional(fs *flag.FlagSet, env Env, args []string) ([]string, error) {
-	if err := parse(fs, env, nil); err != nil { // applies the VIGIL_* environment
-		return nil, err
-	}
-	var pos, after []string
-	for i, a := range args {
-		if a == "--" {
-			args, after = args[:i], args[i+1:]
-			break
-		}
-	}
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, errUsage
-		}
-		if rest = fs.Args(); len(rest) == 0 {
-			break
-		}
-		pos, rest = append(pos, rest[0]), rest[1:]
-	}
-	return append(pos, after...), nil
-}
-
 // wantArgs reports a usage error unless n(pos) is within [lo, hi] (hi < 0: unbounded).
 func wantArgs(env Env, fs *flag.FlagSet, pos []string, lo, hi int, what string) error {
 	if len(pos) < lo || (hi >= 0 && len(pos) > hi) {
@@ -243,7 +215,7 @@ func classifiersRegister(ctx context.Context, env Env, args []string) error {
 	fs.Usage = classifierUsage(fs, "classifiers register", "MANIFEST MODEL")
 	var f classifierFlags
 	f.register(fs, true)
-	pos, err := splitPositional(fs, env, args)
+	pos, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
 	}
@@ -289,7 +261,7 @@ func classifiersDelete(ctx context.Context, env Env, args []string) error {
 	fs.Usage = classifierUsage(fs, "classifiers delete", "NAME...")
 	var f classifierFlags
 	f.register(fs, false)
-	pos, err := splitPositional(fs, env, args)
+	pos, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
 	}
@@ -340,7 +312,7 @@ func classifiersTrain(ctx context.Context, env Env, args []string) error {
 	fs.Float64Var(&threshold, "threshold", 0, "the classifier's threshold: lower top scores are not reported")
 	fs.IntVar(&minPer, "min-per-class", 5, "fewest images a class may have")
 	fs.Uint64Var(&seed, "seed", 1, "seed of the validation split and shuffling")
-	pos, err := splitPositional(fs, env, args)
+	pos, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
 	}
@@ -588,7 +560,7 @@ func classifiersClassify(ctx context.Context, env Env, args []string) error {
 	)
 	f.register(fs, true)
 	fs.Var(&model, "model", "classifier to run (repeatable or comma-separated; default all)")
-	pos, err := splitPositional(fs, env, args)
+	pos, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
 	}
