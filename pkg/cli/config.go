@@ -22,8 +22,11 @@ import (
 // flagPaths ties every configuration flag to its key in the YAML file. A flag a command
 // registers gets the file's value (when the file sets the key) before the environment and the
 // command line are applied; afterwards the flag's final value is copied back into the typed
-// configuration, which is then validated. Flags for lists (--source, --stream, --await) are
-// handled by their commands.
+// configuration, which is then validated. Flags for lists (--source, --stream, --await,
+// --webhook, --webhook-types, --webhook-streams) are handled by their commands.
+//
+// vigil run's --events-db (frontFlags) shares sink.events_db with vigil sink's: one key names
+// the event history's file for either.
 func flagPaths() map[string]string {
 	return map[string]string{
 		"log-level": "log.level", "log-json": "log.json",
@@ -52,7 +55,10 @@ func flagPaths() map[string]string {
 
 		"jsonl": "sink.jsonl", "jsonl-append": "sink.jsonl_append", "quiet": "sink.quiet", "durable": "sink.durable",
 		"deliver": "sink.deliver", "ack-wait": "sink.ack_wait", "max-ack-pending": "sink.max_ack_pending",
-		"lost-after": "sink.lost_after",
+		"lost-after": "sink.lost_after", "jsonl-max-size": "sink.jsonl_max_size", "jsonl-max-age": "sink.jsonl_max_age",
+		"jsonl-keep": "sink.jsonl_keep", "events-db": "sink.events_db", "events-dsn": "sink.events_dsn",
+		"webhook-secret-file": "sink.webhook.secret_file", "webhook-identified": "sink.webhook.identified",
+		"webhook-max-attempts": "sink.webhook.max_attempts", "webhook-timeout": "sink.webhook.timeout",
 	}
 }
 

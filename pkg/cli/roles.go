@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -8,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,7 +26,14 @@ import (
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/pkg/onnx"
+	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/sink"
+	"github.com/vigil-video/vigil/sink/eventstore"
+	"github.com/vigil-video/vigil/sink/eventstore/postgres"
+	"github.com/vigil-video/vigil/sink/eventstore/snapshot"
+	"github.com/vigil-video/vigil/sink/eventstore/sqlite"
+	"github.com/vigil-video/vigil/sink/jsonl"
+	"github.com/vigil-video/vigil/sink/webhook"
 )
 
 // DemoVideo is the recording `vigil run` analyses when no --source is given (Debian opencv-doc).
@@ -282,14 +292,34 @@ func (f *analyzeFlags) role(nc *nats.Conn, js jetstream.JetStream, a *analyzer, 
 }
 
 // sinkFlags configure the sink role; they are bound to the configuration's sink: section.
+//
+// register adds the flags of the results the role writes itself (stdout, the JSON-lines file,
+// rotated or not), which vigil run shares. registerWebhooks and registerEventStore add those of
+// the outputs that read through consumers of their own, which openOutputs opens (only those
+// registered: vigil run has an event store of its own, and its --events-db). A command that
+// registers them runs them beside the sink role:
+//
+//	outs, err := sf.openOutputs(ctx, nc, js, log) // after sf.sinks
+//	defer outs.close()                             // after the roles returned
+//	go func() { done <- outs.run(runCtx, stop) }() // beside the sink role, same runCtx
 type sinkFlags struct {
 	cfg *config.Sink
+	// log receives the rotating writer's logs (nil: slog's default). vigil sink sets it.
+	log *slog.Logger
+	// webhooks and store are set by registerWebhooks and registerEventStore: the command runs
+	// those outputs.
+	webhooks, store bool
+	// writer is the rotating JSON-lines writer sinks opened, if any (its metrics).
+	writer *jsonl.Writer
 }
 
 func (f *sinkFlags) register(fs *flag.FlagSet, cfg *config.Sink) {
 	f.cfg = cfg
 	fs.StringVar(&cfg.JSONL, "jsonl", cfg.JSONL, "also write results as JSON lines to this file (truncated at start, unless --jsonl-append)")
 	fs.BoolVar(&cfg.JSONLAppend, "jsonl-append", cfg.JSONLAppend, "append to the --jsonl file instead of truncating it (a restarted sink keeps what was written)")
+	fs.Var(&cfg.JSONLMaxSize, "jsonl-max-size", "rotate the --jsonl file before it grows past this size, e.g. 64MiB: it is renamed to NAME-<UTC time>.EXT beside it and a new one started (0: no size limit)")
+	fs.DurationVar(&cfg.JSONLMaxAge, "jsonl-max-age", cfg.JSONLMaxAge, "rotate the --jsonl file at the first write once it has been written this long, e.g. 24h (0: no age limit)")
+	fs.IntVar(&cfg.JSONLKeep, "jsonl-keep", cfg.JSONLKeep, "rotated --jsonl files kept; older ones are removed (-1: keep every one)")
 	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "do not print results on stdout")
 	fs.StringVar(&cfg.Durable, "durable", cfg.Durable, "JetStream durable consumer the sink reads through; a restarted sink resumes from it, sinks sharing it share the work")
 	fs.StringVar(&cfg.Deliver, "deliver", cfg.Deliver, "where a new durable consumer starts: all (every stored result) or new")
@@ -298,30 +328,117 @@ func (f *sinkFlags) register(fs *flag.FlagSet, cfg *config.Sink) {
 	fs.DurationVar(&cfg.LostAfter, "lost-after", cfg.LostAfter, "an ended stream's frames still without result or drop this long after its last outcome are counted lost")
 }
 
-// sinks opens the configured sinks: stdout unless quiet, the JSON-lines file, and a Prometheus
-// sink when reg is not nil.
+// registerWebhooks adds the webhook flags, bound to sink.webhook; call it after register. The
+// list flags replace the file's lists (listFlag).
+func (f *sinkFlags) registerWebhooks(fs *flag.FlagSet) {
+	f.webhooks = true
+	w := &f.cfg.Webhook
+	fs.Var(&listFlag{dst: &w.URLs}, "webhook", "POST results and track events as JSON to this http(s) URL (repeatable; comma-separated from VIGIL_WEBHOOK). "+
+		"With JetStream the n-th webhook reads through durable consumers of its own, --durable + \"-webhook-<n>\", so a receiver that is down holds up nothing else: keep the order when adding one")
+	fs.StringVar(&w.SecretFile, "webhook-secret-file", w.SecretFile, "file holding the secret that signs every webhook delivery (HMAC-SHA256 in X-Vigil-Signature; receivers check it with webhook.Verify)")
+	fs.Var(&listFlag{dst: &w.Types}, "webhook-types", "deliver only these payload types to webhooks: "+strings.Join(webhook.Types(), ", ")+" (comma-separated or repeated; default all)")
+	fs.Var(&listFlag{dst: &w.Streams}, "webhook-streams", "deliver only these streams' results and events to webhooks (comma-separated or repeated; default every stream)")
+	fs.BoolVar(&w.Identified, "webhook-identified", w.Identified, "deliver to webhooks only faces with an identity (results) and events with one")
+	fs.IntVar(&w.MaxAttempts, "webhook-max-attempts", w.MaxAttempts, "attempts per webhook delivery, the first included (timeouts, 408, 429 and 5xx are retried with backoff); "+
+		"after the last the document is redelivered later (JetStream)")
+	fs.DurationVar(&w.Timeout, "webhook-timeout", w.Timeout, "bound on one webhook attempt (connect, send, answer)")
+}
+
+// registerEventStore adds --events-db and --events-dsn (vigil sink), bound to sink.events_db and
+// sink.events_dsn; call it after register.
+func (f *sinkFlags) registerEventStore(fs *flag.FlagSet) {
+	f.store = true
+	cfg := f.cfg
+	fs.StringVar(&cfg.EventsDB, "events-db", cfg.EventsDB, "SQLite file (created if missing) to store the track events, with a face snapshot each, and a summary "+
+		"of every result with a face: the history vigil serve --events-db answers at /v1/history/. Reads through its own consumers, --durable + \"-eventstore\"")
+	fs.Var(secret{&cfg.EventsDSN}, "events-dsn", "store that history in PostgreSQL instead: postgres://user@host/db or \"host=... dbname=...\" (prefer VIGIL_EVENTS_DSN: flags show in the process list)")
+}
+
+// listFlag is a repeatable string flag bound to a list of the configuration, so that the
+// whole configuration validates with it: its first Set replaces the list the file gave, later
+// ones add to it (the environment's comma-separated value and the command line's flags
+// together). Each value may itself be comma-separated.
+type listFlag struct {
+	dst *[]string
+	set bool
+}
+
+func (l *listFlag) String() string {
+	if l == nil || l.dst == nil {
+		return ""
+	}
+	return strings.Join(*l.dst, ",")
+}
+
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		*l.dst, l.set = nil, true
+	}
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l.dst = append(*l.dst, part)
+		}
+	}
+	return nil
+}
+
+// rotates reports whether the JSON-lines file is rotated (a size or age limit is set).
+func (f *sinkFlags) rotates() bool { return f.cfg.JSONLMaxSize > 0 || f.cfg.JSONLMaxAge > 0 }
+
+// hasOutputs reports whether the command runs webhooks or an event store.
+func (f *sinkFlags) hasOutputs() bool {
+	return (f.webhooks && len(f.cfg.Webhook.URLs) > 0) || (f.store && f.cfg.StoresEvents())
+}
+
+// sinks opens the configured sinks: stdout unless quiet, the JSON-lines file (a rotating
+// jsonl.Writer when --jsonl-max-size or --jsonl-max-age is set), and a Prometheus sink (with
+// the writer's metrics) when reg is not nil. With quiet and no file, the results must go to a
+// registered webhook or event store; the role then only counts them.
 func (f *sinkFlags) sinks(env Env, reg prometheus.Registerer) ([]sink.Sink, error) {
 	var out []sink.Sink
 	if !f.cfg.Quiet {
 		out = append(out, sink.NewJSONLines(stdoutOr(env.Stdout)))
 	}
-	if f.cfg.JSONL != "" {
+	if f.cfg.JSONL != "" && f.rotates() {
+		maxBytes := int64(f.cfg.JSONLMaxSize)
+		if maxBytes <= 0 {
+			maxBytes = -1 // rotation by age only
+		}
+		w := &jsonl.Writer{Path: f.cfg.JSONL, MaxBytes: maxBytes, MaxAge: f.cfg.JSONLMaxAge, Keep: f.cfg.JSONLKeep,
+			Truncate: !f.cfg.JSONLAppend, Log: f.log}
+		if err := w.Initialize(); err != nil {
+			closeSinks(out)
+			return nil, fmt.Errorf("--jsonl: %w", err)
+		}
+		f.writer = w
+		out = append(out, w)
+	} else if f.cfg.JSONL != "" {
 		j, err := sink.OpenJSONLinesFile(f.cfg.JSONL, f.cfg.JSONLAppend)
 		if err != nil {
+			closeSinks(out)
 			return nil, err
 		}
 		out = append(out, j)
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !f.hasOutputs() {
+		if f.webhooks || f.store {
+			return nil, errors.New("--quiet without --jsonl, --webhook, --events-db or --events-dsn leaves results nowhere to go")
+		}
 		return nil, errors.New("--quiet without --jsonl leaves results nowhere to go")
 	}
 	if reg != nil {
 		p, err := sink.NewPrometheus(reg)
+		if err == nil && f.writer != nil {
+			err = reg.Register(jsonl.NewCollector(f.writer))
+		}
 		if err != nil {
 			closeSinks(out)
 			return nil, err
 		}
 		out = append(out, p)
+	}
+	if len(out) == 0 {
+		out = append(out, countOnly{}) // the role still counts progress and honours --await
 	}
 	return out, nil
 }
@@ -331,6 +448,247 @@ func (f *sinkFlags) role(nc *nats.Conn, js jetstream.JetStream, sinks []sink.Sin
 	return &sink.Role{Conn: nc, Sinks: sinks, Await: f.cfg.Await, JetStream: js, Durable: f.cfg.Durable,
 		DeliverNew: f.cfg.Deliver == "new", AckWait: f.cfg.AckWait, MaxAckPending: f.cfg.MaxAckPending,
 		LostAfter: lostAfter(f.cfg.LostAfter), Log: log}
+}
+
+// countOnly is the sink of a role whose results all go to outputs of their own: it takes every
+// result and keeps nothing.
+type countOnly struct{}
+
+func (countOnly) Write(context.Context, result.Result) error { return nil }
+func (countOnly) Close() error                               { return nil }
+
+// keepOpen hands a sink to a role, which closes its sinks when it returns, without letting the
+// role close it: its owner closes it once every reader (role and event consumer) is done.
+type keepOpen struct{ sink.Sink }
+
+func (keepOpen) Close() error { return nil }
+
+// sinkOutputs are vigil sink's outputs that read through durable consumers of their own, so
+// that one failing destination holds up no other: every webhook (results and events, consumers
+// <durable>-webhook-<n>) and the event store (events with snapshots and result summaries,
+// consumers <durable>-eventstore). Each has a sink.Role for results and an eventstore.Consumer
+// for events, as its filter needs. Without JetStream they subscribe with core NATS.
+type sinkOutputs struct {
+	hooks     []*webhook.Sink
+	store     *eventstore.Store
+	ring      *snapshot.Ring
+	roles     []*sink.Role
+	consumers []*eventstore.Consumer
+}
+
+// openOutputs builds the webhooks and opens the event store (migrating its schema) and the
+// snapshot ring (subscribed to the frames), those whose flags the command registered; run
+// starts reading. On error nothing stays open.
+func (f *sinkFlags) openOutputs(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) (_ *sinkOutputs, err error) {
+	o := &sinkOutputs{}
+	defer func() {
+		if err != nil {
+			o.close()
+		}
+	}()
+	cfg := f.cfg
+	side := func(name, durable string, s sink.Sink) *sink.Role {
+		return &sink.Role{Conn: nc, Sinks: []sink.Sink{keepOpen{s}}, JetStream: js, Durable: durable,
+			DeliverNew: cfg.Deliver == "new", AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending,
+			LostAfter: -1, Log: log.With("output", name)} // the main role counts progress and lost frames
+	}
+	consumer := func(name, durable string, streams []string, s eventstore.EventSink) *eventstore.Consumer {
+		return &eventstore.Consumer{Conn: nc, Sinks: []eventstore.EventSink{s}, Streams: streams, JetStream: js,
+			Durable: durable, DeliverNew: cfg.Deliver == "new", AckWait: cfg.AckWait, Log: log.With("output", name)}
+	}
+
+	var w config.Webhook
+	if f.webhooks {
+		w = cfg.Webhook
+	}
+	var secretKey []byte
+	if len(w.URLs) > 0 && w.SecretFile != "" {
+		b, err := os.ReadFile(w.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+		if secretKey = bytes.TrimSpace(b); len(secretKey) == 0 {
+			return nil, fmt.Errorf("--webhook-secret-file %s is empty", w.SecretFile)
+		}
+	}
+	filter := webhook.Filter{Streams: w.Streams, Types: w.Types, Identified: w.Identified}
+	results := len(w.Types) == 0 || slices.Contains(w.Types, webhook.TypeResult)
+	events := len(w.Types) == 0 || slices.ContainsFunc(w.Types, func(t string) bool { return t != webhook.TypeResult })
+	for i, u := range w.URLs {
+		name := fmt.Sprintf("webhook-%d", i+1)
+		h := &webhook.Sink{Name: name, URL: u, Secret: secretKey, Filter: filter, Timeout: w.Timeout, MaxAttempts: w.MaxAttempts,
+			Log: log.With("output", name)}
+		if err := h.Initialize(); err != nil {
+			return nil, fmt.Errorf("--webhook #%d: %w", i+1, err)
+		}
+		o.hooks = append(o.hooks, h)
+		durable := cfg.Durable + "-" + name
+		if results {
+			o.roles = append(o.roles, side(name, durable, h))
+		}
+		if events {
+			o.consumers = append(o.consumers, consumer(name, durable, w.Streams, h))
+		}
+	}
+
+	if f.store && cfg.StoresEvents() {
+		store := &eventstore.Store{Log: log.With("output", "eventstore")}
+		if err := openEventStore(ctx, cfg.EventsDB, cfg.EventsDSN, store); err != nil {
+			return nil, err
+		}
+		o.store = store
+		o.ring = &snapshot.Ring{Conn: nc, Log: log.With("output", "eventstore")}
+		if err := o.ring.Start(ctx); err != nil {
+			return nil, err
+		}
+		durable := cfg.Durable + "-eventstore"
+		o.roles = append(o.roles, side("eventstore", durable, store))
+		c := consumer("eventstore", durable, nil, store)
+		c.Snapshots = o.ring
+		o.consumers = append(o.consumers, c)
+	}
+	return o, nil
+}
+
+// openEventStore opens st in the SQLite file db or, with dsn set, in PostgreSQL ("off" as db
+// is none: an error). The caller closes st.
+func openEventStore(ctx context.Context, db, dsn string, st *eventstore.Store) error {
+	switch {
+	case dsn != "":
+		if err := postgres.Open(ctx, dsn, st); err != nil {
+			return fmt.Errorf("--events-dsn %s: %w", config.RedactDSN(dsn), err)
+		}
+	case db != "" && db != "off":
+		if err := sqlite.Open(ctx, db, st); err != nil {
+			return fmt.Errorf("--events-db: %w", err)
+		}
+	default:
+		return errors.New("no --events-db or --events-dsn")
+	}
+	return nil
+}
+
+// run runs every output's role and consumer until ctx ends (each role then catches up with what
+// the stream holds, as the sink role does) and returns once all have returned. The first to fail
+// calls stop, so that the command ends; run returns the failures.
+func (o *sinkOutputs) run(ctx context.Context, stop context.CancelFunc) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(what string, err error) {
+		if err == nil {
+			return
+		}
+		mu.Lock()
+		errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		mu.Unlock()
+		stop()
+	}
+	for _, r := range o.roles {
+		wg.Go(func() { fail(r.Durable, r.Run(ctx)) })
+	}
+	for _, c := range o.consumers {
+		wg.Go(func() { fail(c.Durable+" (events)", c.Run(ctx)) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// collectors are the outputs' metrics: webhook deliveries, the event store, the snapshot ring,
+// the event consumers, and vigil_sink_delivered_total with the rotating writer w (may be nil).
+func (o *sinkOutputs) collectors(w *jsonl.Writer) []prometheus.Collector {
+	var out []prometheus.Collector
+	if len(o.hooks) > 0 {
+		out = append(out, webhook.NewCollector(o.hooks...))
+	}
+	if o.store != nil {
+		out = append(out, o.store.Collector(), o.ring.Collector())
+	}
+	if len(o.consumers) > 0 {
+		out = append(out, eventConsumersMetrics(o.consumers))
+	}
+	type delivered struct {
+		name string
+		n    func() uint64
+	}
+	var ds []delivered
+	if w != nil {
+		ds = append(ds, delivered{"jsonl", w.Delivered})
+	}
+	for _, h := range o.hooks {
+		ds = append(ds, delivered{h.Name, h.Delivered})
+	}
+	if o.store != nil {
+		ds = append(ds, delivered{"eventstore", o.store.Delivered})
+	}
+	if len(ds) > 0 {
+		out = append(out, metrics.NewCollector([]metrics.Family{{Name: "vigil_sink_delivered_total",
+			Help: "Documents an output took: lines written (jsonl), deliveries accepted (webhook-<n>), events and result summaries stored (eventstore).",
+			Type: prometheus.CounterValue, Labels: []string{"sink"},
+			Collect: func() []metrics.Sample {
+				s := make([]metrics.Sample, 0, len(ds))
+				for _, d := range ds {
+					s = append(s, metrics.Sample{Labels: []string{d.name}, Value: float64(d.n())})
+				}
+				return s
+			}}}))
+	}
+	return out
+}
+
+// eventConsumersMetrics exports the Stats of several event consumers under the names of
+// eventstore.Consumer.Collector (which a registry takes only once), labelled by durable.
+func eventConsumersMetrics(cs []*eventstore.Consumer) *metrics.Collector {
+	each := func(f func(eventstore.ConsumerStats) []float64, outcomes ...string) func() []metrics.Sample {
+		return func() []metrics.Sample {
+			var out []metrics.Sample
+			for _, c := range cs {
+				for i, v := range f(c.Stats()) {
+					out = append(out, metrics.Sample{Labels: []string{c.Durable, outcomes[i]}, Value: v})
+				}
+			}
+			return out
+		}
+	}
+	l, counter := []string{"consumer", "outcome"}, prometheus.CounterValue
+	return metrics.NewCollector([]metrics.Family{
+		{Name: "vigil_events_consumed_total", Help: "Track events handled: ok (every event sink took it), failed (redelivered with JetStream), invalid (dropped).",
+			Type: counter, Labels: l, Collect: each(func(s eventstore.ConsumerStats) []float64 {
+				return []float64{float64(s.Events), float64(s.Failed), float64(s.Invalid)}
+			}, "ok", "failed", "invalid")},
+		{Name: "vigil_events_snapshots_total", Help: "Face snapshots cut for events (cut), or not (missed: the frame was no longer held or did not crop).",
+			Type: counter, Labels: l, Collect: each(func(s eventstore.ConsumerStats) []float64 {
+				return []float64{float64(s.Snapshots), float64(s.SnapshotMisses)}
+			}, "cut", "missed")},
+	})
+}
+
+// report logs what each output delivered.
+func (o *sinkOutputs) report(log *slog.Logger) {
+	for _, h := range o.hooks {
+		s := h.Stats()
+		log.Info("webhook summary", "webhook", h.Name, "delivered", s.Delivered, "filtered", s.Filtered, "retries", s.Retries,
+			"rejected", s.Rejected, "gave_up", s.GaveUp, "queue_full", s.QueueFull)
+	}
+	if o.store != nil {
+		s := o.store.Stats()
+		log.Info("event store summary", "events", s.Events, "duplicates", s.Duplicates, "snapshots", s.Snapshots, "results", s.Results, "errors", s.Errors)
+	}
+}
+
+// close closes the webhooks, the snapshot ring and the event store. Call it once run returned.
+func (o *sinkOutputs) close() {
+	for _, h := range o.hooks {
+		_ = h.Close()
+	}
+	if o.ring != nil {
+		_ = o.ring.Close()
+	}
+	if o.store != nil {
+		_ = o.store.Close()
+	}
 }
 
 // lostAfter maps the configuration's 0 ("never") to the role's negative.

@@ -618,9 +618,12 @@ func sinkCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fs := newFlagSet("sink", "Runs the sink role: writes every result as a JSON line. With JetStream (the default) it reads\n"+
-		"VIGIL_RESULTS through a durable consumer and acknowledges each result once written, so a restarted\n"+
-		"sink resumes where it stopped. SIGTERM: it catches up with what is stored (up to 10 s), then exits.")
+	fs := newFlagSet("sink", "Runs the sink role: writes every result as a JSON line (stdout, --jsonl with rotation), POSTs\n"+
+		"results and track events to --webhook URLs (signed, retried, filtered) and stores the event history\n"+
+		"(--events-db, --events-dsn). With JetStream (the default) it reads VIGIL_RESULTS and VIGIL_EVENTS through\n"+
+		"durable consumers and acknowledges each document once written, so a restarted sink resumes where it\n"+
+		"stopped; every webhook and the event store read through consumers of their own, so one that fails holds\n"+
+		"up nothing else. SIGTERM: it catches up with what is stored (up to 10 s), then exits.")
 	var (
 		lf    logFlags
 		sf    sinkFlags
@@ -628,6 +631,8 @@ func sinkCmd(ctx context.Context, env Env, args []string) error {
 	)
 	lf.register(fs)
 	sf.register(fs, &st.cfg.Sink)
+	sf.registerWebhooks(fs)
+	sf.registerEventStore(fs)
 	fs.Var(&await, "await", "exit once these streams (repeatable) have ended and every frame has a result or drop")
 	st.registerCommon(fs)
 	st.registerNATS(fs)
@@ -656,17 +661,33 @@ func sinkCmd(ctx context.Context, env Env, args []string) error {
 	}
 	defer rs.close()
 	reg = registerer(rs.reg)
+	sf.log = log
 	sinks, err := sf.sinks(env, reg)
 	if err != nil {
 		return err
 	}
-	role := sf.role(rs.nc, rs.js, sinks, log)
-	if err := rs.serve(st.cfg.Metrics.Addr, sinkMetrics(role)); err != nil {
+	outs, err := sf.openOutputs(ctx, rs.nc, rs.js, log)
+	if err != nil {
 		closeSinks(sinks)
 		return err
 	}
-	err = role.Run(ctx)
+	defer outs.close() // after every role and consumer returned; before the connection drains
+	role := sf.role(rs.nc, rs.js, sinks, log)
+	if err := rs.serve(st.cfg.Metrics.Addr, append([]prometheus.Collector{sinkMetrics(role)}, outs.collectors(sf.writer)...)...); err != nil {
+		closeSinks(sinks)
+		return err
+	}
+	// The outputs run beside the role until it ends (ctx, or --await complete), then catch up
+	// with what is stored; one that fails stops everything.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	outsDone := make(chan error, 1)
+	go func() { outsDone <- outs.run(runCtx, stop) }()
+	err = role.Run(runCtx)
+	stop()
+	err = errors.Join(err, <-outsDone)
 	reportProgress(log, role.Progress(), nil)
+	outs.report(log)
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/onnx"
+	"github.com/vigil-video/vigil/sink/eventstore"
 )
 
 // httpFlags configure the HTTP server and its policy (vigil serve; vigil run can take them too).
@@ -231,27 +232,37 @@ func (m *modelFlags) load(log *slog.Logger) (*analyzer, error) {
 func serveCmd(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("serve", "Runs the face HTTP API against a NATS server with JetStream: detect, analyze, represent, verify,\n"+
 		"identify and annotate uploaded images, and manage the face gallery (/v1/identities), which every analyzer\n"+
-		"watches. Docs at /docs, OpenAPI at /openapi.json, probes at /healthz and /readyz.")
+		"watches. The web view is at / (--web), and with --events-db or --events-dsn the event history that vigil\n"+
+		"sink stores is at /v1/history/. Docs at /docs, OpenAPI at /openapi.json, probes at /healthz and /readyz.")
 	var (
 		lf            logFlags
 		hf            httpFlags
 		gf            galleryFlags
 		mf            modelFlags
+		wf            webFlags
 		url           string
 		maxConcurrent int
+		eventsDB      string
+		eventsDSN     string
 	)
 	lf.register(fs)
 	hf.register(fs)
 	gf.register(fs)
 	mf.register(fs)
+	wf.register(fs)
 	fs.StringVar(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated; the server needs JetStream")
 	fs.IntVar(&maxConcurrent, "max-concurrent", 0, "images analysed at once (0: one per CPU); more requests wait, and beyond 4x that get 503")
+	fs.StringVar(&eventsDB, "events-db", "", "SQLite file of the event history (what vigil sink --events-db stores) to serve at /v1/history/ (empty or off: no history)")
+	fs.Var(secret{&eventsDSN}, "events-dsn", "PostgreSQL DSN of the event history instead (vigil sink --events-dsn); prefer VIGIL_EVENTS_DSN: flags show in the process list")
 	if err := parse(fs, env, args); err != nil {
 		return err
 	}
 	log, err := lf.logger(env.Stderr)
 	if err != nil {
 		return err
+	}
+	if eventsDB != "" && eventsDSN != "" {
+		return errors.New("--events-db and --events-dsn: choose SQLite or PostgreSQL")
 	}
 	srv, err := hf.server(log, env.Version)
 	if err != nil {
@@ -272,13 +283,34 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer svc.Close()
+	history := false
+	if (eventsDB != "" && eventsDB != "off") || eventsDSN != "" {
+		// vigil sink writes the history and applies its retention; serve only reads it.
+		store := &eventstore.Store{PruneInterval: -1, Log: log.With("role", "events")}
+		if err := openEventStore(ctx, eventsDB, eventsDSN, store); err != nil {
+			return err
+		}
+		defer store.Close() // after the HTTP server closed
+		(&eventstore.API{Store: store}).Mount(srv)
+		history = true
+	}
+	ui, err := wf.mount(srv, nc, svc, log.With("role", "web"))
+	if err != nil {
+		return err
+	}
+	defer ui.Close() // on the error path; below it closes before the HTTP server
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("face API listening", "url", srv.URL(), "docs", docsURL(srv, hf.docs), "gallery", gf.bucket,
-		"api_keys", len(srv.APIKeys), "max_upload_mb", hf.maxUploadMB)
+	historyURL := "off"
+	if history {
+		historyURL = srv.URL() + eventstore.PathEvents
+	}
+	log.Info("face API listening", "url", srv.URL(), "web", webURL(srv, ui), "docs", docsURL(srv, hf.docs), "history", historyURL,
+		"gallery", gf.bucket, "api_keys", len(srv.APIKeys), "max_upload_mb", hf.maxUploadMB)
 	<-ctx.Done()
 	log.Info("stopping the face API")
+	ui.Close() // live views end first, so the server's shutdown does not wait for them
 	if err := srv.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -240,6 +240,17 @@ type Sink struct {
 	// JSONLAppend appends to the jsonl file instead of truncating it (a restarted sink keeps
 	// what its predecessor wrote). Key "jsonl_append", default false.
 	JSONLAppend bool `yaml:"jsonl_append"`
+	// JSONLMaxSize rotates the jsonl file before a line would make it larger than this: the file
+	// is renamed to <name>-<UTC time><ext> beside it and a new one started (sink/jsonl). 0: no
+	// size limit. Key "jsonl_max_size", default 0.
+	JSONLMaxSize ByteSize `yaml:"jsonl_max_size"`
+	// JSONLMaxAge rotates the jsonl file at the first write once it has been the active file
+	// this long. 0: no age limit. Key "jsonl_max_age", default 0.
+	JSONLMaxAge time.Duration `yaml:"jsonl_max_age"`
+	// JSONLKeep is how many rotated jsonl files are kept, the oldest beyond it removed; -1 keeps
+	// every one. It applies when jsonl_max_size or jsonl_max_age rotates the file. Key
+	// "jsonl_keep", default 10.
+	JSONLKeep int `yaml:"jsonl_keep"`
 	// Quiet does not print results on stdout. Key "quiet", default false.
 	Quiet bool `yaml:"quiet"`
 	// Durable names the JetStream consumer the sink reads through; sinks sharing a name share
@@ -261,6 +272,54 @@ type Sink struct {
 	// Await makes the sink exit once these streams have ended and every frame has an outcome.
 	// Key "await", default none.
 	Await []string `yaml:"await"`
+	// Webhook POSTs results and track events to HTTP endpoints (yaml "webhook"; vigil sink).
+	Webhook Webhook `yaml:"webhook"`
+	// EventsDB is a SQLite file (created if missing) in which vigil sink stores the track events,
+	// with a face snapshot each, and a summary of every result with a face: the history that
+	// vigil serve --events-db answers at /v1/history/. "" or "off": none (vigil run: "" keeps
+	// events.db in its store directory, "off" keeps none). Key "events_db", default "".
+	EventsDB string `yaml:"events_db"`
+	// EventsDSN stores the same history in PostgreSQL instead: a postgres:// URL or a
+	// "host=... dbname=..." keyword string. Prefer VIGIL_EVENTS_DSN to writing a password here.
+	// Key "events_dsn", default "".
+	EventsDSN string `yaml:"events_dsn"`
+}
+
+// StoresEvents reports whether an event store is configured (events_db or events_dsn).
+func (s *Sink) StoresEvents() bool {
+	return (s.EventsDB != "" && s.EventsDB != "off") || s.EventsDSN != ""
+}
+
+// Webhook configures the sink's webhooks (sink/webhook): every URL receives the results and
+// track events the filter selects, as JSON POSTs signed with HMAC-SHA256 when a secret is set,
+// retried with backoff. With JetStream the n-th URL (from 1) reads through consumers of its own
+// named <sink.durable>-webhook-<n>, so a receiver that is down holds up no other output: keep
+// the order of the URLs when adding one.
+type Webhook struct {
+	// URLs are the http:// or https:// endpoints. Key "urls", default none.
+	URLs []string `yaml:"urls"`
+	// SecretFile is a file holding the shared secret (surrounding white space is ignored) that
+	// signs every delivery (header X-Vigil-Signature); receivers check it with webhook.Verify.
+	// Key "secret_file", default "" (unsigned).
+	SecretFile string `yaml:"secret_file"`
+	// Types limits what is delivered to these payload types: result, face.appeared,
+	// face.recognized, face.left. Key "types", default all of them.
+	Types []string `yaml:"types"`
+	// Streams limits deliveries to these streams. Key "streams", default every stream.
+	Streams []string `yaml:"streams"`
+	// Identified delivers only faces with an identity (results) and events with one. Key
+	// "identified", default false.
+	Identified bool `yaml:"identified"`
+	// MaxAttempts bounds the attempts per document, the first included; after the last the
+	// document is redelivered later (JetStream). Key "max_attempts", default 5.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Timeout bounds one attempt. Key "timeout", default 5s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// WebhookTypes are the payload types a webhook may be limited to (sink/webhook.Types).
+func WebhookTypes() []string {
+	return []string{"result", "face.appeared", "face.recognized", "face.left"}
 }
 
 // Serve configures the serve role (HTTP API). Extend it here as the role grows.
@@ -286,8 +345,9 @@ func Default() Config {
 		Ingest:  Ingest{FPS: 5, MaxWidth: 1280, MaxHeight: 720, JPEGQuality: 80, Realtime: true, Loop: true},
 		Analyze: Analyze{Heads: "default", OnDemandHeads: "emotion,liveness,pose", MaxBatch: 4, MaxWait: 10 * time.Millisecond, Deadline: 2 * time.Second, GenderThreshold: 0.6, LivenessThreshold: 0.5},
 		Track:   Track{Durable: "vigil-track", Partition: -1},
-		Sink:    Sink{Durable: "vigil-sink", Deliver: "all", AckWait: 30 * time.Second, MaxAckPending: 1024, LostAfter: 15 * time.Second},
-		Serve:   Serve{Addr: "127.0.0.1:8080"},
+		Sink: Sink{Durable: "vigil-sink", Deliver: "all", AckWait: 30 * time.Second, MaxAckPending: 1024, LostAfter: 15 * time.Second,
+			JSONLKeep: 10, Webhook: Webhook{MaxAttempts: 5, Timeout: 5 * time.Second}},
+		Serve: Serve{Addr: "127.0.0.1:8080"},
 	}
 }
 
@@ -531,12 +591,128 @@ func (s *Sink) validate(k *checker, p string) {
 	if s.JSONLAppend && s.JSONL == "" {
 		k.fail(p+".jsonl_append", "set without sink.jsonl")
 	}
-	if s.Quiet && s.JSONL == "" {
-		k.fail(p+".quiet", "quiet without jsonl leaves results nowhere to go")
+	if s.JSONLMaxSize < 0 {
+		k.fail(p+".jsonl_max_size", "%d: want a size such as 64MiB, or 0 for no size limit", int64(s.JSONLMaxSize))
+	}
+	k.durRange(p+".jsonl_max_age", s.JSONLMaxAge, 0, 100*365*24*time.Hour)
+	if s.JSONLKeep == 0 || s.JSONLKeep < -1 || s.JSONLKeep > 1_000_000 {
+		k.fail(p+".jsonl_keep", "%d: want 1..1000000 rotated files, or -1 to keep every one", s.JSONLKeep)
+	}
+	if s.JSONL == "" {
+		if s.JSONLMaxSize > 0 {
+			k.fail(p+".jsonl_max_size", "set without sink.jsonl")
+		}
+		if s.JSONLMaxAge > 0 {
+			k.fail(p+".jsonl_max_age", "set without sink.jsonl")
+		}
+	}
+	if s.Quiet && s.JSONL == "" && len(s.Webhook.URLs) == 0 && !s.StoresEvents() {
+		k.fail(p+".quiet", "quiet without jsonl, webhook.urls, events_db or events_dsn leaves results nowhere to go")
 	}
 	for i, name := range s.Await {
 		if err := frame.ValidateStream(name); err != nil {
 			k.fail(fmt.Sprintf("%s.await[%d]", p, i), "%v", err)
 		}
 	}
+	s.Webhook.validate(k, p+".webhook")
+	if n := len(s.Webhook.URLs); n > 0 {
+		// Each webhook reads through consumers of its own, named after the sink's.
+		if last := fmt.Sprintf("%s-webhook-%d", s.Durable, n); frame.ValidateStream(last) != nil {
+			k.fail(p+".durable", "%q is too long for the webhooks' consumers (%s): use at most %d characters",
+				s.Durable, last, frame.MaxStreamLen-(len(last)-len(s.Durable)))
+		}
+	}
+	if s.StoresEvents() {
+		if last := s.Durable + "-eventstore"; frame.ValidateStream(last) != nil {
+			k.fail(p+".durable", "%q is too long for the event store's consumers (%s): use at most %d characters",
+				s.Durable, last, frame.MaxStreamLen-(len(last)-len(s.Durable)))
+		}
+	}
+	if s.EventsDSN != "" {
+		if s.EventsDB != "" && s.EventsDB != "off" {
+			k.fail(p+".events_dsn", "set together with sink.events_db: choose SQLite (events_db) or PostgreSQL (events_dsn)")
+		}
+		if err := checkDSN(s.EventsDSN); err != nil {
+			k.fail(p+".events_dsn", "%v", err)
+		}
+	}
+}
+
+func (w *Webhook) validate(k *checker, p string) {
+	for i, raw := range w.URLs {
+		if err := checkWebhookURL(raw); err != nil {
+			k.fail(fmt.Sprintf("%s.urls[%d]", p, i), "%v", err)
+		}
+	}
+	for i, t := range w.Types {
+		k.oneOf(fmt.Sprintf("%s.types[%d]", p, i), t, WebhookTypes()...)
+	}
+	for i, name := range w.Streams {
+		if err := frame.ValidateStream(name); err != nil {
+			k.fail(fmt.Sprintf("%s.streams[%d]", p, i), "%v", err)
+		}
+	}
+	k.intRange(p+".max_attempts", w.MaxAttempts, 1, 100)
+	k.durRange(p+".timeout", w.Timeout, time.Millisecond, 10*time.Minute)
+	if w.SecretFile != "" && len(w.URLs) == 0 {
+		k.fail(p+".secret_file", "set without sink.webhook.urls")
+	}
+}
+
+// checkWebhookURL accepts http:// and https:// URLs with a host and without credentials (they
+// would show in logs: send them in headers). Its messages never repeat a password.
+func checkWebhookURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", hidePassword(s))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q: want an http:// or https:// URL with a host", u.Redacted())
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q: credentials in a webhook URL would show in logs; sign with webhook.secret_file instead", u.Redacted())
+	}
+	return nil
+}
+
+// checkDSN accepts a postgres:// or postgresql:// URL, or a keyword string ("host=... dbname=...").
+// Its messages never repeat a password.
+func checkDSN(s string) error {
+	if !strings.Contains(s, "://") {
+		if !strings.Contains(s, "=") {
+			return fmt.Errorf("want a postgres:// URL or \"host=... dbname=...\" keywords")
+		}
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", hidePassword(s))
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return fmt.Errorf("%q: scheme %q is not postgres or postgresql", u.Redacted(), u.Scheme)
+	}
+	return nil
+}
+
+// RedactDSN hides the password of a PostgreSQL DSN, in URL or keyword form.
+func RedactDSN(s string) string {
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return "<redacted>"
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	f := strings.Fields(s)
+	for i, kv := range f {
+		if k, _, ok := strings.Cut(kv, "="); ok && strings.TrimSpace(k) == "password" {
+			f[i] = "password=xxxxx"
+		}
+	}
+	return strings.Join(f, " ")
 }

@@ -234,7 +234,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.NATS.User, c.NATS.Password = "u", "secret"
+	c.NATS.User, c.NATS.Password = "u", "hunter2-pw" // not "secret": sink.webhook.secret_file is a key
 	b, err := c.Marshal(false)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %v\n%s", err, b)
 	}
 	red, _ := c.Marshal(true)
-	if strings.Contains(string(red), "secret") {
+	if strings.Contains(string(red), "hunter2-pw") {
 		t.Fatalf("redacted output has the password:\n%s", red)
 	}
 }

@@ -370,7 +370,8 @@ var example []byte
 // the example streams), as `vigil config example` prints it.
 func Example() []byte { return bytes.Clone(example) }
 
-// Marshal renders c as YAML. With redact, secrets (password, token) are replaced by "<redacted>".
+// Marshal renders c as YAML. With redact, secrets (password, token) are replaced by "<redacted>"
+// and the password of sink.events_dsn by "xxxxx".
 func (c Config) Marshal(redact bool) ([]byte, error) {
 	if redact {
 		if c.NATS.Password != "" {
@@ -378,6 +379,9 @@ func (c Config) Marshal(redact bool) ([]byte, error) {
 		}
 		if c.NATS.Token != "" {
 			c.NATS.Token = "<redacted>"
+		}
+		if c.Sink.EventsDSN != "" {
+			c.Sink.EventsDSN = RedactDSN(c.Sink.EventsDSN)
 		}
 	}
 	b, err := yaml.Marshal(c)
