@@ -34,7 +34,7 @@ func commands() []command {
 		{"ingest", "the ingest role alone: read sources, publish sampled frames to NATS", ingestCmd},
 		{"analyze", "the analyze role alone: frames from NATS in, face results out (with IMAGE arguments: analyze images, print JSON)", analyzeOrImagesCmd},
 		{"track", "the track role alone: track ids, identity votes, heads per track, face events", trackCmd},
-		{"sink", "the sink role alone: results from NATS to stdout or a JSON-lines file", sinkCmd},
+		{"sink", "the sink role alone: results and events from NATS to stdout, JSON lines, webhooks, an event store", sinkCmd},
 		{"serve", "the face HTTP API alone: detect, analyze, verify, identify images; the face gallery", serveCmd},
 		{"detect", "detect the faces in images; print JSON (vigil analyze IMAGE... adds attributes)", detectCmd},
 		{"represent", "print the faces' embeddings of images as JSON", representCmd},

@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/testenv"
+	"github.com/vigil-video/vigil/sink/webhook"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -269,5 +274,40 @@ func TestResultJSONShape(t *testing.T) {
 		if !bytes.Contains(b, []byte(field)) {
 			t.Errorf("result JSON lacks %s: %s", field, b)
 		}
+	}
+}
+
+// TestRunOnceWebhook: `vigil run --webhook` delivers signed results (and track events) to a
+// receiver while the recording is analysed.
+func TestRunOnceWebhook(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	types := map[string]int{}
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify([]byte("s3cret"), r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, time.Now(), time.Minute); err != nil {
+			t.Errorf("bad signature: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		types[r.Header.Get("X-Vigil-Type")]++
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	video := filepath.Join(testenv.TestData(t), "video", "fer_test.mp4")
+	code, stdout, stderr := vigil(t, nil, "run", "--once", "--nats-port", "0", "--source", video, "--heads", "none",
+		"--webhook", recv.URL, "--webhook-secret-file", secret)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	results := readResults(t, stdout)
+	mu.Lock()
+	defer mu.Unlock()
+	if types["result"] != len(results) || types["face.appeared"] == 0 {
+		t.Fatalf("webhook got %v for %d results", types, len(results))
 	}
 }

@@ -46,6 +46,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	inf.register(fs, true)
 	af.register(fs)
 	sf.register(fs, &st.cfg.Sink)
+	sf.registerWebhooks(fs)
 	tf.register(fs, false)
 	ff.register(fs)
 	stf.register(fs)
@@ -167,6 +168,12 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 
 	// Each role gets its own context so shutdown can go in pipeline order: stop ingest, let the
 	// analyzer finish what it holds, let the sink write what arrived, then stop.
+	outs, err := sf.openOutputs(ctx, conns["sink"], jsSink, log.With("role", "sink"))
+	if err != nil {
+		closeSinks(sinks)
+		return err
+	}
+	defer outs.close() // after the roles returned
 	sinkRole := sf.role(conns["sink"], jsSink, sinks, log.With("role", "sink"))
 	sinkRole.Await = nil
 	if inf.once {
@@ -266,6 +273,8 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	sinkDone, trDone, anDone, inDone := make(chan error, 1), make(chan error, 1), make(chan error, 1), make(chan error, 1)
 	wg.Add(2)
 	go func() { defer wg.Done(); sinkDone <- sinkRole.Run(sinkCtx) }()
+	outsDone := make(chan error, 1)
+	go func() { outsDone <- outs.run(sinkCtx, stopSink) }() // webhooks, each on its own consumer
 	go func() { defer wg.Done(); anDone <- anRole.Run(anCtx) }()
 	readies := []<-chan struct{}{anRole.Ready(), sinkRole.Ready()}
 	if trRole != nil {
@@ -352,6 +361,11 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 			runErr = errors.Join(runErr, err)
 		}
 	}
+	stopSink()
+	if err := <-outsDone; err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	outs.report(log)
 	reportProgress(log, sinkRole.Progress(), anRole.Stats().Dropped)
 	if inf.once && runErr == nil {
 		for _, s := range streams {
