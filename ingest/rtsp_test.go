@@ -301,8 +301,22 @@ func TestRTSPOpenErrors(t *testing.T) {
 		}
 	}
 	srv.KillPublisher()
-	if _, err := Open(ctx, srv.URL, OpenOptions{}); err == nil || !strings.Contains(err.Error(), "no stream at this path") {
-		t.Errorf("stream without publisher: %v", err)
+	// The server ends the killed publisher's session asynchronously: until it has, the path may
+	// still describe a (dying) stream. Once it has, opening must fail with a 404.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		src, err := Open(ctx, srv.URL, OpenOptions{})
+		if err != nil {
+			if !strings.Contains(err.Error(), "no stream at this path") {
+				t.Errorf("stream without publisher: %v", err)
+			}
+			break
+		}
+		src.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the stream still opens 10 s after its publisher was killed")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -480,7 +480,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	fs := newFlagSet("ingest", "Runs the ingest role: reads the sources and publishes sampled JPEG frames on vigil.frames.<stream>.\n"+
-		"Without --once it runs the managed stream list (flags, --streams-file, the JetStream bucket shared by every\n"+
+		"Files read once (--once, or --loop=false) end the process when they end. Otherwise it runs the managed stream list (flags, --streams-file, the JetStream bucket shared by every\n"+
 		"ingest) and serves /v1/streams, push mode (POST /v1/streams/{stream}/frames) and WHIP (/whip/{stream},\n"+
 		"/publish/{stream}) on --http-addr.")
 	var (
@@ -530,7 +530,9 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer rs.close()
-	if inf.once {
+	if inf.once || finite(streams) {
+		// Recordings read to their end (--once, or files without --loop): a batch job that
+		// exits when they have ended, as before the managed stream list existed.
 		role := &ingest.Role{Conn: rs.nc, Streams: streams, Log: log}
 		if err := rs.serve(st.cfg.Metrics.Addr, ingestMetrics(role)); err != nil {
 			return err
@@ -572,6 +574,17 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	// Stop taking requests, then stop the streams (they stay in the bucket for the next start).
 	_ = srv.Close()
 	return managed.Close()
+}
+
+// finite reports whether streams is non-empty and every stream is a file read once (no loop):
+// such an ingest ends with its recordings.
+func finite(streams []ingest.StreamConfig) bool {
+	for _, s := range streams {
+		if kind, _, _ := ingest.Classify(s.Source); kind != ingest.KindFile || s.Loop {
+			return false
+		}
+	}
+	return len(streams) > 0
 }
 
 func analyzeCmd(ctx context.Context, env Env, args []string) error {
