@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
@@ -60,7 +61,30 @@ func OpenDB(path string) (*sql.DB, error) {
 // Open opens the database at path (see OpenDB), sets st.DB and st.Dialect and initialises st
 // (migrations, retention), so st's other fields configure the store. On error nothing stays
 // open. The caller closes st.
+//
+// Several processes may open one file at once: switching a new file to write-ahead logging takes
+// a lock that SQLite reports as busy without waiting for the busy timeout, so Open retries a
+// busy database with backoff for up to BusyTimeoutMS.
 func Open(ctx context.Context, path string, st *eventstore.Store) error {
+	deadline := time.Now().Add(BusyTimeoutMS * time.Millisecond)
+	wait := 20 * time.Millisecond
+	for {
+		err := open(ctx, path, st)
+		if err == nil || !busy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+func open(ctx context.Context, path string, st *eventstore.Store) error {
 	db, err := OpenDB(path)
 	if err != nil {
 		return err
@@ -72,7 +96,13 @@ func Open(ctx context.Context, path string, st *eventstore.Store) error {
 	st.DB, st.Dialect = db, Dialect()
 	if err := st.Initialize(ctx); err != nil {
 		_ = db.Close()
+		st.DB = nil
 		return fmt.Errorf("eventstore sqlite: %s: %w", path, err)
 	}
 	return nil
+}
+
+// busy reports whether err is SQLite's "database is locked" (SQLITE_BUSY).
+func busy(err error) bool {
+	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
 }
