@@ -30,6 +30,9 @@ DEPS_DIR  ?= build/deps
 NPM_CACHE ?= build/npm
 TEST_TAGS ?= matprofile
 FUZZTIME  ?= 20s
+# Packages whose Go benchmarks `make bench` runs; the ingest, WebRTC, webhook and store
+# benchmarks (README, Performance) take minutes: BENCH_PKGS=./... runs them all.
+BENCH_PKGS ?= ./pkg/onnx/
 ARGS      ?=
 # Packages that must build (and type-check with their tests) without cgo;
 # patterns that match no package yet are skipped.
@@ -49,7 +52,7 @@ SHELL := bash
 
 help: ## List the targets (the default)
 	@echo "Vigil $(VERSION): make TARGET [VAR=value]"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: ARGS (for run), FUZZTIME=$(FUZZTIME), PURE_PKGS, TEST_TAGS=$(TEST_TAGS), VERSION=$(VERSION)"
 
 setup: setup-apt setup-opencv setup-go setup-deps ## Install what is missing: apt packages, Go modules, onnxruntime + models into build/deps (sha256-checked)
@@ -110,8 +113,8 @@ test: setup ## Vet, check the pure-Go packages build with CGO_ENABLED=0, run eve
 	CGO_ENABLED=0 $(GO) vet $$pkgs || { echo "purity: a package in PURE_PKGS, or its tests, needs cgo (see above): keep cgo in leaf packages" >&2; exit 1; }
 	VIGIL_DEPS=$(abspath $(DEPS_DIR)) $(GO) test -tags $(TEST_TAGS) -count=1 -timeout 20m ./...
 
-bench: setup build ## Run the Go benchmarks (20 iterations each), then bin/vigil bench
-	VIGIL_DEPS=$(abspath $(DEPS_DIR)) $(GO) test -tags $(TEST_TAGS) -run '^$$' -bench . -benchtime 20x ./...
+bench: setup build ## Model benchmarks (BENCH_PKGS, 20 iterations each), then bin/vigil bench: per-model ms, analyzer frames/s
+	VIGIL_DEPS=$(abspath $(DEPS_DIR)) $(GO) test -tags $(TEST_TAGS) -run '^$$' -bench . -benchtime 20x $(BENCH_PKGS)
 	$(BIN) bench --deps $(DEPS_DIR)
 
 lint: setup ## gofmt, go vet (with and without -tags matprofile), staticcheck when installed
