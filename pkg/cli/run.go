@@ -92,6 +92,13 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The sink role closes the sinks once it runs; until then every error return closes them here.
+	sinksOwned := true
+	defer func() {
+		if sinksOwned {
+			closeSinks(sinks)
+		}
+	}()
 	// The track role needs every face's embedding; it drops them from the results it republishes
 	// unless --keep-embeddings asked for them.
 	keepEmbeddings := af.keepEmbeddings
@@ -100,16 +107,13 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	onDemand, err := analyze.ParseHeads(af.onDemand)
 	if err != nil {
-		closeSinks(sinks)
 		return fmt.Errorf("--on-demand-heads: %w", err)
 	}
 	if _, err := tf.role(nil, onDemand, keepEmbeddings, nil, log); err != nil {
-		closeSinks(sinks)
 		return err
 	}
 	an, err := af.loadAnalyzer(log)
 	if err != nil {
-		closeSinks(sinks)
 		return err
 	}
 	defer an.Close()
@@ -118,7 +122,6 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	if storeDir == "" {
 		dir, err := os.MkdirTemp("", "vigil-nats-")
 		if err != nil {
-			closeSinks(sinks)
 			return err
 		}
 		defer os.RemoveAll(dir)
@@ -126,7 +129,6 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	srv := &bus.EmbeddedServer{Host: st.cfg.Run.NATSHost, Port: st.cfg.Run.NATSPort, StoreDir: storeDir, Logger: log}
 	if err := srv.Start(ctx); err != nil {
-		closeSinks(sinks)
 		return err
 	}
 	defer srv.Close()
@@ -144,7 +146,6 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		ev := new(bus.Events)
 		nc, err := dial(ctx, config.NATS{URL: url}, role, log, ev)
 		if err != nil {
-			closeSinks(sinks)
 			return err
 		}
 		conns[role] = nc
@@ -155,13 +156,11 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	jsCfg.Replicas = 1
 	jsSink, err := setupJetStream(ctx, conns["sink"], jsCfg, log)
 	if err != nil {
-		closeSinks(sinks)
 		return err
 	}
 	var jsAn jetstream.JetStream
 	if jsSink != nil {
 		if jsAn, err = jetstream.New(conns["analyze"]); err != nil {
-			closeSinks(sinks)
 			return err
 		}
 	}
@@ -170,7 +169,6 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	// analyzer finish what it holds, let the sink write what arrived, then stop.
 	outs, err := sf.openOutputs(ctx, conns["sink"], jsSink, log.With("role", "sink"))
 	if err != nil {
-		closeSinks(sinks)
 		return err
 	}
 	defer outs.close() // after the roles returned
@@ -184,13 +182,11 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	fr, err := ff.startFront(ctx, frontDeps{nc: conns["api"], an: an, storeDir: storeDir, deps: af.deps, version: env.Version,
 		log: log, pipeline: analyze.PipelineConfig{GenderThreshold: float32(af.genderThr), LivenessThreshold: float32(af.livenessThr)}})
 	if err != nil {
-		closeSinks(sinks)
 		return err
 	}
 	defer fr.Close()
 	ui, err := wf.mount(fr.srv, conns["web"], fr.faces, log.With("role", "web"))
 	if err != nil {
-		closeSinks(sinks)
 		return err
 	}
 	defer ui.Close() // before the HTTP server closes: live views end first
@@ -203,13 +199,11 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	if tf.enabled {
 		anRole.ResultsPrefix = track.AnalyzedPrefix
 		if trRole, err = tf.role(conns["track"], onDemand, keepEmbeddings, fr.faces.Gallery, log.With("role", "track")); err != nil {
-			closeSinks(sinks)
 			return err
 		}
 		if jsSink != nil {
 			js, err := jetstream.New(conns["track"])
 			if err != nil {
-				closeSinks(sinks)
 				return err
 			}
 			trRole.Publisher = &bus.StreamPublisher{JS: js}
@@ -225,12 +219,10 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		var jsIn jetstream.JetStream
 		if jsSink != nil {
 			if jsIn, err = jetstream.New(conns["ingest"]); err != nil {
-				closeSinks(sinks)
 				return err
 			}
 		}
 		if managed, err = stf.newManaged(ctx, conns["ingest"], jsIn, 1, streams, inLog); err != nil {
-			closeSinks(sinks)
 			return err
 		}
 		managed.Mount(fr.srv)
@@ -240,7 +232,6 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	defer attached.Close()
 	whipEP := &webrtc.Endpoint{Log: inLog, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}
 	if err := whipEP.Initialize(); err != nil {
-		closeSinks(sinks)
 		return err
 	}
 	defer whipEP.Close()
@@ -254,7 +245,6 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		reg.MustRegister(natsMetrics(clients...), sinkMetrics(sinkRole), analyzeMetrics(anRole, effectiveWorkers(af.workers), af.maxBatch), inMetrics)
 		m, err := startMetrics(st.cfg.Metrics.Addr, reg, log)
 		if err != nil {
-			closeSinks(sinks)
 			return err
 		}
 		defer stopMetrics(m)
@@ -272,6 +262,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	var wg sync.WaitGroup
 	sinkDone, trDone, anDone, inDone := make(chan error, 1), make(chan error, 1), make(chan error, 1), make(chan error, 1)
 	wg.Add(2)
+	sinksOwned = false
 	go func() { defer wg.Done(); sinkDone <- sinkRole.Run(sinkCtx) }()
 	outsDone := make(chan error, 1)
 	go func() { outsDone <- outs.run(sinkCtx, stopSink) }() // webhooks, each on its own consumer
