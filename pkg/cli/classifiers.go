@@ -68,6 +68,23 @@ func classifiersCmd(ctx context.Context, env Env, args []string) error {
 	return sub(ctx, env, args[1:])
 }
 
+// parse parses a classifiers subcommand's flags and positional arguments, checks there are lo to
+// hi of them (hi < 0: unbounded; what names them in the usage error) and builds the logger.
+func (f *classifierFlags) parse(fs *flag.FlagSet, env Env, args []string, lo, hi int, what string) ([]string, *slog.Logger, error) {
+	pos, err := parseArgs(fs, env, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := wantArgs(env, fs, pos, lo, hi, what); err != nil {
+		return nil, nil, err
+	}
+	log, err := f.lf.logger(env.Stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, log, nil
+}
+
 // wantArgs reports a usage error unless n(pos) is within [lo, hi] (hi < 0: unbounded).
 func wantArgs(env Env, fs *flag.FlagSet, pos []string, lo, hi int, what string) error {
 	if len(pos) < lo || (hi >= 0 && len(pos) > hi) {
@@ -215,14 +232,7 @@ func classifiersRegister(ctx context.Context, env Env, args []string) error {
 	fs.Usage = classifierUsage(fs, "classifiers register", "MANIFEST MODEL")
 	var f classifierFlags
 	f.register(fs, true)
-	pos, err := parseArgs(fs, env, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(env, fs, pos, 2, 2, "MANIFEST MODEL"); err != nil {
-		return err
-	}
-	log, err := f.lf.logger(env.Stderr)
+	pos, log, err := f.parse(fs, env, args, 2, 2, "MANIFEST MODEL")
 	if err != nil {
 		return err
 	}
@@ -261,14 +271,7 @@ func classifiersDelete(ctx context.Context, env Env, args []string) error {
 	fs.Usage = classifierUsage(fs, "classifiers delete", "NAME...")
 	var f classifierFlags
 	f.register(fs, false)
-	pos, err := parseArgs(fs, env, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(env, fs, pos, 1, -1, "NAME..."); err != nil {
-		return err
-	}
-	log, err := f.lf.logger(env.Stderr)
+	pos, log, err := f.parse(fs, env, args, 1, -1, "NAME...")
 	if err != nil {
 		return err
 	}
@@ -560,14 +563,7 @@ func classifiersClassify(ctx context.Context, env Env, args []string) error {
 	)
 	f.register(fs, true)
 	fs.Var(&model, "model", "classifier to run (repeatable or comma-separated; default all)")
-	pos, err := parseArgs(fs, env, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(env, fs, pos, 1, -1, "IMAGE..."); err != nil {
-		return err
-	}
-	log, err := f.lf.logger(env.Stderr)
+	pos, log, err := f.parse(fs, env, args, 1, -1, "IMAGE...")
 	if err != nil {
 		return err
 	}
