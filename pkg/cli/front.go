@@ -58,7 +58,6 @@ type front struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	errs   chan error
 }
 
 // frontDeps is what the front needs from `vigil run`.
@@ -75,7 +74,7 @@ type frontDeps struct {
 // startFront builds and starts the front. The HTTP server is created but not started: the caller
 // mounts more routes (WHIP, streams, web UI) and then calls startHTTP.
 func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err error) {
-	fr := &front{errs: make(chan error, 4)}
+	fr := &front{}
 	defer func() {
 		if err != nil {
 			fr.Close()
@@ -153,7 +152,7 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 		go func() {
 			defer fr.wg.Done()
 			if err := fr.consumer.Run(cctx); err != nil {
-				fr.errs <- fmt.Errorf("event history: %w", err)
+				d.log.Error("event history stopped", "err", err) // the pipeline goes on without it
 			}
 		}()
 	}
@@ -194,14 +193,4 @@ func (fr *front) Close() {
 		_ = fr.registry.Close()
 	}
 	fr.faces.Close()
-}
-
-// Err reports the first background failure, if any, without blocking.
-func (fr *front) Err() error {
-	select {
-	case err := <-fr.errs:
-		return err
-	default:
-		return nil
-	}
 }

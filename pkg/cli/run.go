@@ -708,6 +708,3 @@ func sinkCmd(ctx context.Context, env Env, args []string) error {
 	outs.report(log)
 	return err
 }
-
-// waitTimeout is used by tests and bench to bound waits.
-const waitTimeout = 2 * time.Minute
