@@ -38,7 +38,7 @@ ARGS      ?=
 # patterns that match no package yet are skipped.
 PURE_PKGS ?= ./pkg/frame/... ./pkg/result/... ./pkg/bus/... ./pkg/batch/... \
 	./pkg/config/... ./pkg/onnx/graph/... ./models/... ./pkg/httpapi/... ./pkg/metrics/... \
-	./analyze/track ./analyze/gallery/... ./analyze/faceapi/... ./analyze/eval/... \
+	./pkg/event/... ./analyze/track ./analyze/gallery/... ./analyze/faceapi/... ./analyze/eval/... \
 	./analyze/classify/manifest/... ./analyze/classify/dataset/... ./analyze/classify/train/... \
 	./analyze/classify/store/... ./analyze/classify/selection/... ./analyze/classify/project/... \
 	./analyze/classify/api/... ./ingest/webrtc/whip/... ./ingest/streams/... \

@@ -63,7 +63,7 @@ type Role struct {
 	// Default: core NATS on Conn.
 	Publisher bus.Publisher
 	// ResultsPrefix is the subject prefix results are published under. Default
-	// bus.ResultsPrefix; track.AnalyzedPrefix when a track stage enriches and republishes them.
+	// bus.ResultsPrefix; event.AnalyzedPrefix when a track stage enriches and republishes them.
 	ResultsPrefix string
 	// Classifiers, when set, runs custom classifiers on every analysed frame; their outputs go
 	// into the result's classifications. Default none.

@@ -3,7 +3,7 @@
 // would (the NATS configuration with the nats-server module's own parser, YAML documents one by
 // one), check the keys each tool requires, and check the files against each other and against
 // the code: images, users, ports, config files, secret and stream names, metric names.
-// pkg/cli's TestDeployCommands runs every command line they contain through the real CLI.
+// cmd/vigil/cli's TestDeployCommands runs every command line they contain through the real CLI.
 package deploy
 
 import (
@@ -388,11 +388,11 @@ func checkWorkload(t *testing.T, d map[string]any, natsImage string, configMaps 
 	}
 }
 
-// exportedMetrics collects the metric names the code registers (pkg/cli and sink sources).
+// exportedMetrics collects the metric names the code registers (cmd/vigil/cli and sink sources).
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	for _, glob := range []string{"../pkg/cli/*.go", "../sink/*.go"} {
+	for _, glob := range []string{"../cmd/vigil/cli/*.go", "../sink/*.go"} {
 		files, _ := filepath.Glob(glob)
 		for _, f := range files {
 			b, err := os.ReadFile(f)

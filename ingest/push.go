@@ -9,9 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/ingest/streams"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
@@ -34,7 +35,7 @@ type pushRunner struct {
 	obs       *streamObs
 	maxPixels int
 	slots     chan struct{} // admission: one being processed plus the queue
-	heads     *track.HeadsInbox
+	heads     *event.HeadsInbox
 	tune      atomic.Pointer[tuning]
 
 	mu      sync.Mutex // held while an image is processed: orders sequence numbers
@@ -52,7 +53,7 @@ func newPushRunner(nc *nats.Conn, name string, t tuning, obs *streamObs, maxPixe
 	if err != nil {
 		return nil, err
 	}
-	heads, err := track.SubscribeHeads(nc, name)
+	heads, err := event.SubscribeHeads(nc, name)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}

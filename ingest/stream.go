@@ -10,9 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
@@ -127,7 +128,7 @@ func (r *streamRunner) run(ctx context.Context) error {
 	}
 	// The track role asks for on-demand heads on vigil.control.heads.<stream>; the next frame
 	// published carries them (Vigil-Heads).
-	heads, err := track.SubscribeHeads(r.nc, r.cfg.Name)
+	heads, err := event.SubscribeHeads(r.nc, r.cfg.Name)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", r.cfg.Name, err)
 	}

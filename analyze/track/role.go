@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-video/vigil/pkg/bus"
@@ -171,7 +173,7 @@ func (r *Role) Stats() Stats {
 
 func (r *Role) setDefaults() {
 	if r.Input == "" {
-		r.Input = AnalyzedPrefix
+		r.Input = event.AnalyzedPrefix
 	}
 	if r.Output == "" {
 		r.Output = bus.ResultsPrefix
@@ -276,7 +278,7 @@ func (r *Role) Run(ctx context.Context) error {
 			}
 			r.mu.Unlock()
 			for _, name := range names {
-				r.finish(name, ReasonShutdown)
+				r.finish(name, event.ReasonShutdown)
 			}
 			if err := r.Conn.Flush(); err != nil {
 				return fmt.Errorf("track: flush: %w", err)
@@ -364,7 +366,7 @@ func (r *Role) onResult(res *result.Result, now time.Time) {
 	if res.Seq < st.order.expected() {
 		if res.CapturedAt.After(st.lastCaptured) {
 			// Lower sequence numbers captured later: the source started over.
-			r.finish(res.Stream, ReasonRestart)
+			r.finish(res.Stream, event.ReasonRestart)
 			st = r.state(res.Stream, true)
 			st.lastActive = now
 		} else {
@@ -417,11 +419,11 @@ func (r *Role) scheduleHeads(stream string, st *streamState, step Step) {
 		}
 		st.unanswered++
 	}
-	subj, err := HeadsSubject(stream)
+	subj, err := event.HeadsSubject(stream)
 	if err != nil {
 		return
 	}
-	b, err := json.Marshal(HeadsRequest{Schema: EventSchema, Stream: stream, Heads: r.Tracker.Heads, Reason: step.HeadsReason,
+	b, err := json.Marshal(event.HeadsRequest{Schema: event.EventSchema, Stream: stream, Heads: r.Tracker.Heads, Reason: step.HeadsReason,
 		Tracks: step.HeadsFor, At: now.UTC()})
 	if err != nil {
 		return
@@ -439,7 +441,7 @@ func (r *Role) scheduleHeads(stream string, st *streamState, step Step) {
 // maybeComplete finishes an ended stream once every announced frame is accounted for.
 func (r *Role) maybeComplete(stream string, st *streamState) {
 	if st.ended && (st.order.expected() > st.frames) {
-		r.finish(stream, ReasonEnd)
+		r.finish(stream, event.ReasonEnd)
 	}
 }
 
@@ -457,7 +459,7 @@ func (r *Role) housekeep(now time.Time) {
 			continue
 		}
 		if now.Sub(st.lastActive) >= r.IdleTimeout {
-			r.finish(name, ReasonIdle)
+			r.finish(name, event.ReasonIdle)
 			continue
 		}
 		if ready := st.order.expire(now, r.ReorderWait); len(ready) > 0 {
@@ -509,9 +511,9 @@ func (r *Role) publishResult(res *result.Result) {
 	r.mu.Unlock()
 }
 
-func (r *Role) publishEvent(ev Event) {
+func (r *Role) publishEvent(ev event.Event) {
 	ev.At = time.Now().UTC()
-	subj, err := EventSubject(ev.Stream, ev.Kind)
+	subj, err := event.EventSubject(ev.Stream, ev.Kind)
 	if err != nil {
 		return
 	}

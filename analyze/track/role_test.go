@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -40,7 +42,7 @@ func natsConns(t *testing.T) func(name string) *nats.Conn {
 type collector struct {
 	mu      sync.Mutex
 	results []result.Result
-	events  []Event
+	events  []event.Event
 	changed chan struct{}
 }
 
@@ -67,13 +69,13 @@ func collect(t *testing.T, nc *nats.Conn, resultsPrefix string) *collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := nc.Subscribe(EventsPrefix+".>", func(m *nats.Msg) {
-		e, err := ParseEvent(m.Data)
+	s2, err := nc.Subscribe(event.EventsPrefix+".>", func(m *nats.Msg) {
+		e, err := event.ParseEvent(m.Data)
 		if err != nil {
 			t.Errorf("bad event on %s: %v", m.Subject, err)
 			return
 		}
-		if want, _ := EventSubject(e.Stream, e.Kind); m.Subject != want {
+		if want, _ := event.EventSubject(e.Stream, e.Kind); m.Subject != want {
 			t.Errorf("event %s on subject %s", e.Kind, m.Subject)
 		}
 		c.mu.Lock()
@@ -147,7 +149,7 @@ func publishJSON(t *testing.T, nc *nats.Conn, subject string, doc any) {
 // appears and leaves once; one heads request reaches the stream's ingest inbox.
 func TestRoleReordersTracksAndEnds(t *testing.T) {
 	conn := natsConns(t)
-	inbox, err := SubscribeHeads(conn("ingest"), "cam")
+	inbox, err := event.SubscribeHeads(conn("ingest"), "cam")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,14 +164,14 @@ func TestRoleReordersTracksAndEnds(t *testing.T) {
 	order := []uint64{2, 1, 4, 3, 5, 8, 7, 9, 10, 12, 11} // 6 is dropped
 	for _, seq := range order {
 		res := resultAt(seq, face(100+float32(seq)*4, 100, 100, near(rng, person, 0.3)))
-		publishJSON(t, pub, AnalyzedPrefix+".cam", res)
+		publishJSON(t, pub, event.AnalyzedPrefix+".cam", res)
 		if seq == 8 {
 			publishJSON(t, pub, bus.DropsPrefix+".cam", result.Drop{Schema: 1, Stream: "cam", Seq: 6, Reason: result.ReasonDeadline})
 		}
 	}
 	publishJSON(t, pub, bus.EOSPrefix+".cam", result.EndOfStream{Schema: 1, Stream: "cam", Frames: 12})
 	out.wait(t, 10*time.Second, "11 results and face.left", func(rs []result.Result, evs events) bool {
-		return len(rs) == 11 && len(evs.of(KindLeft)) > 0
+		return len(rs) == 11 && len(evs.of(event.KindLeft)) > 0
 	})
 
 	out.mu.Lock()
@@ -187,8 +189,8 @@ func TestRoleReordersTracksAndEnds(t *testing.T) {
 	if want := []uint64{1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12}; !equal(seqs, want) {
 		t.Fatalf("results in order %v, want %v", seqs, want)
 	}
-	app, left := events(out.events).of(KindAppeared), events(out.events).of(KindLeft)
-	if len(app) != 1 || len(left) != 1 || len(out.events) != 2 || left[0].Reason != ReasonEnd || left[0].Frames != 11 {
+	app, left := events(out.events).of(event.KindAppeared), events(out.events).of(event.KindLeft)
+	if len(app) != 1 || len(left) != 1 || len(out.events) != 2 || left[0].Reason != event.ReasonEnd || left[0].Frames != 11 {
 		t.Fatalf("events %+v, want one appeared and one left (end, 11 frames)", out.events)
 	}
 	if app[0].Crop.Stream != "cam" || app[0].Crop.Width != 640 || app[0].Crop.Seq == 0 {
@@ -196,11 +198,11 @@ func TestRoleReordersTracksAndEnds(t *testing.T) {
 	}
 	var got []string
 	eventually(t, 10*time.Second, "the heads request at ingest", func() bool { got = append(got, inbox.Take()...); return len(got) > 0 })
-	if !slices.Equal(got, DefaultHeads) {
-		t.Fatalf("ingest inbox has heads %v, want %v", got, DefaultHeads)
+	if !slices.Equal(got, event.DefaultHeads) {
+		t.Fatalf("ingest inbox has heads %v, want %v", got, event.DefaultHeads)
 	}
-	eventually(t, 10*time.Second, "the role's counters", func() bool { return role.Stats().Events[KindLeft] == 1 })
-	if s := role.Stats(); s.HeadsRequests != 1 || s.Results != 11 || s.Streams != 0 || s.Events[KindLeft] != 1 {
+	eventually(t, 10*time.Second, "the role's counters", func() bool { return role.Stats().Events[event.KindLeft] == 1 })
+	if s := role.Stats(); s.HeadsRequests != 1 || s.Results != 11 || s.Streams != 0 || s.Events[event.KindLeft] != 1 {
 		t.Fatalf("stats %+v: want 1 heads request (one outstanding at a time), 11 results, the ended stream forgotten", s)
 	}
 }
@@ -213,12 +215,12 @@ func TestRoleIdleStream(t *testing.T) {
 	startRole(t, role)
 	pub := conn("analyze")
 	for seq := uint64(1); seq <= 3; seq++ {
-		publishJSON(t, pub, AnalyzedPrefix+".lobby", onStream(resultAt(seq, face(50, 50, 80, nil)), "lobby"))
+		publishJSON(t, pub, event.AnalyzedPrefix+".lobby", onStream(resultAt(seq, face(50, 50, 80, nil)), "lobby"))
 	}
-	out.wait(t, 10*time.Second, "face.left after idle", func(_ []result.Result, evs events) bool { return len(evs.of(KindLeft)) == 1 })
+	out.wait(t, 10*time.Second, "face.left after idle", func(_ []result.Result, evs events) bool { return len(evs.of(event.KindLeft)) == 1 })
 	out.mu.Lock()
 	defer out.mu.Unlock()
-	if l := events(out.events).of(KindLeft)[0]; l.Reason != ReasonIdle || l.Stream != "lobby" || l.Frames != 3 {
+	if l := events(out.events).of(event.KindLeft)[0]; l.Reason != event.ReasonIdle || l.Stream != "lobby" || l.Frames != 3 {
 		t.Fatalf("left %+v", l)
 	}
 	if role.Stats().HeadsRequests != 0 {
@@ -238,7 +240,7 @@ func TestRoleShutdownEndsTracks(t *testing.T) {
 	<-role.Ready()
 	pub := conn("analyze")
 	for seq := uint64(1); seq <= 2; seq++ {
-		publishJSON(t, pub, AnalyzedPrefix+".door", onStream(resultAt(seq, face(50, 50, 80, nil)), "door"))
+		publishJSON(t, pub, event.AnalyzedPrefix+".door", onStream(resultAt(seq, face(50, 50, 80, nil)), "door"))
 	}
 	if err := pub.Flush(); err != nil {
 		t.Fatal(err)
@@ -250,7 +252,7 @@ func TestRoleShutdownEndsTracks(t *testing.T) {
 	out.wait(t, 10*time.Second, "appeared and left", func(rs []result.Result, evs events) bool { return len(evs) == 2 && len(rs) == 2 })
 	out.mu.Lock()
 	defer out.mu.Unlock()
-	if out.events[0].Kind != KindAppeared || out.events[1].Kind != KindLeft || out.events[1].Reason != ReasonShutdown {
+	if out.events[0].Kind != event.KindAppeared || out.events[1].Kind != event.KindLeft || out.events[1].Reason != event.ReasonShutdown {
 		t.Fatalf("events %+v", out.events)
 	}
 }
@@ -278,14 +280,14 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 
 func TestHeadsInbox(t *testing.T) {
 	conn := natsConns(t)
-	inbox, err := SubscribeHeads(conn("ingest"), "cam")
+	inbox, err := event.SubscribeHeads(conn("ingest"), "cam")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer inbox.Close()
 	pub := conn("track")
 	send := func(doc string) {
-		if err := pub.Publish(HeadsPrefix+".cam", []byte(doc)); err != nil {
+		if err := pub.Publish(event.HeadsPrefix+".cam", []byte(doc)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -306,7 +308,7 @@ func TestHeadsInbox(t *testing.T) {
 	if again := inbox.Take(); again != nil {
 		t.Fatalf("second Take = %v, want nil", again)
 	}
-	var nilInbox *HeadsInbox
+	var nilInbox *event.HeadsInbox
 	if nilInbox.Take() != nil || nilInbox.Rejected() != 0 {
 		t.Fatal("nil inbox not empty")
 	}
@@ -326,7 +328,7 @@ func TestPartitionOfMatchesNATS(t *testing.T) {
 		t.Fatal("server not ready")
 	}
 	const n = 5
-	if err := srv.GlobalAccount().AddMapping(AnalyzedPrefix+".*", "part.{{partition(5,1)}}.{{wildcard(1)}}"); err != nil {
+	if err := srv.GlobalAccount().AddMapping(event.AnalyzedPrefix+".*", "part.{{partition(5,1)}}.{{wildcard(1)}}"); err != nil {
 		t.Fatal(err)
 	}
 	nc, err := nats.Connect(srv.ClientURL())
@@ -340,7 +342,7 @@ func TestPartitionOfMatchesNATS(t *testing.T) {
 	}
 	streams := []string{"cam", "lobby", "door-1", "door-2", "A", "z_9", "parking", "entrance-north", "x", "fer"}
 	for _, s := range streams {
-		if err := nc.Publish(AnalyzedPrefix+"."+s, nil); err != nil {
+		if err := nc.Publish(event.AnalyzedPrefix+"."+s, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -370,7 +372,7 @@ func TestRolePartitions(t *testing.T) {
 	pub := conn("analyze")
 	streams := []string{"cam", "lobby", "door-1", "door-2", "A", "parking"}
 	for _, s := range streams {
-		publishJSON(t, pub, AnalyzedPrefix+"."+s, onStream(resultAt(1, face(50, 50, 80, nil)), s))
+		publishJSON(t, pub, event.AnalyzedPrefix+"."+s, onStream(resultAt(1, face(50, 50, 80, nil)), s))
 	}
 	out.wait(t, 10*time.Second, "one result per stream", func(rs []result.Result, _ events) bool { return len(rs) >= len(streams) })
 	owned := [2]uint64{}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -101,7 +103,7 @@ func (c *TrackerConfig) setDefaults() {
 		c.Window = 15
 	}
 	if c.Heads == nil {
-		c.Heads = append([]string(nil), DefaultHeads...)
+		c.Heads = append([]string(nil), event.DefaultHeads...)
 	}
 	if c.HeadsInterval == 0 {
 		c.HeadsInterval = 5 * time.Second
@@ -124,14 +126,14 @@ func (c TrackerConfig) Validate() error {
 	case c.MinVotes > c.Window && c.Window > 0:
 		return fmt.Errorf("track: min votes %d above the vote window %d", c.MinVotes, c.Window)
 	}
-	return validHeads("x", c.Heads)
+	return event.ValidateHeads("x", c.Heads)
 }
 
 // Step is what one frame changed.
 type Step struct {
 	// Events are the events the frame decided, in order: face.left of lost tracks, then
 	// face.appeared, then face.recognized. Their At is zero (the publisher sets it).
-	Events []Event
+	Events []event.Event
 	// HeadsFor lists the tracks in this frame that need the scheduled heads (new, or their
 	// output is stale); empty when none does. HeadsReason is RequestNewTrack when at least one of
 	// them never had the output, else RequestStale.
@@ -175,7 +177,7 @@ type trk struct {
 }
 
 type sighting struct {
-	crop    Crop
+	crop    event.Crop
 	quality float64
 	voted   bool
 	name    string // "" votes unknown
@@ -234,7 +236,7 @@ func (t *Tracker) Update(res *result.Result) Step {
 				continue // a tentative track missed once is dropped silently
 			}
 			if tr.misses >= t.cfg.MaxMisses || t.cfg.MaxAge > 0 && now.Sub(tr.lastSeen) >= t.cfg.MaxAge {
-				step.Events = append(step.Events, t.leftEvent(tr, ReasonLost, res.Seq, now))
+				step.Events = append(step.Events, t.leftEvent(tr, event.ReasonLost, res.Seq, now))
 				continue
 			}
 		}
@@ -242,7 +244,7 @@ func (t *Tracker) Update(res *result.Result) Step {
 		kept = append(kept, tr)
 	}
 	t.tracks = kept
-	var appeared, recognized []Event
+	var appeared, recognized []event.Event
 	heads := len(t.cfg.Heads) > 0
 	for fi := range res.Faces {
 		f := &res.Faces[fi]
@@ -266,21 +268,21 @@ func (t *Tracker) Update(res *result.Result) Step {
 		t.vote(tr, res, f)
 		if !tr.confirmed && tr.hits >= t.cfg.MinHits {
 			tr.confirmed = true
-			appeared = append(appeared, t.event(tr, KindAppeared, res.Seq, now, best(tr.sightings, "")))
+			appeared = append(appeared, t.event(tr, event.KindAppeared, res.Seq, now, best(tr.sightings, "")))
 		}
 		if tr.confirmed && !tr.recognized && tr.identity != nil {
 			tr.recognized = true
-			ev := t.event(tr, KindRecognized, res.Seq, now, best(tr.sightings, tr.identity.Name))
+			ev := t.event(tr, event.KindRecognized, res.Seq, now, best(tr.sightings, tr.identity.Name))
 			ev.Identity = cloneIdentity(tr.identity)
 			recognized = append(recognized, ev)
 		}
 		t.label(tr, f)
 		if t.cfg.HeadsInterval >= 0 && heads && (!tr.hasHeads || now.Sub(tr.headsAt) >= t.cfg.HeadsInterval) {
 			step.HeadsFor = append(step.HeadsFor, tr.id)
-			if !tr.hasHeads || step.HeadsReason == RequestNewTrack {
-				step.HeadsReason = RequestNewTrack
+			if !tr.hasHeads || step.HeadsReason == event.RequestNewTrack {
+				step.HeadsReason = event.RequestNewTrack
 			} else {
-				step.HeadsReason = RequestStale
+				step.HeadsReason = event.RequestStale
 			}
 		}
 	}
@@ -306,8 +308,8 @@ func (t *Tracker) Label(res *result.Result) {
 
 // Finish ends every track: it returns face.left with reason for each confirmed one (Seq and
 // CapturedAt of its last sighting) and leaves the tracker empty; later results start new tracks.
-func (t *Tracker) Finish(reason string) []Event {
-	var out []Event
+func (t *Tracker) Finish(reason string) []event.Event {
+	var out []event.Event
 	for _, tr := range t.tracks {
 		if tr.confirmed {
 			out = append(out, t.leftEvent(tr, reason, tr.lastSeq, tr.lastSeen))
@@ -412,7 +414,7 @@ func (t *Tracker) observe(tr *trk, res *result.Result, f *result.Face) {
 // vote adds this frame's sighting of tr, with its identity vote when it has one, and settles the
 // track's identity once the vote allows it.
 func (t *Tracker) vote(tr *trk, res *result.Result, f *result.Face) {
-	s := sighting{quality: Quality(*f), crop: Crop{Stream: res.Stream, Seq: res.Seq, CapturedAt: res.CapturedAt, Box: f.Box, Width: res.Width, Height: res.Height}}
+	s := sighting{quality: Quality(*f), crop: event.Crop{Stream: res.Stream, Seq: res.Seq, CapturedAt: res.CapturedAt, Box: f.Box, Width: res.Width, Height: res.Height}}
 	switch {
 	case t.matcher != nil && len(f.Embedding) > 0:
 		name, sim, ok := t.matcher.Match(f.Embedding)
@@ -489,13 +491,13 @@ func (t *Tracker) label(tr *trk, f *result.Face) {
 // is the track's vote.
 func (t *Tracker) clearIdentity(f *result.Face) { f.Identity = nil }
 
-func (t *Tracker) event(tr *trk, kind string, seq uint64, at time.Time, crop Crop) Event {
-	return Event{Schema: EventSchema, Kind: kind, Stream: t.stream, TrackID: tr.id, Seq: seq, CapturedAt: at,
+func (t *Tracker) event(tr *trk, kind string, seq uint64, at time.Time, crop event.Crop) event.Event {
+	return event.Event{Schema: event.EventSchema, Kind: kind, Stream: t.stream, TrackID: tr.id, Seq: seq, CapturedAt: at,
 		Crop: crop, FirstSeen: tr.firstSeen, LastSeen: tr.lastSeen, Frames: tr.hits}
 }
 
-func (t *Tracker) leftEvent(tr *trk, reason string, seq uint64, at time.Time) Event {
-	ev := t.event(tr, KindLeft, seq, at, best(tr.sightings, ""))
+func (t *Tracker) leftEvent(tr *trk, reason string, seq uint64, at time.Time) event.Event {
+	ev := t.event(tr, event.KindLeft, seq, at, best(tr.sightings, ""))
 	ev.Reason = reason
 	if tr.recognized {
 		ev.Identity = cloneIdentity(tr.identity)
@@ -505,8 +507,8 @@ func (t *Tracker) leftEvent(tr *trk, reason string, seq uint64, at time.Time) Ev
 
 // best returns the crop of the highest-quality sighting (voting for name, when name is set; the
 // latest among equals).
-func best(ss []sighting, name string) Crop {
-	var c Crop
+func best(ss []sighting, name string) event.Crop {
+	var c event.Crop
 	q := -1.0
 	for _, s := range ss {
 		if name != "" && s.name != name {

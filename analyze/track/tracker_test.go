@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"go.uber.org/goleak"
 
 	"github.com/vigil-video/vigil/pkg/result"
@@ -53,10 +55,10 @@ func resultAt(seq uint64, faces ...result.Face) *result.Result {
 }
 
 // events collects every event of a run, by kind.
-type events []Event
+type events []event.Event
 
-func (e events) of(kind string) []Event {
-	var out []Event
+func (e events) of(kind string) []event.Event {
+	var out []event.Event
 	for _, ev := range e {
 		if ev.Kind == kind {
 			out = append(out, ev)
@@ -86,14 +88,14 @@ func TestOneFaceKeepsItsID(t *testing.T) {
 			t.Fatalf("frame %d: track id %q, want %q throughout: %v", i+1, id, ids[0], ids)
 		}
 	}
-	if a := evs.of(KindAppeared); len(a) != 1 || a[0].TrackID != ids[0] || a[0].Seq != 2 {
+	if a := evs.of(event.KindAppeared); len(a) != 1 || a[0].TrackID != ids[0] || a[0].Seq != 2 {
 		t.Fatalf("appeared events %+v, want one for %s at seq 2 (MinHits 2)", a, ids[0])
 	}
-	if len(evs.of(KindLeft)) != 0 || len(evs.of(KindRecognized)) != 0 {
+	if len(evs.of(event.KindLeft)) != 0 || len(evs.of(event.KindRecognized)) != 0 {
 		t.Fatalf("unexpected events: %+v", evs)
 	}
-	left := tr.Finish(ReasonEnd)
-	if len(left) != 1 || left[0].Kind != KindLeft || left[0].Reason != ReasonEnd || left[0].Frames != 30 || left[0].LastSeen != t0.Add(30*200*time.Millisecond) {
+	left := tr.Finish(event.ReasonEnd)
+	if len(left) != 1 || left[0].Kind != event.KindLeft || left[0].Reason != event.ReasonEnd || left[0].Frames != 30 || left[0].LastSeen != t0.Add(30*200*time.Millisecond) {
 		t.Fatalf("Finish: %+v", left)
 	}
 	if tr.Tracks() != 0 {
@@ -170,7 +172,7 @@ func TestLeaveAndReenterGetsNewID(t *testing.T) {
 			idAt[seq] = res.Faces[0].TrackID
 		}
 	}
-	evs = append(evs, tr.Finish(ReasonShutdown)...)
+	evs = append(evs, tr.Finish(event.ReasonShutdown)...)
 	first, second := idAt[1], idAt[21]
 	if first == "" || second == "" || first == second {
 		t.Fatalf("ids before and after leaving: %q, %q; want two different ids", first, second)
@@ -178,11 +180,11 @@ func TestLeaveAndReenterGetsNewID(t *testing.T) {
 	if idAt[10] != first || idAt[30] != second {
 		t.Fatalf("ids not stable within a visit: %v", idAt)
 	}
-	app, left := evs.of(KindAppeared), evs.of(KindLeft)
+	app, left := evs.of(event.KindAppeared), evs.of(event.KindLeft)
 	if len(app) != 2 || app[0].TrackID != first || app[1].TrackID != second {
 		t.Fatalf("appeared: %+v", app)
 	}
-	if len(left) != 2 || left[0].TrackID != first || left[0].Reason != ReasonLost || left[1].TrackID != second || left[1].Reason != ReasonShutdown {
+	if len(left) != 2 || left[0].TrackID != first || left[0].Reason != event.ReasonLost || left[1].TrackID != second || left[1].Reason != event.ReasonShutdown {
 		t.Fatalf("left: %+v", left)
 	}
 	// The first visit was last seen at seq 10 and declared lost after MaxMisses (5) more frames.
@@ -224,7 +226,7 @@ func TestAnotherPersonInTheSamePlace(t *testing.T) {
 		evs = append(evs, tr.Update(res).Events...)
 		ids[res.Faces[0].TrackID] = true
 	}
-	if len(ids) != 2 || len(evs.of(KindAppeared)) != 2 || len(evs.of(KindLeft)) != 1 {
+	if len(ids) != 2 || len(evs.of(event.KindAppeared)) != 2 || len(evs.of(event.KindLeft)) != 1 {
 		t.Fatalf("tracks %v, events %+v: want two tracks, the first one left", ids, evs)
 	}
 }
@@ -236,7 +238,7 @@ func TestSpuriousDetectionMakesNoEvents(t *testing.T) {
 	for seq := uint64(2); seq <= 10; seq++ {
 		evs = append(evs, tr.Update(resultAt(seq)).Events...)
 	}
-	evs = append(evs, tr.Finish(ReasonEnd)...)
+	evs = append(evs, tr.Finish(event.ReasonEnd)...)
 	if len(evs) != 0 {
 		t.Fatalf("a one-frame detection made events: %+v", evs)
 	}
@@ -285,7 +287,7 @@ func TestVotePicksWeightedMajority(t *testing.T) {
 		evs = append(evs, tr.Update(res).Events...)
 		results = append(results, res)
 	}
-	rec := evs.of(KindRecognized)
+	rec := evs.of(event.KindRecognized)
 	if len(rec) != 1 || rec[0].Identity == nil || rec[0].Identity.Name != "alice" {
 		t.Fatalf("recognized events %+v, want one for alice", rec)
 	}
@@ -307,7 +309,7 @@ func TestVotePicksWeightedMajority(t *testing.T) {
 	if m.calls != 12 {
 		t.Fatalf("matcher called %d times, want once per face", m.calls)
 	}
-	left := tr.Finish(ReasonEnd)
+	left := tr.Finish(event.ReasonEnd)
 	if len(left) != 1 || left[0].Identity == nil || left[0].Identity.Name != "alice" {
 		t.Fatalf("left: %+v", left)
 	}
@@ -332,7 +334,7 @@ func TestVoteNeedsMinVotesAndShare(t *testing.T) {
 			for i, mark := range tc.marks {
 				evs = append(evs, tr.Update(resultAt(uint64(i+1), face(200, 150, 120, marked(rng, person, 0.05*mark)))).Events...)
 			}
-			rec := evs.of(KindRecognized)
+			rec := evs.of(event.KindRecognized)
 			if tc.want == "" {
 				if len(rec) != 0 {
 					t.Fatalf("recognized %+v, want none", rec)
@@ -357,7 +359,7 @@ func TestAnalyzerIdentityVotesWithoutMatcher(t *testing.T) {
 		}
 		evs = append(evs, tr.Update(resultAt(seq, f)).Events...)
 	}
-	if rec := evs.of(KindRecognized); len(rec) != 1 || rec[0].Identity.Name != "carol" || rec[0].Seq != 3 {
+	if rec := evs.of(event.KindRecognized); len(rec) != 1 || rec[0].Identity.Name != "carol" || rec[0].Seq != 3 {
 		t.Fatalf("recognized %+v, want carol at seq 3 (three votes, two of them hers)", rec)
 	}
 }
@@ -383,9 +385,9 @@ func TestHeadsScheduleAndCarry(t *testing.T) {
 		}
 		if len(st.HeadsFor) > 0 {
 			asked = append(asked, seq)
-			want := RequestStale
+			want := event.RequestStale
 			if seq < 3 {
-				want = RequestNewTrack
+				want = event.RequestNewTrack
 			}
 			if st.HeadsReason != want || st.HeadsFor[0] != res.Faces[0].TrackID {
 				t.Fatalf("seq %d: heads for %v (%s), want %s for %s", seq, st.HeadsFor, st.HeadsReason, want, res.Faces[0].TrackID)

@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/vigil-video/vigil/pkg/cli"
+	"github.com/vigil-video/vigil/cmd/vigil/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

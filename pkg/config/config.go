@@ -3,7 +3,7 @@
 // limits and replicas) and one section per role (ingest, analyze, track, sink, serve, run).
 //
 // Precedence, lowest first: Default(), then a YAML file (Load or Parse), then VIGIL_* environment
-// variables and command-line flags (applied by pkg/cli, which binds each flag to a field here),
+// variables and command-line flags (applied by cmd/vigil/cli, which binds each flag to a field here),
 // then Validate. Every field's comment gives its YAML key and its default.
 //
 // A role reads only the sections it needs, but a file is always parsed and validated whole, so

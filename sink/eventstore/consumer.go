@@ -8,16 +8,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 )
 
 // Snapshotter cuts the face snapshot an event's crop references (snapshot.Ring implements it).
 type Snapshotter interface {
-	Snapshot(ctx context.Context, c track.Crop) ([]byte, error)
+	Snapshot(ctx context.Context, c event.Crop) ([]byte, error)
 }
 
 // Consumer reads track events from NATS (vigil.events.<stream>.<kind>) and hands each, with its
@@ -125,11 +126,11 @@ func (c *Consumer) setDefaults() {
 // subjects returns the event subjects to read.
 func (c *Consumer) subjects() ([]string, error) {
 	if len(c.Streams) == 0 {
-		return []string{track.EventsPrefix + ".>"}, nil
+		return []string{event.EventsPrefix + ".>"}, nil
 	}
 	var out []string
 	for _, s := range c.Streams {
-		subj, err := bus.Subject(track.EventsPrefix, s)
+		subj, err := bus.Subject(event.EventsPrefix, s)
 		if err != nil {
 			return nil, fmt.Errorf("eventstore consumer: %w", err)
 		}
@@ -280,7 +281,7 @@ func (c *Consumer) deliver(ctx context.Context, msg jetstream.Msg) {
 		if err := msg.Ack(); err != nil {
 			c.warn("eventstore consumer: acknowledge", "err", err)
 		}
-	case errors.Is(err, track.ErrEvent):
+	case errors.Is(err, event.ErrEvent):
 		_ = msg.Term() // malformed: never deliverable
 	default:
 		_ = msg.NakWithDelay(c.RetryDelay)
@@ -288,9 +289,9 @@ func (c *Consumer) deliver(ctx context.Context, msg jetstream.Msg) {
 }
 
 // handle parses one event, cuts its snapshot and hands it to every sink. It returns an error
-// wrapping track.ErrEvent for a malformed document and another error when a sink failed.
+// wrapping event.ErrEvent for a malformed document and another error when a sink failed.
 func (c *Consumer) handle(ctx context.Context, data []byte) error {
-	ev, err := track.ParseEvent(data)
+	ev, err := event.ParseEvent(data)
 	if err != nil {
 		c.mu.Lock()
 		c.stats.Invalid++

@@ -19,12 +19,13 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/bus/bustest"
 	"github.com/vigil-video/vigil/pkg/config"
@@ -116,7 +117,7 @@ func TestParseEventFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Stream != "lobby" || f.Kind != track.KindLeft || !f.Identified || f.Before != 9 || f.Limit != 5 ||
+	if f.Stream != "lobby" || f.Kind != event.KindLeft || !f.Identified || f.Before != 9 || f.Limit != 5 ||
 		!f.Until.Equal(time.Unix(1795306514, 0)) || f.Since.Year() != 2026 || f.Identity != "Ada" || f.TrackID != "t-1" {
 		t.Fatalf("%+v", f)
 	}
@@ -184,7 +185,7 @@ func TestAPI(t *testing.T) {
 	at := time.Date(2026, 11, 22, 0, 5, 14, 0, time.UTC)
 	var ids []int64
 	for i := 0; i < 3; i++ {
-		ev := eventstoretest.Event("lobby", fmt.Sprintf("t%d", i), track.KindRecognized, at.Add(time.Duration(i)*time.Second))
+		ev := eventstoretest.Event("lobby", fmt.Sprintf("t%d", i), event.KindRecognized, at.Add(time.Duration(i)*time.Second))
 		id, err := st.StoreEvent(context.Background(), ev, snap)
 		if err != nil {
 			t.Fatal(err)
@@ -205,7 +206,7 @@ func TestAPI(t *testing.T) {
 	var page eventstore.EventList
 	getJSON(t, base+"/v1/history/events?limit=2&stream=lobby", http.StatusOK, &page)
 	if len(page.Events) != 2 || page.Events[0].ID != ids[2] || page.NextBefore != ids[1] || !page.Events[0].HasSnapshot ||
-		page.Events[0].Identity.Name != "Barack_Obama" || page.Events[0].Kind != track.KindRecognized {
+		page.Events[0].Identity.Name != "Barack_Obama" || page.Events[0].Kind != event.KindRecognized {
 		t.Fatalf("page %+v", page)
 	}
 	getJSON(t, fmt.Sprintf("%s/v1/history/events?limit=2&before=%d", base, page.NextBefore), http.StatusOK, &page)
@@ -271,11 +272,11 @@ func picture(t *testing.T) []byte {
 type flaky struct {
 	mu    sync.Mutex
 	fails int
-	got   []track.Event
+	got   []event.Event
 	snaps int
 }
 
-func (f *flaky) WriteEvent(_ context.Context, ev track.Event, snap []byte) error {
+func (f *flaky) WriteEvent(_ context.Context, ev event.Event, snap []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fails > 0 {
@@ -293,9 +294,9 @@ func (f *flaky) Close() error { return nil }
 
 func (f *flaky) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.got) }
 
-func publishEvent(t *testing.T, js jetstream.JetStream, nc *nats.Conn, ev track.Event) {
+func publishEvent(t *testing.T, js jetstream.JetStream, nc *nats.Conn, ev event.Event) {
 	t.Helper()
-	subj, err := track.EventSubject(ev.Stream, ev.Kind)
+	subj, err := event.EventSubject(ev.Stream, ev.Kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,9 +388,9 @@ func TestConsumerJetStream(t *testing.T) {
 		}
 	}
 	c, stop := run(st, hook, fl)
-	withFrame := eventstoretest.Event("lobby", "t1", track.KindAppeared, captured)
-	withFrame.Crop = track.Crop{Stream: "lobby", Seq: 55, CapturedAt: captured, Box: resultBox(100, 60, 180, 140), Width: 320, Height: 240}
-	noFrame := eventstoretest.Event("lobby", "t2", track.KindAppeared, captured) // crop seq 55 at another capture time
+	withFrame := eventstoretest.Event("lobby", "t1", event.KindAppeared, captured)
+	withFrame.Crop = event.Crop{Stream: "lobby", Seq: 55, CapturedAt: captured, Box: resultBox(100, 60, 180, 140), Width: 320, Height: 240}
+	noFrame := eventstoretest.Event("lobby", "t2", event.KindAppeared, captured) // crop seq 55 at another capture time
 	publishEvent(t, js, nc, withFrame)
 	publishEvent(t, js, nc, noFrame)
 	if _, err := js.Publish(ctx, "vigil.events.lobby.face.appeared", []byte(`{"schema":7}`)); err != nil {
@@ -434,7 +435,7 @@ func TestConsumerJetStream(t *testing.T) {
 	// A restarted consumer resumes after what was acknowledged: only the new event is handled.
 	fl2 := &flaky{}
 	c2, stop2 := run(st, fl2)
-	publishEvent(t, js, nc, eventstoretest.Event("lobby", "t3", track.KindAppeared, captured))
+	publishEvent(t, js, nc, eventstoretest.Event("lobby", "t3", event.KindAppeared, captured))
 	poll(t, "the new event", func() bool { return fl2.count() == 1 })
 	stop2()
 	if c2.Stats().Events != 1 {
@@ -463,9 +464,9 @@ func TestConsumerCore(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 	<-c.Ready()
 	at := time.Unix(1795306514, 0)
-	publishEvent(t, nil, nc, eventstoretest.Event("door", "d1", track.KindAppeared, at))
-	publishEvent(t, nil, nc, eventstoretest.Event("lobby", "l1", track.KindAppeared, at))
-	publishEvent(t, nil, nc, eventstoretest.Event("lobby", "l1", track.KindLeft, at))
+	publishEvent(t, nil, nc, eventstoretest.Event("door", "d1", event.KindAppeared, at))
+	publishEvent(t, nil, nc, eventstoretest.Event("lobby", "l1", event.KindAppeared, at))
+	publishEvent(t, nil, nc, eventstoretest.Event("lobby", "l1", event.KindLeft, at))
 	poll(t, "two lobby events", func() bool { return fl.count() == 2 })
 	cancel()
 	if err := <-done; err != nil {
@@ -485,7 +486,7 @@ func TestConsumerCore(t *testing.T) {
 // others and exports its families.
 func TestCollectors(t *testing.T) {
 	st := openStore(t, nil)
-	if _, err := st.StoreEvent(context.Background(), eventstoretest.Event("a", "t", track.KindAppeared, time.Now()), nil); err != nil {
+	if _, err := st.StoreEvent(context.Background(), eventstoretest.Event("a", "t", event.KindAppeared, time.Now()), nil); err != nil {
 		t.Fatal(err)
 	}
 	w := &jsonl.Writer{Path: filepath.Join(t.TempDir(), "r.jsonl")}

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
 )
@@ -43,9 +44,9 @@ func (f EventFilter) Validate() error {
 		}
 	}
 	switch f.Kind {
-	case "", track.KindAppeared, track.KindRecognized, track.KindLeft:
+	case "", event.KindAppeared, event.KindRecognized, event.KindLeft:
 	default:
-		return fmt.Errorf("%w: kind %q (want %s, %s or %s)", ErrInvalid, f.Kind, track.KindAppeared, track.KindRecognized, track.KindLeft)
+		return fmt.Errorf("%w: kind %q (want %s, %s or %s)", ErrInvalid, f.Kind, event.KindAppeared, event.KindRecognized, event.KindLeft)
 	}
 	if len(f.Identity) > 256 || len(f.TrackID) > MaxTrackIDLen {
 		return fmt.Errorf("%w: identity or track id too long", ErrInvalid)
@@ -63,7 +64,7 @@ func (f EventFilter) Validate() error {
 type StoredEvent struct {
 	// ID identifies the event in the store; ids increase in storage order.
 	ID int64 `json:"id"`
-	track.Event
+	event.Event
 	// HasSnapshot tells whether Snapshot(ID) has a picture.
 	HasSnapshot bool `json:"has_snapshot"`
 	// StoredAt is when the store received the event.
@@ -88,7 +89,7 @@ func scanEvent(sc interface{ Scan(...any) error }) (StoredEvent, error) {
 	if err != nil {
 		return StoredEvent{}, err
 	}
-	e.Schema = track.EventSchema
+	e.Schema = event.EventSchema
 	e.Seq, e.CapturedAt, e.At = uint64(seq), fromNS(captured), fromNS(at)
 	if identity.Valid {
 		e.Identity = &result.Identity{Name: identity.String, Similarity: float32(similarity.Float64)}

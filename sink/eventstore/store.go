@@ -35,7 +35,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
 )
@@ -69,7 +70,7 @@ var (
 // not see an event twice (an event is unique by stream, track id and kind). Close releases
 // the destination; no WriteEvent follows it. Store, webhook.Sink and jsonl.Writer implement it.
 type EventSink interface {
-	WriteEvent(ctx context.Context, ev track.Event, snapshot []byte) error
+	WriteEvent(ctx context.Context, ev event.Event, snapshot []byte) error
 	Close() error
 }
 
@@ -337,12 +338,12 @@ func fromNS(n int64) time.Time {
 const MaxTrackIDLen = 128
 
 // validEvent checks what the store relies on (ParseEvent's checks, for events built in code).
-func validEvent(ev track.Event) error {
+func validEvent(ev event.Event) error {
 	if err := frame.ValidateStream(ev.Stream); err != nil {
 		return fmt.Errorf("%w: event: %w", ErrInvalid, err)
 	}
 	switch ev.Kind {
-	case track.KindAppeared, track.KindRecognized, track.KindLeft:
+	case event.KindAppeared, event.KindRecognized, event.KindLeft:
 	default:
 		return fmt.Errorf("%w: event kind %q", ErrInvalid, ev.Kind)
 	}
@@ -371,7 +372,7 @@ func (s *Store) count(f func(*Stats)) {
 // event already stored (same stream, track id and kind) is not stored again: its id is returned
 // (and its snapshot added if it had none). A snapshot that is not a JPEG or is larger than
 // MaxSnapshotBytes is left out (counted), the event stored without it.
-func (s *Store) StoreEvent(ctx context.Context, ev track.Event, snapshot []byte) (int64, error) {
+func (s *Store) StoreEvent(ctx context.Context, ev event.Event, snapshot []byte) (int64, error) {
 	if s.isClosed() {
 		return 0, ErrClosed
 	}
@@ -400,7 +401,7 @@ func (s *Store) StoreEvent(ctx context.Context, ev track.Event, snapshot []byte)
 	return id, nil
 }
 
-func (s *Store) storeEvent(ctx context.Context, ev track.Event, snapshot []byte) (id int64, dup bool, err error) {
+func (s *Store) storeEvent(ctx context.Context, ev event.Event, snapshot []byte) (id int64, dup bool, err error) {
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, false, err
@@ -440,7 +441,7 @@ func (s *Store) storeEvent(ctx context.Context, ev track.Event, snapshot []byte)
 }
 
 // WriteEvent stores ev (EventSink): StoreEvent without the id.
-func (s *Store) WriteEvent(ctx context.Context, ev track.Event, snapshot []byte) error {
+func (s *Store) WriteEvent(ctx context.Context, ev event.Event, snapshot []byte) error {
 	_, err := s.StoreEvent(ctx, ev, snapshot)
 	return err
 }

@@ -26,7 +26,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -154,7 +155,7 @@ func (w *Writer) Write(ctx context.Context, r result.Result) error {
 
 // WriteEvent appends a track event as one line, like Write. snapshot is ignored: a JSON-lines
 // file holds no pictures.
-func (w *Writer) WriteEvent(ctx context.Context, ev track.Event, _ []byte) error {
+func (w *Writer) WriteEvent(ctx context.Context, ev event.Event, _ []byte) error {
 	return w.writeDoc(ctx, ev)
 }
 

@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"go.uber.org/goleak"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/sink"
 )
@@ -103,7 +104,7 @@ func TestWriteAndReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ev := track.Event{Schema: 1, Kind: track.KindAppeared, Stream: "cam", TrackID: "t-1"}
+	ev := event.Event{Schema: 1, Kind: event.KindAppeared, Stream: "cam", TrackID: "t-1"}
 	if err := w.WriteEvent(ctx, ev, []byte{0xff, 0xd8}); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestWriteAndReopen(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("%d lines: %q", len(lines), data)
 	}
-	if _, err := track.ParseEvent([]byte(lines[3])); err != nil {
+	if _, err := event.ParseEvent([]byte(lines[3])); err != nil {
 		t.Fatalf("event line: %v", err)
 	}
 	// A restarted writer appends; Truncate starts over.

@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/result"
@@ -43,7 +44,7 @@ func cropImage(f storedFrame, box result.Box, refW, refH int, o cropOptions, max
 		pad = -1 // snapshot.Options: 0 is its default margin, negative none
 	}
 	return snapshot.Crop(frame.Frame{Seq: f.seq, Encoding: f.encoding, Data: f.data},
-		track.Crop{Box: box, Width: refW, Height: refH},
+		event.Crop{Box: box, Width: refW, Height: refH},
 		snapshot.Options{Pad: pad, Size: o.size, MaxPixels: maxPixels})
 }
 

@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 )
@@ -16,7 +17,7 @@ import (
 // one (from the frame the event's crop references, while that frame was still in the ring).
 type EventEntry struct {
 	ID uint64 `json:"id"`
-	track.Event
+	event.Event
 	// Received is when the UI received the event (server clock).
 	Received time.Time `json:"received"`
 	// Snapshot is the path of the face snapshot (JPEG), absent when none could be cut.
@@ -70,7 +71,7 @@ func (r *eventRing) find(id uint64) (EventEntry, bool) {
 // snapshotSize is the longest side of event snapshots, in pixels.
 const snapshotSize = 192
 
-func (u *UI) onEvent(e track.Event, now time.Time) {
+func (u *UI) onEvent(e event.Event, now time.Time) {
 	u.mu.Lock()
 	sf, ok := storedFrame{}, false
 	if st := u.stream(e.Stream, now); st != nil && e.Crop.Stream == e.Stream {
@@ -126,10 +127,10 @@ func (u *UI) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch kind {
-	case "", track.KindAppeared, track.KindRecognized, track.KindLeft:
+	case "", event.KindAppeared, event.KindRecognized, event.KindLeft:
 	default:
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_kind",
-			fmt.Sprintf("kind %q: want %s, %s or %s", kind, track.KindAppeared, track.KindRecognized, track.KindLeft))
+			fmt.Sprintf("kind %q: want %s, %s or %s", kind, event.KindAppeared, event.KindRecognized, event.KindLeft))
 		return
 	}
 	var after uint64

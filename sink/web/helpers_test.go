@@ -18,10 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/httpapi"
@@ -158,9 +159,9 @@ func (f *fixture) publishJSON(t testing.TB, prefix, stream string, v any) {
 	}
 }
 
-func (f *fixture) publishEvent(t testing.TB, e track.Event) {
+func (f *fixture) publishEvent(t testing.TB, e event.Event) {
 	t.Helper()
-	subj, err := track.EventSubject(e.Stream, e.Kind)
+	subj, err := event.EventSubject(e.Stream, e.Kind)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
@@ -119,7 +120,7 @@ func (u *UI) handle(m *nats.Msg) {
 		}
 		u.mu.Unlock()
 	case strings.HasPrefix(m.Subject, u.cfg.EventsPrefix+"."):
-		e, err := track.ParseEvent(m.Data)
+		e, err := event.ParseEvent(m.Data)
 		if err != nil {
 			u.bad(m.Subject, err)
 			return

@@ -37,10 +37,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-video/vigil/analyze/gallery"
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 )
 
@@ -52,7 +53,7 @@ type Config struct {
 	// track role's enriched results, with track ids and identities, or the analyzers' results
 	// when tracking is off).
 	ResultsPrefix string
-	// EventsPrefix is where track events are read. Default track.EventsPrefix.
+	// EventsPrefix is where track events are read. Default event.EventsPrefix.
 	EventsPrefix string
 
 	// RingFrames is how many recent frames are kept per stream for matching results and cutting
@@ -107,7 +108,7 @@ func (c *Config) setDefaults() {
 		c.ResultsPrefix = bus.ResultsPrefix
 	}
 	if c.EventsPrefix == "" {
-		c.EventsPrefix = track.EventsPrefix
+		c.EventsPrefix = event.EventsPrefix
 	}
 	if c.RingFrames <= 0 {
 		c.RingFrames = 64

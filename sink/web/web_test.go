@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-video/vigil/analyze/gallery"
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/result"
 )
@@ -203,19 +204,19 @@ func TestEventsWithSnapshots(t *testing.T) {
 	f.publishFrame(t, "hall", 10, jpg, w, h)
 	f.flush(t)
 	now := time.Now().UTC()
-	ev := func(stream, kind string, seq uint64, trackID string) track.Event {
-		return track.Event{Schema: track.EventSchema, Kind: kind, Stream: stream, TrackID: trackID, Seq: seq, CapturedAt: now, At: now,
+	ev := func(stream, kind string, seq uint64, trackID string) event.Event {
+		return event.Event{Schema: event.EventSchema, Kind: kind, Stream: stream, TrackID: trackID, Seq: seq, CapturedAt: now, At: now,
 			Crop: trackCrop(stream, seq, w, h), FirstSeen: now, LastSeen: now, Frames: 3}
 	}
-	f.publishEvent(t, ev("hall", track.KindAppeared, 10, "a-1"))
-	recog := ev("hall", track.KindRecognized, 10, "a-1")
+	f.publishEvent(t, ev("hall", event.KindAppeared, 10, "a-1"))
+	recog := ev("hall", event.KindRecognized, 10, "a-1")
 	recog.Identity = &result.Identity{Name: "Barack Obama", Similarity: 0.81}
 	f.publishEvent(t, recog)
-	f.publishEvent(t, ev("yard", track.KindAppeared, 4, "b-1")) // its frame was never seen
+	f.publishEvent(t, ev("yard", event.KindAppeared, 4, "b-1")) // its frame was never seen
 	f.flush(t)
 	var list EventList
 	eventually(t, "3 events", func() bool { getJSON(t, f.url+"/v1/ui/events", &list); return len(list.Events) == 3 })
-	if list.Events[0].Kind != track.KindAppeared || list.Events[1].Identity == nil || list.LastID != 3 {
+	if list.Events[0].Kind != event.KindAppeared || list.Events[1].Identity == nil || list.LastID != 3 {
 		t.Fatalf("events %+v", list)
 	}
 	if list.Events[0].Snapshot == "" || list.Events[2].Snapshot != "" {
@@ -239,8 +240,8 @@ func TestEventsWithSnapshots(t *testing.T) {
 		t.Fatalf("after 2: %+v", list.Events)
 	}
 	// The ring keeps 3: two more push the first two out.
-	f.publishEvent(t, ev("hall", track.KindLeft, 10, "a-1"))
-	f.publishEvent(t, ev("yard", track.KindLeft, 4, "b-1"))
+	f.publishEvent(t, ev("hall", event.KindLeft, 10, "a-1"))
+	f.publishEvent(t, ev("yard", event.KindLeft, 4, "b-1"))
 	f.flush(t)
 	eventually(t, "5 events seen", func() bool { getJSON(t, f.url+"/v1/ui/events", &list); return list.LastID == 5 })
 	if len(list.Events) != 3 || list.Events[0].ID != 3 {
@@ -256,8 +257,8 @@ func TestEventsWithSnapshots(t *testing.T) {
 	}
 }
 
-func trackCrop(stream string, seq uint64, w, h int) track.Crop {
-	return track.Crop{Stream: stream, Seq: seq, Box: result.Box{X1: float32(w) * 0.3, Y1: float32(h) * 0.2, X2: float32(w) * 0.7, Y2: float32(h) * 0.6},
+func trackCrop(stream string, seq uint64, w, h int) event.Crop {
+	return event.Crop{Stream: stream, Seq: seq, Box: result.Box{X1: float32(w) * 0.3, Y1: float32(h) * 0.2, X2: float32(w) * 0.7, Y2: float32(h) * 0.6},
 		Width: w, Height: h}
 }
 

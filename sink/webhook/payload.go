@@ -7,7 +7,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
 )
@@ -15,13 +16,13 @@ import (
 // PayloadSchema is the value of Payload.Schema.
 const PayloadSchema = 1
 
-// TypeResult is the payload type of a result; events use their kind (track.KindAppeared,
-// track.KindRecognized, track.KindLeft).
+// TypeResult is the payload type of a result; events use their kind (event.KindAppeared,
+// event.KindRecognized, event.KindLeft).
 const TypeResult = "result"
 
 // Types returns every payload type, the values Filter.Types accepts.
 func Types() []string {
-	return []string{TypeResult, track.KindAppeared, track.KindRecognized, track.KindLeft}
+	return []string{TypeResult, event.KindAppeared, event.KindRecognized, event.KindLeft}
 }
 
 // ErrPayload is wrapped by ParsePayload's errors.
@@ -50,7 +51,7 @@ type Payload struct {
 	// Result is the result, with only the faces that passed the filter.
 	Result *result.Result `json:"result,omitempty"`
 	// Event is the track event.
-	Event *track.Event `json:"event,omitempty"`
+	Event *event.Event `json:"event,omitempty"`
 	// Snapshot is the event's face crop as JPEG (base64 in JSON), when the sink includes
 	// snapshots and one was available.
 	Snapshot []byte `json:"snapshot_jpeg,omitempty"`
@@ -62,7 +63,7 @@ func ResultDelivery(r result.Result) string {
 }
 
 // EventDelivery returns an event's delivery id.
-func EventDelivery(ev track.Event) string {
+func EventDelivery(ev event.Event) string {
 	return "e." + ev.Stream + "." + ev.TrackID + "." + ev.Kind
 }
 
@@ -70,7 +71,7 @@ func EventDelivery(ev track.Event) string {
 const MaxPayloadBytes = 8 << 20
 
 // ParsePayload decodes and checks a delivery body (after Verify): the schema, the type, the
-// document the type names (checked like result.ParseResult and track.ParseEvent) and its
+// document the type names (checked like result.ParseResult and event.ParseEvent) and its
 // delivery id. Errors wrap ErrPayload.
 func ParsePayload(body []byte) (Payload, error) {
 	if len(body) > MaxPayloadBytes {
@@ -112,7 +113,7 @@ func ParsePayload(body []byte) (Payload, error) {
 	if isNull(raw.Event) || !isNull(raw.Result) {
 		return Payload{}, fmt.Errorf("%w: type %s needs an event and no result", ErrPayload, raw.Type)
 	}
-	ev, err := track.ParseEvent(raw.Event)
+	ev, err := event.ParseEvent(raw.Event)
 	if err != nil {
 		return Payload{}, fmt.Errorf("%w: %w", ErrPayload, err)
 	}
@@ -131,8 +132,8 @@ func ParsePayload(body []byte) (Payload, error) {
 type Filter struct {
 	// Streams limits deliveries to these streams. Default: every stream.
 	Streams []string
-	// Types limits deliveries to these payload types (TypeResult, track.KindAppeared,
-	// track.KindRecognized, track.KindLeft). Default: all of them.
+	// Types limits deliveries to these payload types (TypeResult, event.KindAppeared,
+	// event.KindRecognized, event.KindLeft). Default: all of them.
 	Types []string
 	// Identified keeps only faces with an identity (results) and events with one
 	// (face.recognized, and face.left of a recognised track). Default false.
@@ -199,6 +200,6 @@ func (f Filter) Result(r result.Result) (result.Result, bool) {
 }
 
 // Event reports whether to deliver ev.
-func (f Filter) Event(ev track.Event) bool {
+func (f Filter) Event(ev event.Event) bool {
 	return f.wants(ev.Stream, ev.Kind) && f.identityOK(ev.Identity)
 }

@@ -54,7 +54,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -263,7 +264,7 @@ func (s *Sink) Write(ctx context.Context, r result.Result) error {
 
 // WriteEvent delivers a track event like Write, with snapshot (a JPEG face crop, may be nil)
 // when IncludeSnapshot is set.
-func (s *Sink) WriteEvent(ctx context.Context, ev track.Event, snapshot []byte) error {
+func (s *Sink) WriteEvent(ctx context.Context, ev event.Event, snapshot []byte) error {
 	if !s.Filter.Event(ev) {
 		s.count(func(st *Stats) { st.Filtered++ })
 		return nil

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/sink"
 )
@@ -139,9 +139,9 @@ func res(stream string, seq uint64, faces ...result.Face) result.Result {
 		CapturedAt: time.Date(2026, 11, 22, 0, 5, 14, int(seq), time.UTC), Width: 640, Height: 480}
 }
 
-func event(stream, kind, trackID string, id *result.Identity) track.Event {
-	return track.Event{Schema: 1, Kind: kind, Stream: stream, TrackID: trackID, Seq: 7,
-		Crop:     track.Crop{Stream: stream, Seq: 7, Box: result.Box{X1: 1, Y1: 1, X2: 9, Y2: 9}, Width: 64, Height: 48},
+func testEvent(stream, kind, trackID string, id *result.Identity) event.Event {
+	return event.Event{Schema: 1, Kind: kind, Stream: stream, TrackID: trackID, Seq: 7,
+		Crop:     event.Crop{Stream: stream, Seq: 7, Box: result.Box{X1: 1, Y1: 1, X2: 9, Y2: 9}, Width: 64, Height: 48},
 		Identity: id, Frames: 3}
 }
 
@@ -176,7 +176,7 @@ func TestDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	jpeg := []byte{0xff, 0xd8, 0xff, 0xd9}
-	ev := event("lobby", track.KindRecognized, "t-1", &result.Identity{Name: "Ada", Similarity: 0.8})
+	ev := testEvent("lobby", event.KindRecognized, "t-1", &result.Identity{Name: "Ada", Similarity: 0.8})
 	if err := s.WriteEvent(ctx, ev, jpeg); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestDelivers(t *testing.T) {
 		}
 	}
 	e := got[3].payload
-	if e.Type != track.KindRecognized || e.Event.Identity.Name != "Ada" || string(e.Snapshot) != string(jpeg) {
+	if e.Type != event.KindRecognized || e.Event.Identity.Name != "Ada" || string(e.Snapshot) != string(jpeg) {
 		t.Fatalf("event payload %+v", e)
 	}
 	st := s.Stats()
@@ -427,7 +427,7 @@ func TestFilter(t *testing.T) {
 	}{
 		{"zero", Filter{}, 3, []bool{true, true, true}},
 		{"stream", Filter{Streams: []string{"door"}}, -1, []bool{false, false, false}},
-		{"types", Filter{Types: []string{track.KindRecognized}}, -1, []bool{false, true, false}},
+		{"types", Filter{Types: []string{event.KindRecognized}}, -1, []bool{false, true, false}},
 		{"identified", Filter{Identified: true}, 2, []bool{false, true, true}},
 		{"min similarity", Filter{Identified: true, MinSimilarity: 0.5}, 1, []bool{false, true, false}},
 		{"identities", Filter{Identities: []string{"Bob"}}, 1, []bool{false, false, true}},
@@ -439,8 +439,8 @@ func TestFilter(t *testing.T) {
 		if n := len(got.Faces); (tc.faces < 0) == ok || ok && n != tc.faces {
 			t.Errorf("%s: result delivered %v with %d faces, want %d", tc.name, ok, n, tc.faces)
 		}
-		evs := []track.Event{event("lobby", track.KindAppeared, "t", nil), event("lobby", track.KindRecognized, "t", ada),
-			event("lobby", track.KindLeft, "t", weak)}
+		evs := []event.Event{testEvent("lobby", event.KindAppeared, "t", nil), testEvent("lobby", event.KindRecognized, "t", ada),
+			testEvent("lobby", event.KindLeft, "t", weak)}
 		for i, ev := range evs {
 			if got := tc.f.Event(ev); got != tc.events[i] {
 				t.Errorf("%s: event %s delivered %v", tc.name, ev.Kind, got)
@@ -607,7 +607,7 @@ func FuzzVerify(f *testing.F) {
 func FuzzParsePayload(f *testing.F) {
 	r := res("lobby", 5, face("Ada", 1, 0.9))
 	rb, _ := json.Marshal(Payload{Schema: 1, Type: TypeResult, Delivery: ResultDelivery(r), Result: &r})
-	ev := event("lobby", track.KindLeft, "t-1", &result.Identity{Name: "Ada", Similarity: 0.8})
+	ev := testEvent("lobby", event.KindLeft, "t-1", &result.Identity{Name: "Ada", Similarity: 0.8})
 	eb, _ := json.Marshal(Payload{Schema: 1, Type: ev.Kind, Delivery: EventDelivery(ev), Event: &ev, Snapshot: []byte{0xff, 0xd8, 0xff}})
 	f.Add(rb)
 	f.Add(eb)

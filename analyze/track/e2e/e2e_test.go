@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 	"gocv.io/x/gocv"
 
@@ -97,7 +99,7 @@ type observer struct {
 	headsFrames map[uint64][]string
 	raw         map[uint64]result.Result
 	tracked     map[uint64]result.Result
-	events      []track.Event
+	events      []event.Event
 	changed     chan struct{}
 }
 
@@ -135,8 +137,8 @@ func observe(t *testing.T, nc *nats.Conn, stream string) *observer {
 	})
 	sub(bus.ResultsPrefix+"."+stream, func(m *nats.Msg) { r := parse(m); o.raw[r.Seq] = r })
 	sub(trackedPrefix+"."+stream, func(m *nats.Msg) { r := parse(m); o.tracked[r.Seq] = r })
-	sub(track.EventsPrefix+"."+stream+".>", func(m *nats.Msg) {
-		e, err := track.ParseEvent(m.Data)
+	sub(event.EventsPrefix+"."+stream+".>", func(m *nats.Msg) {
+		e, err := event.ParseEvent(m.Data)
 		if err != nil {
 			t.Errorf("%s: %v", m.Subject, err)
 			return
@@ -160,7 +162,7 @@ func (o *observer) waitEnded(t *testing.T, n int) {
 		ok := len(o.tracked) >= n
 		ended := false
 		for _, e := range o.events {
-			ended = ended || e.Kind == track.KindLeft && e.Reason == track.ReasonEnd
+			ended = ended || e.Kind == event.KindLeft && e.Reason == event.ReasonEnd
 		}
 		o.mu.Unlock()
 		if ok && ended {
@@ -174,8 +176,8 @@ func (o *observer) waitEnded(t *testing.T, n int) {
 	}
 }
 
-func (o *observer) of(kind string) []track.Event {
-	var out []track.Event
+func (o *observer) of(kind string) []event.Event {
+	var out []event.Event
 	for _, e := range o.events {
 		if e.Kind == kind {
 			out = append(out, e)
@@ -230,8 +232,8 @@ func TestVideoOneTrackForTheWoman(t *testing.T) {
 		t.Fatalf("track %q on %d of %d frames (%d with a face); want one track on at least 90%%", woman, most, frames, withFace)
 	}
 	// Appeared and left exactly once, for her track.
-	app, left := obs.of(track.KindAppeared), obs.of(track.KindLeft)
-	if len(app) != 1 || len(left) != 1 || app[0].TrackID != woman || left[0].TrackID != woman || left[0].Reason != track.ReasonEnd {
+	app, left := obs.of(event.KindAppeared), obs.of(event.KindLeft)
+	if len(app) != 1 || len(left) != 1 || app[0].TrackID != woman || left[0].TrackID != woman || left[0].Reason != event.ReasonEnd {
 		t.Fatalf("appeared %+v\nleft %+v\nwant one of each for %s", app, left, woman)
 	}
 	if c := app[0].Crop; c.Stream != "fer" || c.Width != 596 || c.Height != 336 || c.Box.X2 <= c.Box.X1 || obs.tracked[c.Seq].Faces == nil {
@@ -248,8 +250,8 @@ func TestVideoOneTrackForTheWoman(t *testing.T) {
 		t.Fatalf("%d of %d frames requested heads; want some, not most", len(asked), frames)
 	}
 	first := asked[0]
-	if got := obs.headsFrames[first]; strings.Join(got, ",") != strings.Join(track.DefaultHeads, ",") {
-		t.Fatalf("frame %d requested %v, want %v", first, got, track.DefaultHeads)
+	if got := obs.headsFrames[first]; strings.Join(got, ",") != strings.Join(event.DefaultHeads, ",") {
+		t.Fatalf("frame %d requested %v, want %v", first, got, event.DefaultHeads)
 	}
 	// The analyzer ran them on that frame, and only on requested frames.
 	for seq, r := range obs.raw {
@@ -433,12 +435,12 @@ func TestRecognizesObamaAcrossFrames(t *testing.T) {
 			t.Logf("seq %d: %d faces, best gallery match %s %.3f", seq, len(fs), name, sim)
 		}
 	}
-	rec := obs.of(track.KindRecognized)
+	rec := obs.of(event.KindRecognized)
 	if len(rec) != 1 || rec[0].Identity == nil || rec[0].Identity.Name != "Barack_Obama" || rec[0].Identity.Similarity < track.DefaultThreshold {
 		t.Fatalf("recognized events %+v, want one for Barack_Obama", rec)
 	}
 	id := rec[0].TrackID
-	if app, left := obs.of(track.KindAppeared), obs.of(track.KindLeft); len(app) != 1 || len(left) != 1 ||
+	if app, left := obs.of(event.KindAppeared), obs.of(event.KindLeft); len(app) != 1 || len(left) != 1 ||
 		left[0].Identity == nil || left[0].Identity.Name != "Barack_Obama" || left[0].TrackID != id {
 		t.Fatalf("appeared %+v, left %+v: want one each for track %s, left recognised", app, left, id)
 	}

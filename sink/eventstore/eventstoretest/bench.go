@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/sink/eventstore"
 )
 
@@ -27,7 +28,7 @@ func Bench(b *testing.B, newDatabase func(b *testing.B) Opener) {
 		st := open(b)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			if _, err := st.StoreEvent(context.Background(), Event("lobby", fmt.Sprint("t", i), track.KindRecognized, at), snap); err != nil {
+			if _, err := st.StoreEvent(context.Background(), Event("lobby", fmt.Sprint("t", i), event.KindRecognized, at), snap); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -45,7 +46,7 @@ func Bench(b *testing.B, newDatabase func(b *testing.B) Opener) {
 		st := open(b)
 		for i := 0; i < 10000; i++ {
 			stream := []string{"lobby", "door"}[i%2]
-			if _, err := st.StoreEvent(context.Background(), Event(stream, fmt.Sprint("t", i), track.KindAppeared, at), nil); err != nil {
+			if _, err := st.StoreEvent(context.Background(), Event(stream, fmt.Sprint("t", i), event.KindAppeared, at), nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/sink/eventstore"
 )
@@ -57,17 +58,17 @@ func JPEG(t testing.TB) []byte {
 
 // Event returns a complete event (every field set) of stream, track and kind, decided at
 // captured.
-func Event(stream, trackID, kind string, captured time.Time) track.Event {
-	ev := track.Event{Schema: track.EventSchema, Kind: kind, Stream: stream, TrackID: trackID,
+func Event(stream, trackID, kind string, captured time.Time) event.Event {
+	ev := event.Event{Schema: event.EventSchema, Kind: kind, Stream: stream, TrackID: trackID,
 		Seq: 57, CapturedAt: captured, At: captured.Add(110 * time.Millisecond),
-		Crop: track.Crop{Stream: stream, Seq: 55, CapturedAt: captured.Add(-400 * time.Millisecond),
+		Crop: event.Crop{Stream: stream, Seq: 55, CapturedAt: captured.Add(-400 * time.Millisecond),
 			Box: result.Box{X1: 255, Y1: 5.75, X2: 405.5, Y2: 156.25}, Width: 596, Height: 336},
 		FirstSeen: captured.Add(-time.Second), LastSeen: captured, Frames: 4}
-	if kind != track.KindAppeared {
+	if kind != event.KindAppeared {
 		ev.Identity = &result.Identity{Name: "Barack_Obama", Similarity: 0.84}
 	}
-	if kind == track.KindLeft {
-		ev.Reason = track.ReasonLost
+	if kind == event.KindLeft {
+		ev.Reason = event.ReasonLost
 	}
 	return ev
 }
@@ -115,7 +116,7 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func mustStore(t *testing.T, st *eventstore.Store, ev track.Event, snap []byte) int64 {
+func mustStore(t *testing.T, st *eventstore.Store, ev event.Event, snap []byte) int64 {
 	t.Helper()
 	id, err := st.StoreEvent(ctx(t), ev, snap)
 	if err != nil {
@@ -124,7 +125,7 @@ func mustStore(t *testing.T, st *eventstore.Store, ev track.Event, snap []byte) 
 	return id
 }
 
-func sameEvent(t *testing.T, got, want track.Event) {
+func sameEvent(t *testing.T, got, want event.Event) {
 	t.Helper()
 	g, w := got, want
 	if !g.CapturedAt.Equal(w.CapturedAt) || !g.At.Equal(w.At) || !g.FirstSeen.Equal(w.FirstSeen) ||
@@ -146,7 +147,7 @@ func testRoundTrip(t *testing.T, open func(*eventstore.Store) *eventstore.Store,
 	clock := NewClock()
 	st := open(&eventstore.Store{Now: clock.Now})
 	captured := time.Date(2026, 11, 22, 0, 5, 14, 543868149, time.UTC)
-	ev := Event("lobby", "mwr389h9-3", track.KindRecognized, captured)
+	ev := Event("lobby", "mwr389h9-3", event.KindRecognized, captured)
 	snap := JPEG(t)
 	id := mustStore(t, st, ev, snap)
 	got, err := st.Event(ctx(t), id)
@@ -162,7 +163,7 @@ func testRoundTrip(t *testing.T, open func(*eventstore.Store) *eventstore.Store,
 		t.Fatalf("snapshot: %d bytes, %v", len(b), err)
 	}
 	// An event without identity, reason or snapshot.
-	ev2 := Event("lobby", "mwr389h9-4", track.KindAppeared, captured)
+	ev2 := Event("lobby", "mwr389h9-4", event.KindAppeared, captured)
 	id2 := mustStore(t, st, ev2, nil)
 	got2, err := st.Event(ctx(t), id2)
 	if err != nil {
@@ -178,10 +179,10 @@ func testRoundTrip(t *testing.T, open func(*eventstore.Store) *eventstore.Store,
 	if _, err := st.Event(ctx(t), id2+100); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Fatalf("missing event: %v", err)
 	}
-	for _, bad := range []track.Event{
+	for _, bad := range []event.Event{
 		{Schema: 1, Kind: "face.sneezed", Stream: "a", TrackID: "t"},
-		{Schema: 1, Kind: track.KindLeft, Stream: "a.b", TrackID: "t"},
-		{Schema: 1, Kind: track.KindLeft, Stream: "a"},
+		{Schema: 1, Kind: event.KindLeft, Stream: "a.b", TrackID: "t"},
+		{Schema: 1, Kind: event.KindLeft, Stream: "a"},
 	} {
 		if _, err := st.StoreEvent(ctx(t), bad, nil); !errors.Is(err, eventstore.ErrInvalid) {
 			t.Errorf("stored %+v: %v", bad, err)
@@ -193,7 +194,7 @@ func testRoundTrip(t *testing.T, open func(*eventstore.Store) *eventstore.Store,
 // is added.
 func testIdempotent(t *testing.T, open func(*eventstore.Store) *eventstore.Store, _ Opener) {
 	st := open(&eventstore.Store{})
-	ev := Event("lobby", "t1", track.KindAppeared, time.Unix(1795306514, 0))
+	ev := Event("lobby", "t1", event.KindAppeared, time.Unix(1795306514, 0))
 	id := mustStore(t, st, ev, nil)
 	if again := mustStore(t, st, ev, JPEG(t)); again != id {
 		t.Fatalf("redelivery stored as %d, first as %d", again, id)
@@ -212,7 +213,7 @@ func testIdempotent(t *testing.T, open func(*eventstore.Store) *eventstore.Store
 		t.Fatalf("stats %+v", s)
 	}
 	// The same track's other kinds are other events.
-	mustStore(t, st, Event("lobby", "t1", track.KindLeft, time.Unix(1795306515, 0)), nil)
+	mustStore(t, st, Event("lobby", "t1", event.KindLeft, time.Unix(1795306515, 0)), nil)
 	if evs, _ := st.Events(ctx(t), eventstore.EventFilter{}); len(evs) != 2 {
 		t.Fatalf("%d events after face.left", len(evs))
 	}
@@ -225,7 +226,7 @@ func testFilters(t *testing.T, open func(*eventstore.Store) *eventstore.Store, _
 	var ids []int64
 	for i := 0; i < 12; i++ {
 		stream := []string{"lobby", "door"}[i%2]
-		kind := []string{track.KindAppeared, track.KindRecognized, track.KindLeft}[i%3]
+		kind := []string{event.KindAppeared, event.KindRecognized, event.KindLeft}[i%3]
 		ev := Event(stream, fmt.Sprintf("t%d", i), kind, base.Add(time.Duration(i)*time.Minute))
 		if i == 4 {
 			ev.Identity = &result.Identity{Name: "Ada_Lovelace", Similarity: 0.9}
@@ -253,14 +254,14 @@ func testFilters(t *testing.T, open func(*eventstore.Store) *eventstore.Store, _
 		want int
 	}{
 		"stream":     {eventstore.EventFilter{Stream: "door"}, 6},
-		"kind":       {eventstore.EventFilter{Kind: track.KindLeft}, 4},
+		"kind":       {eventstore.EventFilter{Kind: event.KindLeft}, 4},
 		"identity":   {eventstore.EventFilter{Identity: "Ada_Lovelace"}, 1},
 		"identified": {eventstore.EventFilter{Identified: true}, 8},
 		"track":      {eventstore.EventFilter{TrackID: "t7"}, 1},
 		"since":      {eventstore.EventFilter{Since: base.Add(10 * time.Minute)}, 2},
 		"until":      {eventstore.EventFilter{Until: base.Add(3 * time.Minute)}, 3},
 		"window":     {eventstore.EventFilter{Since: base.Add(2 * time.Minute), Until: base.Add(5 * time.Minute)}, 3},
-		"combined":   {eventstore.EventFilter{Stream: "lobby", Kind: track.KindAppeared}, 2},
+		"combined":   {eventstore.EventFilter{Stream: "lobby", Kind: event.KindAppeared}, 2},
 		"limit":      {eventstore.EventFilter{Limit: 5}, 5},
 		"none":       {eventstore.EventFilter{Stream: "attic"}, 0},
 	} {
@@ -296,12 +297,12 @@ func testSnapshots(t *testing.T, open func(*eventstore.Store) *eventstore.Store,
 	st := open(&eventstore.Store{MaxSnapshotBytes: len(snap)})
 	at := time.Unix(1795306514, 0)
 	for i, b := range [][]byte{[]byte("GIF89a......"), append(append([]byte{}, snap...), 0)} {
-		id := mustStore(t, st, Event("lobby", fmt.Sprintf("t%d", i), track.KindAppeared, at), b)
+		id := mustStore(t, st, Event("lobby", fmt.Sprintf("t%d", i), event.KindAppeared, at), b)
 		if _, err := st.Snapshot(ctx(t), id); !errors.Is(err, eventstore.ErrNotFound) {
 			t.Errorf("snapshot %d stored: %v", i, err)
 		}
 	}
-	id := mustStore(t, st, Event("lobby", "ok", track.KindAppeared, at), snap)
+	id := mustStore(t, st, Event("lobby", "ok", event.KindAppeared, at), snap)
 	if got, err := st.Snapshot(ctx(t), id); err != nil || !bytes.Equal(got, snap) {
 		t.Fatalf("snapshot at the limit: %v", err)
 	}
@@ -382,7 +383,7 @@ func testRetention(t *testing.T, open func(*eventstore.Store) *eventstore.Store,
 	clock := NewClock()
 	st := open(&eventstore.Store{Now: clock.Now, MaxAge: time.Hour, MaxEvents: 5, MaxResults: 3})
 	snap := JPEG(t)
-	old := mustStore(t, st, Event("lobby", "old", track.KindAppeared, clock.Now()), snap)
+	old := mustStore(t, st, Event("lobby", "old", event.KindAppeared, clock.Now()), snap)
 	if err := st.Write(ctx(t), resultWith("lobby", 1, "")); err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +394,7 @@ func testRetention(t *testing.T, open func(*eventstore.Store) *eventstore.Store,
 	clock.Advance(2 * time.Minute)
 	var ids []int64
 	for i := 0; i < 7; i++ {
-		ids = append(ids, mustStore(t, st, Event("lobby", fmt.Sprintf("t%d", i), track.KindAppeared, clock.Now()), snap))
+		ids = append(ids, mustStore(t, st, Event("lobby", fmt.Sprintf("t%d", i), event.KindAppeared, clock.Now()), snap))
 		if err := st.Write(ctx(t), resultWith("lobby", uint64(10+i), "")); err != nil {
 			t.Fatal(err)
 		}
@@ -433,7 +434,7 @@ func testRetention(t *testing.T, open func(*eventstore.Store) *eventstore.Store,
 func testBackgroundPruning(t *testing.T, open func(*eventstore.Store) *eventstore.Store, _ Opener) {
 	clock := NewClock()
 	st := open(&eventstore.Store{Now: clock.Now, MaxAge: time.Hour, PruneInterval: 5 * time.Millisecond})
-	mustStore(t, st, Event("lobby", "t", track.KindAppeared, clock.Now()), nil)
+	mustStore(t, st, Event("lobby", "t", event.KindAppeared, clock.Now()), nil)
 	clock.Advance(2 * time.Hour)
 	deadline := time.Now().Add(20 * time.Second)
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -460,7 +461,7 @@ func testConcurrent(t *testing.T, open func(*eventstore.Store) *eventstore.Store
 		go func(g int) {
 			defer wg.Done()
 			for i := 0; i < 25; i++ {
-				ev := Event("lobby", fmt.Sprintf("g%d-%d", g, i), track.KindAppeared, time.Unix(1795306514, int64(i)))
+				ev := Event("lobby", fmt.Sprintf("g%d-%d", g, i), event.KindAppeared, time.Unix(1795306514, int64(i)))
 				if _, err := st.StoreEvent(context.Background(), ev, snap); err != nil {
 					errs <- err
 					return
@@ -522,7 +523,7 @@ func testMigrations(t *testing.T, open func(*eventstore.Store) *eventstore.Store
 	if err != nil || v != 1 {
 		t.Fatalf("schema version %d, %v", v, err)
 	}
-	id := mustStore(t, st, Event("lobby", "t", track.KindAppeared, time.Unix(1795306514, 0)), nil)
+	id := mustStore(t, st, Event("lobby", "t", event.KindAppeared, time.Unix(1795306514, 0)), nil)
 	again := open(&eventstore.Store{})
 	if _, err := again.Event(ctx(t), id); err != nil {
 		t.Fatalf("data lost by migrating again: %v", err)
@@ -546,7 +547,7 @@ func testClosed(t *testing.T, open func(*eventstore.Store) *eventstore.Store, _ 
 		t.Fatalf("second Close: %v", err)
 	}
 	c := context.Background()
-	if _, err := st.StoreEvent(c, Event("a", "t", track.KindAppeared, time.Now()), nil); !errors.Is(err, eventstore.ErrClosed) {
+	if _, err := st.StoreEvent(c, Event("a", "t", event.KindAppeared, time.Now()), nil); !errors.Is(err, eventstore.ErrClosed) {
 		t.Errorf("StoreEvent: %v", err)
 	}
 	if err := st.Write(c, resultWith("a", 1, "")); !errors.Is(err, eventstore.ErrClosed) {

@@ -1,6 +1,6 @@
 // Package snapshot cuts face snapshots for track events: Ring keeps each stream's latest frames
 // (from vigil.frames.<stream>) in a bounded ring, and resolves an event's crop reference
-// (track.Crop: stream, seq, capture time, box) to a JPEG of the face through a crop function,
+// (event.Crop: stream, seq, capture time, box) to a JPEG of the face through a crop function,
 // by default Crop, which decodes, cuts and re-encodes with Go's image packages.
 //
 // The package is pure Go.
@@ -16,7 +16,8 @@ import (
 	"image/png"
 	"math"
 
-	"github.com/vigil-video/vigil/analyze/track"
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/vigil-video/vigil/pkg/frame"
 )
 
@@ -74,7 +75,7 @@ func (o Options) withDefaults() Options {
 // is in pixels of a c.Width x c.Height image (the analysed frame); when the frame's decoded size
 // differs, the box is scaled to it (0 sizes mean the frame's own). The image's header is checked
 // against o.MaxPixels and frame.MaxDimension before the image is decoded.
-func Crop(f frame.Frame, c track.Crop, o Options) ([]byte, error) {
+func Crop(f frame.Frame, c event.Crop, o Options) ([]byte, error) {
 	o = o.withDefaults()
 	rd := bytes.NewReader(f.Data)
 	var cfg image.Config
@@ -125,7 +126,7 @@ func Crop(f frame.Frame, c track.Crop, o Options) ([]byte, error) {
 }
 
 // cropRect returns the padded box in pixels of a w x h image, clipped to it.
-func cropRect(c track.Crop, w, h int, pad float64) (image.Rectangle, error) {
+func cropRect(c event.Crop, w, h int, pad float64) (image.Rectangle, error) {
 	refW, refH := c.Width, c.Height
 	if refW <= 0 || refH <= 0 {
 		refW, refH = w, h

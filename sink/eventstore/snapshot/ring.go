@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 )
@@ -50,7 +51,7 @@ type Ring struct {
 	// MaxCrops bounds the crops cut at once (each decodes a frame). Default 2.
 	MaxCrops int
 	// Crop cuts a snapshot out of a frame. Default: Crop with Options{}.
-	Crop func(frame.Frame, track.Crop) ([]byte, error)
+	Crop func(frame.Frame, event.Crop) ([]byte, error)
 	// Log receives subscription errors. Default slog.Default().
 	Log *slog.Logger
 
@@ -95,7 +96,7 @@ func (r *Ring) init() {
 			r.MaxCrops = DefaultMaxCrops
 		}
 		if r.Crop == nil {
-			r.Crop = func(f frame.Frame, c track.Crop) ([]byte, error) { return Crop(f, c, Options{}) }
+			r.Crop = func(f frame.Frame, c event.Crop) ([]byte, error) { return Crop(f, c, Options{}) }
 		}
 		if r.Log == nil {
 			r.Log = slog.Default()
@@ -232,7 +233,7 @@ func (r *Ring) Frame(stream string, seq uint64, captured int64) (frame.Frame, bo
 // Snapshot cuts c out of the frame it references. It fails with ErrNoFrame when the frame is not
 // held (it came before the ring's window, or never arrived), with the Crop function's error when
 // the frame does not crop, and with ctx's error while waiting for a crop slot.
-func (r *Ring) Snapshot(ctx context.Context, c track.Crop) ([]byte, error) {
+func (r *Ring) Snapshot(ctx context.Context, c event.Crop) ([]byte, error) {
 	r.init()
 	var captured int64
 	if !c.CapturedAt.IsZero() {

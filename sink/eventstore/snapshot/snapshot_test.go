@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/bus/bustest"
 	"github.com/vigil-video/vigil/pkg/frame"
@@ -74,21 +75,21 @@ func isRed(c color.Color) bool {
 func TestCrop(t *testing.T) {
 	f := testFrame(t, "cam", 1, time.Time{})
 	for name, tc := range map[string]struct {
-		crop     track.Crop
+		crop     event.Crop
 		opts     Options
 		wantW    int
 		wantH    int
 		allRedAt [2]int
 	}{
-		"frame pixels": {track.Crop{Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}, Width: 320, Height: 240},
+		"frame pixels": {event.Crop{Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}, Width: 320, Height: 240},
 			Options{Pad: -1, Size: 400}, 80, 80, [2]int{40, 40}},
-		"scaled box": {track.Crop{Box: result.Box{X1: 200, Y1: 120, X2: 360, Y2: 280}, Width: 640, Height: 480},
+		"scaled box": {event.Crop{Box: result.Box{X1: 200, Y1: 120, X2: 360, Y2: 280}, Width: 640, Height: 480},
 			Options{Pad: -1, Size: 400}, 80, 80, [2]int{40, 40}},
-		"padded": {track.Crop{Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}},
+		"padded": {event.Crop{Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}},
 			Options{Pad: 0.25, Size: 400}, 120, 120, [2]int{60, 60}},
-		"shrunk": {track.Crop{Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}},
+		"shrunk": {event.Crop{Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}},
 			Options{Pad: -1, Size: 40}, 40, 40, [2]int{20, 20}},
-		"clipped": {track.Crop{Box: result.Box{X1: 300, Y1: 200, X2: 400, Y2: 300}},
+		"clipped": {event.Crop{Box: result.Box{X1: 300, Y1: 200, X2: 400, Y2: 300}},
 			Options{Pad: -1, Size: 400}, 20, 40, [2]int{-1, -1}},
 	} {
 		b, err := Crop(f, tc.crop, tc.opts)
@@ -111,7 +112,7 @@ func TestCropPNG(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := frame.Frame{Stream: "cam", Seq: 1, Width: 64, Height: 48, Encoding: frame.EncodingPNG, Data: b.Bytes()}
-	out, err := Crop(f, track.Crop{Box: result.Box{X1: 10, Y1: 10, X2: 30, Y2: 30}}, Options{Pad: -1})
+	out, err := Crop(f, event.Crop{Box: result.Box{X1: 10, Y1: 10, X2: 30, Y2: 30}}, Options{Pad: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,28 +125,28 @@ func TestCropPNG(t *testing.T) {
 // more pixels than allowed (refused before decoding).
 func TestCropRefuses(t *testing.T) {
 	f := testFrame(t, "cam", 1, time.Time{})
-	if _, err := Crop(f, track.Crop{Box: result.Box{X1: 400, Y1: 300, X2: 500, Y2: 400}}, Options{Pad: -1}); !errors.Is(err, ErrEmptyCrop) {
+	if _, err := Crop(f, event.Crop{Box: result.Box{X1: 400, Y1: 300, X2: 500, Y2: 400}}, Options{Pad: -1}); !errors.Is(err, ErrEmptyCrop) {
 		t.Errorf("outside: %v", err)
 	}
-	if _, err := Crop(f, track.Crop{Box: result.Box{X1: 50, Y1: 50, X2: 10, Y2: 60}}, Options{}); !errors.Is(err, ErrEmptyCrop) {
+	if _, err := Crop(f, event.Crop{Box: result.Box{X1: 50, Y1: 50, X2: 10, Y2: 60}}, Options{}); !errors.Is(err, ErrEmptyCrop) {
 		t.Errorf("inverted: %v", err)
 	}
 	nan := float32(0)
 	nan /= nan
-	if _, err := Crop(f, track.Crop{Box: result.Box{X1: nan, Y1: 0, X2: 10, Y2: 10}}, Options{}); err == nil {
+	if _, err := Crop(f, event.Crop{Box: result.Box{X1: nan, Y1: 0, X2: 10, Y2: 10}}, Options{}); err == nil {
 		t.Error("NaN box accepted")
 	}
-	if _, err := Crop(frame.Frame{Encoding: frame.EncodingJPEG, Data: []byte("not a jpeg")}, track.Crop{Box: result.Box{X2: 1, Y2: 1}}, Options{}); err == nil {
+	if _, err := Crop(frame.Frame{Encoding: frame.EncodingJPEG, Data: []byte("not a jpeg")}, event.Crop{Box: result.Box{X2: 1, Y2: 1}}, Options{}); err == nil {
 		t.Error("garbage accepted")
 	}
-	if _, err := Crop(frame.Frame{Encoding: "gif", Data: f.Data}, track.Crop{Box: result.Box{X2: 1, Y2: 1}}, Options{}); err == nil {
+	if _, err := Crop(frame.Frame{Encoding: "gif", Data: f.Data}, event.Crop{Box: result.Box{X2: 1, Y2: 1}}, Options{}); err == nil {
 		t.Error("unknown encoding accepted")
 	}
 	big := bigHeader(t, f.Data, 20000, 20000)
-	if _, err := Crop(frame.Frame{Encoding: frame.EncodingJPEG, Data: big}, track.Crop{Box: result.Box{X2: 10, Y2: 10}}, Options{}); !errors.Is(err, ErrTooLarge) {
+	if _, err := Crop(frame.Frame{Encoding: frame.EncodingJPEG, Data: big}, event.Crop{Box: result.Box{X2: 10, Y2: 10}}, Options{}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("20000x20000: %v", err)
 	}
-	if _, err := Crop(f, track.Crop{Box: result.Box{X2: 10, Y2: 10}}, Options{MaxPixels: 320*240 - 1}); !errors.Is(err, ErrTooLarge) {
+	if _, err := Crop(f, event.Crop{Box: result.Box{X2: 10, Y2: 10}}, Options{MaxPixels: 320*240 - 1}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("MaxPixels: %v", err)
 	}
 }
@@ -241,7 +242,7 @@ func TestRingFromNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(t, func() bool { s := ring.Stats(); return s.Frames == 1 && s.Invalid == 1 })
-	c := track.Crop{Stream: "lobby", Seq: 42, CapturedAt: captured, Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}, Width: 320, Height: 240}
+	c := event.Crop{Stream: "lobby", Seq: 42, CapturedAt: captured, Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}, Width: 320, Height: 240}
 	b, err := ring.Snapshot(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +254,7 @@ func TestRingFromNATS(t *testing.T) {
 	if _, err := ring.Snapshot(ctx, c); !errors.Is(err, ErrNoFrame) {
 		t.Fatalf("missing frame: %v", err)
 	}
-	if _, err := ring.Snapshot(ctx, track.Crop{Stream: "door", Seq: 42, Box: c.Box}); !errors.Is(err, ErrNoFrame) {
+	if _, err := ring.Snapshot(ctx, event.Crop{Stream: "door", Seq: 42, Box: c.Box}); !errors.Is(err, ErrNoFrame) {
 		t.Fatalf("stream outside Streams: %v", err)
 	}
 	if s := ring.Stats(); s.Hits != 1 || s.Misses != 2 {
@@ -281,9 +282,9 @@ func poll(t *testing.T, cond func() bool) {
 // TestRingCropErrors: the injected crop function's error is returned and counted.
 func TestRingCropErrors(t *testing.T) {
 	boom := errors.New("boom")
-	r := &Ring{Crop: func(frame.Frame, track.Crop) ([]byte, error) { return nil, boom }}
+	r := &Ring{Crop: func(frame.Frame, event.Crop) ([]byte, error) { return nil, boom }}
 	r.Put(testFrame(t, "a", 1, time.Time{}))
-	if _, err := r.Snapshot(context.Background(), track.Crop{Stream: "a", Seq: 1}); !errors.Is(err, boom) {
+	if _, err := r.Snapshot(context.Background(), event.Crop{Stream: "a", Seq: 1}); !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
 	if r.Stats().CropErrors != 1 {
@@ -304,7 +305,7 @@ func FuzzCrop(f *testing.F) {
 			enc = frame.EncodingPNG
 		}
 		out, err := Crop(frame.Frame{Seq: 1, Encoding: enc, Data: data},
-			track.Crop{Box: result.Box{X1: x1, Y1: y1, X2: x2, Y2: y2}, Width: w, Height: h},
+			event.Crop{Box: result.Box{X1: x1, Y1: y1, X2: x2, Y2: y2}, Width: w, Height: h},
 			Options{Size: 64, MaxPixels: 1 << 20})
 		if err != nil {
 			return
@@ -323,7 +324,7 @@ func FuzzCrop(f *testing.F) {
 func BenchmarkCrop(b *testing.B) {
 	data := encodeJPEG(b, picture(1280, 720, 500, 200, 240))
 	f := frame.Frame{Stream: "cam", Seq: 1, Width: 1280, Height: 720, Encoding: frame.EncodingJPEG, Data: data}
-	c := track.Crop{Box: result.Box{X1: 500, Y1: 200, X2: 740, Y2: 440}, Width: 1280, Height: 720}
+	c := event.Crop{Box: result.Box{X1: 500, Y1: 200, X2: 740, Y2: 440}, Width: 1280, Height: 720}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := Crop(f, c, Options{}); err != nil {

@@ -1,4 +1,4 @@
-package track
+package event
 
 import (
 	"encoding/json"

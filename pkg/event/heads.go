@@ -1,4 +1,4 @@
-package track
+package event
 
 import (
 	"encoding/json"
@@ -56,14 +56,15 @@ func ParseHeadsRequest(data []byte) (HeadsRequest, error) {
 	if r.Schema != EventSchema {
 		return HeadsRequest{}, fmt.Errorf("%w: heads request schema %d (this build reads %d)", ErrEvent, r.Schema, EventSchema)
 	}
-	if err := validHeads(r.Stream, r.Heads); err != nil {
+	if err := ValidateHeads(r.Stream, r.Heads); err != nil {
 		return HeadsRequest{}, fmt.Errorf("%w: %w", ErrEvent, err)
 	}
 	return r, nil
 }
 
-// validHeads checks heads by frame.Frame's own rules, with stream as the frame's stream.
-func validHeads(stream string, heads []string) error {
+// ValidateHeads checks a stream and head list by frame.Frame's own rules (the Vigil-Heads header):
+// an error means a frame carrying them would not validate.
+func ValidateHeads(stream string, heads []string) error {
 	probe := frame.Frame{Stream: stream, Seq: 1, Width: 1, Height: 1, Encoding: frame.EncodingJPEG, Data: []byte{0}, Heads: heads}
 	return probe.Validate()
 }

@@ -21,10 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/frame"
@@ -96,13 +97,13 @@ func (b *sinkBus) result(t *testing.T, stream string, seq uint64, faces int, nam
 }
 
 // event publishes a track event on vigil.events.<stream>.<kind>.
-func (b *sinkBus) event(t *testing.T, stream, kind, trackID string, seq uint64) track.Event {
+func (b *sinkBus) event(t *testing.T, stream, kind, trackID string, seq uint64) event.Event {
 	t.Helper()
 	at := time.Date(2026, 11, 22, 0, 5, 14, 0, time.UTC)
-	ev := track.Event{Schema: track.EventSchema, Kind: kind, Stream: stream, TrackID: trackID, Seq: seq, CapturedAt: at, At: at.Add(time.Second),
-		Crop:      track.Crop{Stream: stream, Seq: seq, CapturedAt: at, Box: result.Box{X1: 16, Y1: 12, X2: 48, Y2: 44}, Width: 64, Height: 48},
+	ev := event.Event{Schema: event.EventSchema, Kind: kind, Stream: stream, TrackID: trackID, Seq: seq, CapturedAt: at, At: at.Add(time.Second),
+		Crop:      event.Crop{Stream: stream, Seq: seq, CapturedAt: at, Box: result.Box{X1: 16, Y1: 12, X2: 48, Y2: 44}, Width: 64, Height: 48},
 		FirstSeen: at, LastSeen: at, Frames: 3}
-	subject, err := track.EventSubject(stream, kind)
+	subject, err := event.EventSubject(stream, kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,12 +279,12 @@ func TestSinkWebhooks(t *testing.T) {
 	// What the filters leave out comes first: once the receiver has what they keep, the rest has
 	// been handled too (each webhook delivers a stream in order).
 	b.result(t, "other", 1, 1, "")                    // --webhook-streams
-	b.event(t, "other", track.KindAppeared, "o-1", 1) // --webhook-streams
+	b.event(t, "other", event.KindAppeared, "o-1", 1) // --webhook-streams
 	b.result(t, "lobby", 1, 0, "")                    // no face
-	b.event(t, "lobby", track.KindLeft, "t-0", 1)     // --webhook-types
+	b.event(t, "lobby", event.KindLeft, "t-0", 1)     // --webhook-types
 	r2 := b.result(t, "lobby", 2, 1, "Ada")
 	r3 := b.result(t, "lobby", 3, 2, "")
-	ev := b.event(t, "lobby", track.KindAppeared, "t-1", 3)
+	ev := b.event(t, "lobby", event.KindAppeared, "t-1", 3)
 	// Results come in order; the event comes through its own consumer, at any point among them.
 	want := []string{webhook.ResultDelivery(r2), webhook.ResultDelivery(r3), webhook.EventDelivery(ev)}
 	check := func(who string, got []string) {
@@ -439,7 +440,7 @@ func TestSinkEventsDB(t *testing.T) {
 	poll(t, 10*time.Second, "the snapshot ring holds the frame", func() bool {
 		return strings.Contains(scrape(t, metricsURL), "vigil_snapshot_frames_held 1")
 	})
-	ev := b.event(t, "lobby", track.KindAppeared, "t-1", 7)
+	ev := b.event(t, "lobby", event.KindAppeared, "t-1", 7)
 	b.result(t, "lobby", 7, 1, "Ada")
 	b.result(t, "lobby", 8, 0, "") // no face: no summary
 
@@ -451,7 +452,7 @@ func TestSinkEventsDB(t *testing.T) {
 		return err == nil && len(events) == 1
 	})
 	got := events[0]
-	if got.Kind != track.KindAppeared || got.TrackID != ev.TrackID || got.Seq != 7 || !got.HasSnapshot {
+	if got.Kind != event.KindAppeared || got.TrackID != ev.TrackID || got.Seq != 7 || !got.HasSnapshot {
 		t.Fatalf("stored event %+v", got)
 	}
 	snap, err := st.Snapshot(ctx, got.ID)
@@ -486,7 +487,7 @@ func TestServeWebAndHistory(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "events.db")
 	st := openHistory(t, db)
 	at := time.Date(2026, 11, 22, 0, 5, 14, 0, time.UTC)
-	ev := track.Event{Schema: track.EventSchema, Kind: track.KindRecognized, Stream: "lobby", TrackID: "t-9", Seq: 3, CapturedAt: at, At: at,
+	ev := event.Event{Schema: event.EventSchema, Kind: event.KindRecognized, Stream: "lobby", TrackID: "t-9", Seq: 3, CapturedAt: at, At: at,
 		Identity: &result.Identity{Name: "Ada", Similarity: 0.8}, FirstSeen: at, LastSeen: at, Frames: 4}
 	if _, err := st.StoreEvent(context.Background(), ev, nil); err != nil {
 		t.Fatal(err)

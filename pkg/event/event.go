@@ -1,23 +1,11 @@
-// Package track is the stateful stage after the stateless analyzers: per stream, it follows faces
-// across frames (track ids), decides each track's identity by a quality-weighted vote over several
-// frames, schedules the heavy heads (emotion, liveness, pose) per track instead of per frame,
-// carries their latest output forward on the track, and announces face.appeared,
-// face.recognized and face.left once per track.
-//
-// Data flow (see Role):
-//
-//	analyze ──vigil.analyzed.<stream>──► track ──vigil.results.<stream>──► sink, users
-//	(full results, with embeddings)        │  (track_id, identity, carried attributes)
-//	                                       ├──vigil.events.<stream>.face.{appeared,recognized,left}
-//	ingest ◄──vigil.control.heads.<stream>─┘  ("run heads X on the next frame")
-//
-// The tracker, the voting and the event logic (Tracker) are pure Go and take no clock: their
-// time is the frames' capture time and their order the frames' sequence numbers. Role adds NATS,
-// per-stream state with idle eviction, and reordering of results that analyzers finished out of
-// order. HeadsInbox is the ingest side of heads requests.
+// Package event holds the track stage's wire formats: the events published on
+// vigil.events.<stream>.<kind> (face.appeared, face.recognized, face.left), the crop references
+// they carry, and the heads requests the track role sends to a stream's ingest on
+// vigil.control.heads.<stream>, with the ingest-side inbox for them. Producers (analyze/track) and
+// consumers (ingest, sinks) import it; it imports only other pkg/ leaves.
 //
 // The package is pure Go (no cgo).
-package track
+package event
 
 import (
 	"encoding/json"

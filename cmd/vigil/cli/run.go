@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -197,7 +199,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	anRole.Classifiers = classifyFrames{fr.runner}
 	var trRole *track.Role
 	if tf.enabled {
-		anRole.ResultsPrefix = track.AnalyzedPrefix
+		anRole.ResultsPrefix = event.AnalyzedPrefix
 		if trRole, err = tf.role(conns["track"], onDemand, keepEmbeddings, fr.faces.Gallery, log.With("role", "track")); err != nil {
 			return err
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/event"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-video/vigil/analyze"
@@ -34,7 +36,7 @@ type trackFlags struct {
 func (f *trackFlags) register(fs *flag.FlagSet, standalone bool) {
 	if standalone {
 		fs.Var(&f.streams, "stream", "track only these streams (repeatable; default every stream): shard streams over several track roles")
-		fs.StringVar(&f.onDemand, "on-demand-heads", strings.Join(track.DefaultHeads, ","),
+		fs.StringVar(&f.onDemand, "on-demand-heads", strings.Join(event.DefaultHeads, ","),
 			"heads the analyzers run on request (their --on-demand-heads): asked for per track, when new and every --heads-interval; none: never ask")
 		fs.BoolVar(&f.keepEmbeddings, "keep-embeddings", false, "keep each face's 512-d embedding in the results republished on vigil.results")
 	} else {
@@ -113,6 +115,6 @@ func trackCmd(ctx context.Context, env Env, args []string) error {
 	err = role.Run(ctx)
 	s := role.Stats()
 	log.Info("track summary", "results", s.Results, "late", s.Late, "invalid", s.Invalid, "heads_requests", s.HeadsRequests,
-		"appeared", s.Events[track.KindAppeared], "recognized", s.Events[track.KindRecognized], "left", s.Events[track.KindLeft])
+		"appeared", s.Events[event.KindAppeared], "recognized", s.Events[event.KindRecognized], "left", s.Events[event.KindLeft])
 	return err
 }
