@@ -45,13 +45,22 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 			}
 			s.logRequest(r, sw, id, start)
 		}()
+		if r.URL.Path != PathHealth && r.URL.Path != PathReady && !s.checkHost(sw, r) {
+			return
+		}
 		if !s.cors(sw, r) {
 			return
 		}
 		public := s.isPublic(r.URL.Path) || r.Method == http.MethodOptions
 		caller := "ip:" + clientIP(r)
 		if len(s.keys) > 0 && !public {
+			if s.refuseBadKeyClient(sw, caller) {
+				return
+			}
 			name, code, msg := s.authenticate(r)
+			if code == "invalid_api_key" && s.badKeys != nil {
+				s.badKeys.allow(caller) // spends one of the address's wrong-key budget
+			}
 			if code != "" {
 				sw.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
 				WriteError(sw, http.StatusUnauthorized, code, msg)
@@ -72,9 +81,16 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 		}
 		if limit := s.bodyLimit(mux, r); limit > 0 {
 			if r.ContentLength > limit {
+				s.drain(r, r.Body, r.ContentLength-limit, limit)
 				WriteBodyTooLarge(sw, limit)
 				return
 			}
+			body := r.Body
+			defer func() {
+				if sw.status == http.StatusRequestEntityTooLarge {
+					s.drain(r, body, -1, limit) // the handler found the body too large: let the client finish sending
+				}
+			}()
 			r.Body = http.MaxBytesReader(sw, r.Body, limit)
 			ctx = context.WithValue(ctx, ctxLimit{}, limit)
 		}
@@ -314,6 +330,21 @@ func (l *limiter) allow(caller string) (bool, time.Duration) {
 		return true, 0
 	}
 	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// blocked reports whether caller has no token left, without taking one, and the wait for one.
+func (l *limiter) blocked(caller string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[caller]
+	if !ok {
+		return false, 0
+	}
+	tokens := math.Min(l.burst, b.tokens+max(0, l.now().Sub(b.last).Seconds())*l.rate)
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) / l.rate * float64(time.Second))
 }
 
 // evict forgets the callers whose buckets have refilled (they lose nothing); if none has, all.

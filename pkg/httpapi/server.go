@@ -27,6 +27,13 @@ import (
 // DefaultMaxUploadBytes is Server.MaxUploadBytes's default: 10 MiB.
 const DefaultMaxUploadBytes = 10 << 20
 
+// DefaultBadKeysPerMinute is Server.BadKeysPerMinute's default: 10 wrong keys per minute per
+// client address.
+const DefaultBadKeysPerMinute = 10
+
+// DefaultMaxDrainBytes is Server.MaxDrainBytes's default: 64 MiB.
+const DefaultMaxDrainBytes = 64 << 20
+
 // Server is an HTTP server whose routes are mounted by the components. Fill the exported fields,
 // Handle the routes, then Start; Close stops it. Fields must not change after Start.
 type Server struct {
@@ -56,6 +63,23 @@ type Server struct {
 	// RateBurst is the most requests a caller may make at once after being idle. Default
 	// RatePerMinute (at least 1).
 	RateBurst int
+	// AllowedHosts are the host names (the Host header, port ignored) requests may name besides
+	// the ones always served: IP addresses, localhost (and *.localhost) and the machine's host
+	// name. An entry is a name ("vigil.example.com"), "*.example.com" for every name under it,
+	// or "*" for any (turns the check off). Other hosts get 421 host_not_allowed, which defeats
+	// DNS rebinding. The health probes are exempt. Default none.
+	AllowedHosts []string
+	// BadKeysPerMinute limits how many wrong API keys a client address may send per minute
+	// (bursts of as many); beyond it every request from that address gets 429 rate_limited until
+	// the budget refills, whatever key it carries. Only with APIKeys. Default
+	// DefaultBadKeysPerMinute; negative: no limit.
+	BadKeysPerMinute float64
+	// MaxDrainBytes is how much of an over-limit request body the server reads and discards
+	// before answering 413, so that clients which send the whole body before reading the answer
+	// (Python requests, urllib, curl without Expect) see the 413 rather than a connection reset.
+	// A body declaring more than this beyond the limit is answered at once. Default
+	// DefaultMaxDrainBytes; negative: none.
+	MaxDrainBytes int64
 	// DisableDocs turns off GET /openapi.json and GET /docs. Default false: both served.
 	DisableDocs bool
 	// Title and Version head the OpenAPI document. Defaults "Vigil API" and "dev".
@@ -71,6 +95,8 @@ type Server struct {
 	docs     []Doc
 	checks   []readyCheck
 	limiter  *limiter
+	badKeys  *limiter
+	hosts    hostPolicy
 	built    http.Handler
 	keys     [][32]byte
 	srv      *http.Server
@@ -147,6 +173,11 @@ func (s *Server) Validate() error {
 			return fmt.Errorf("http: API key %d is empty or contains white space", i+1)
 		}
 	}
+	for _, h := range s.AllowedHosts {
+		if err := validateAllowedHost(h); err != nil {
+			return err
+		}
+	}
 	if s.RatePerMinute < 0 || s.RateBurst < 0 {
 		return fmt.Errorf("http: rate limit %v/min burst %d: must not be negative", s.RatePerMinute, s.RateBurst)
 	}
@@ -162,6 +193,12 @@ func (s *Server) setDefaults() {
 	}
 	if s.MaxUploadBytes == 0 {
 		s.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if s.BadKeysPerMinute == 0 {
+		s.BadKeysPerMinute = DefaultBadKeysPerMinute
+	}
+	if s.MaxDrainBytes == 0 {
+		s.MaxDrainBytes = DefaultMaxDrainBytes
 	}
 	if s.Title == "" {
 		s.Title = "Vigil API"
@@ -191,6 +228,10 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 	s.setDefaults()
 	s.keys = hashKeys(s.APIKeys)
+	s.hosts = newHostPolicy(s.AllowedHosts)
+	if len(s.keys) > 0 && s.BadKeysPerMinute > 0 && s.badKeys == nil {
+		s.badKeys = newLimiter(s.BadKeysPerMinute/60, max(1, int(s.BadKeysPerMinute)), s.now)
+	}
 	if s.RatePerMinute > 0 && s.limiter == nil {
 		burst := s.RateBurst
 		if burst == 0 {
