@@ -33,7 +33,9 @@ func doHost(t *testing.T, method, url, host, origin string) reply {
 	r := reply{status: resp.StatusCode, header: resp.Header}
 	r.body, _ = io.ReadAll(resp.Body)
 	if r.status >= 400 {
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		_ = json.Unmarshal(r.body, &e)
 		r.err.Code, r.err.Message = e.Error.Code, e.Error.Message
 	}
