@@ -34,6 +34,7 @@ type httpFlags struct {
 	apiKeysFile string
 	rateLimit   float64
 	rateBurst   int
+	hosts       stringList
 }
 
 func (f *httpFlags) register(fs *flag.FlagSet) {
@@ -46,6 +47,8 @@ func (f *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.apiKeysFile, "api-keys-file", "", "file with one API key per line (blank lines and # comments ignored), added to --api-keys")
 	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "requests per minute per API key (per client address without keys); more get 429 (0: no limit)")
 	fs.IntVar(&f.rateBurst, "rate-burst", 0, "requests a caller may make at once after being idle (0: the --rate-limit value)")
+	fs.Var(&f.hosts, "allowed-hosts", "host names clients may reach the API by besides IP addresses, localhost and this machine's name, "+
+		"e.g. vigil.example.com,*.corp.example (* for any); other Host headers get 421, which stops DNS rebinding")
 }
 
 // server returns an httpapi.Server with the flags' policy, not started.
@@ -66,7 +69,7 @@ func (f *httpFlags) server(log *slog.Logger, version string) (*httpapi.Server, e
 		limit = -1 // httpapi: negative is unlimited
 	}
 	s := &httpapi.Server{Addr: f.addr, Log: log, MaxUploadBytes: limit, CORSOrigins: f.cors, APIKeys: keys,
-		RatePerMinute: f.rateLimit, RateBurst: f.rateBurst, DisableDocs: !f.docs, Title: "Vigil face API", Version: version}
+		RatePerMinute: f.rateLimit, RateBurst: f.rateBurst, AllowedHosts: f.hosts, DisableDocs: !f.docs, Title: "Vigil face API", Version: version}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
