@@ -151,6 +151,10 @@ type DetectionReport struct {
 	// missing or error.
 	Checked int `json:"checked"`
 	Failed  int `json:"failed"`
+	// Negatives counts the counted images expected to hold no face (expected range 0), and
+	// FalseFaces the faces found on them: every one is a false face.
+	Negatives  int `json:"negatives"`
+	FalseFaces int `json:"false_faces"`
 }
 
 // OK reports whether no row failed.
@@ -174,6 +178,10 @@ func Detection(counts []Count, expect map[string]Range) DetectionReport {
 		}
 		if c.Err != nil {
 			row.Faces, row.Status, row.Error = 0, StatusError, c.Err.Error()
+		}
+		if row.Expected != nil && row.Expected.Max == 0 && c.Err == nil {
+			rep.Negatives++
+			rep.FalseFaces += row.Faces
 		}
 		rep.Images = append(rep.Images, row)
 	}

@@ -83,6 +83,12 @@ func TestDetection(t *testing.T) {
 	if rep.Images[3].Error != "not an image" || rep.Images[1].Expected == nil || *rep.Images[1].Expected != (Range{2, 4}) || rep.Images[2].Expected != nil {
 		t.Errorf("rows: %+v", rep.Images)
 	}
+	// Faces on images expected to hold none are false faces; a missing negative is not counted.
+	neg := Detection(append(counts, Count{Image: "dogs.jpg", Faces: 2}, Count{Image: "wall.jpg"}),
+		map[string]Range{"dogs.jpg": {0, 0}, "wall.jpg": {0, 0}, "gone.jpg": {0, 0}, "two.jpg": {2, 2}})
+	if neg.Negatives != 2 || neg.FalseFaces != 2 {
+		t.Errorf("negatives %d with %d false faces, want 2 with 2", neg.Negatives, neg.FalseFaces)
+	}
 	// Without expectations only errors fail.
 	if rep := Detection(counts[:3], nil); !rep.OK() || rep.Checked != 0 || len(rep.Images) != 3 {
 		t.Errorf("no expectations: %+v", rep)
