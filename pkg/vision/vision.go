@@ -15,6 +15,8 @@ import (
 	_ "image/png"  // header parsing for DecodeConfig
 
 	"gocv.io/x/gocv"
+
+	"github.com/vigil-video/vigil/pkg/imageguard"
 )
 
 // ErrImage is wrapped by every error Decode returns for bytes that are not an acceptable image.
@@ -25,7 +27,9 @@ const DefaultMaxPixels = 8192 * 8192
 
 // Decode decodes a JPEG or PNG into an 8-bit BGR Mat. It reads the header first and refuses
 // images larger than maxPixels (0: DefaultMaxPixels) before OpenCV allocates anything, so a tiny
-// file declaring 50000x50000 pixels costs nothing. Alpha is dropped, grey is expanded to BGR.
+// file declaring 50000x50000 pixels costs nothing. A PNG's image data must inflate to exactly
+// what its declared size needs (imageguard.CheckPNG), so a decompression bomb is refused after
+// inflating at most that much. Alpha is dropped, grey is expanded to BGR.
 func Decode(data []byte, maxPixels int) (gocv.Mat, error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
@@ -39,6 +43,11 @@ func Decode(data []byte, maxPixels int) (gocv.Mat, error) {
 	}
 	if err := checkComplete(data, format); err != nil {
 		return gocv.Mat{}, err
+	}
+	if format == "png" {
+		if err := imageguard.CheckPNG(data); err != nil { // decompression bombs, before libpng inflates
+			return gocv.Mat{}, fmt.Errorf("%w: %w", ErrImage, err)
+		}
 	}
 	m, err := gocv.IMDecode(data, gocv.IMReadColor)
 	if err != nil {

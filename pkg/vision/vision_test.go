@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"gocv.io/x/gocv"
+
+	"github.com/vigil-video/vigil/pkg/imageguard/guardtest"
 )
 
 func TestMain(m *testing.M) {
@@ -163,6 +165,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("\x89PNG\r\n\x1a\n"))
 	f.Add([]byte{0xff, 0xd8, 0xff, 0xe0})
 	f.Add(hugePNGHeader(10, 10))
+	f.Add(guardtest.BombPNG(10, 10, 2)) // image data inflating past what 10x10 needs
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data, 1<<20)
 		if err != nil {
