@@ -179,6 +179,7 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"FacesResponse": FacesResponse{}, "VerifyResponse": VerifyResponse{}, "IdentifyResponse": IdentifyResponse{},
 		"IdentifiedFace": IdentifiedFace{}, "Candidate": gallery.Candidate{}, "GalleryIdentity": gallery.Identity{},
 		"Photo": gallery.Photo{}, "IdentitySummary": IdentitySummary{}, "IdentityList": IdentityList{}, "EnrollResponse": EnrollResponse{},
+		"EnrolledFace": EnrolledFace{},
 	} {
 		sch, ok := s[name].(map[string]any)
 		if !ok {

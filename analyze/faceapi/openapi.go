@@ -18,6 +18,9 @@ func fieldDoc(name string) (string, string) {
 		return "integer", "most matches per face, 1..100 (default 3)"
 	case "name":
 		return "string", "the person's name: letters, digits, spaces and . - _ ' (1-64 characters)"
+	case "box":
+		return "string", "optional face box x1,y1,x2,y2 in pixels of the photo: enroll the face in it when the photo shows several; " +
+			"one box for every photo, or one per photo separated by ';'"
 	}
 	return "string", ""
 }
@@ -202,6 +205,12 @@ func schemas() map[string]any {
 		"IdentitySummary": obj([]string{"id", "name", "photos", "created_at", "updated_at"}, map[string]any{
 			"id": typ("string", ""), "name": typ("string", ""), "photos": typ("integer", "number of photos"), "created_at": ts, "updated_at": ts}),
 		"IdentityList":   obj([]string{"identities"}, map[string]any{"identities": arr(ref("IdentitySummary"))}),
-		"EnrollResponse": obj([]string{"identity", "added"}, map[string]any{"identity": ref("GalleryIdentity"), "added": arr(typ("string", "photo id"))}),
+		"EnrollResponse": obj([]string{"identity", "added", "faces"}, map[string]any{"identity": ref("GalleryIdentity"), "added": arr(typ("string", "photo id")),
+			"faces": map[string]any{"type": "array", "items": ref("EnrolledFace"), "description": "for each photo of the request, in order: the face enrolled"}}),
+		"EnrolledFace": obj([]string{"photo", "box", "score", "faces_found", "chosen"}, map[string]any{
+			"photo": typ("string", "photo id"), "box": ref("Box"), "score": num("detector confidence of the enrolled face"),
+			"faces_found": typ("integer", "faces the detector found in the photo"),
+			"chosen": map[string]any{"type": "string", "enum": []any{ChosenOnly, ChosenDominant, ChosenBox},
+				"description": "only: the photo's only face; dominant: every other face is at most a quarter of its area or 0.2 less certain; box: the face in the request's box"}}),
 	}
 }

@@ -100,6 +100,8 @@ type IdentityList struct {
 type EnrollResponse struct {
 	Identity gallery.Identity `json:"identity"`
 	Added    []string         `json:"added"`
+	// Faces says, for each photo of the request in order, which face was enrolled and why.
+	Faces []EnrolledFace `json:"faces"`
 }
 
 // The request forms of the routes.
@@ -118,10 +120,10 @@ func annotateSpec() formSpec {
 	return formSpec{images: []imageField{{name: "image"}}, fields: []string{"heads", "threshold"}}
 }
 func createSpec() formSpec {
-	return formSpec{images: []imageField{{name: "photos", aliases: []string{"photo"}, multi: true}}, fields: []string{"name"}}
+	return formSpec{images: []imageField{{name: "photos", aliases: []string{"photo"}, multi: true}}, fields: []string{"name", "box"}}
 }
 func photosSpec() formSpec {
-	return formSpec{images: []imageField{{name: "photos", aliases: []string{"photo"}, multi: true}}}
+	return formSpec{images: []imageField{{name: "photos", aliases: []string{"photo"}, multi: true}}, fields: []string{"box"}}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -174,7 +176,8 @@ func (a *API) table() []route {
 	enrollErrors := imageErrors(map[int]string{
 		404: "identity_not_found",
 		409: "identity_exists (the same name up to case, spacing and punctuation), duplicate_photo",
-		422: "no_face or multiple_faces (an enrollment photo must show exactly one face), no_landmarks, too_many_photos, image_too_large",
+		422: "no_face, multiple_faces (an enrollment photo must show exactly one face, or one much larger or more certain than the others), " +
+			"no_face_in_box (the box field matches no face), no_landmarks, too_many_photos, image_too_large",
 		503: "busy; gallery_unavailable (NATS unreachable)",
 	})
 	return append(rs,
@@ -185,8 +188,10 @@ func (a *API) table() []route {
 		route{method: "GET", path: "/v1/identities", tag: "gallery", summary: "List identities", okStatus: 200, okSchema: "IdentityList",
 			errors: map[int]string{503: "gallery_unavailable"}, handle: a.listIdentities},
 		route{method: "POST", path: "/v1/identities", tag: "gallery", summary: "Enroll an identity",
-			details: "Creates an identity from a name and any number of photos, each showing exactly one face. Nothing is written " +
-				"unless every photo is accepted. Every analyzer matches against it within a second.",
+			details: "Creates an identity from a name and any number of photos, each showing exactly one face, or one dominant face " +
+				"(every other face at most a quarter of its area or 0.2 less certain), or with the face's box in the box field. " +
+				"faces in the answer says which face of each photo was enrolled. Nothing is written unless every photo is accepted. " +
+				"Every analyzer matches against it within a second.",
 			spec: ptr(createSpec()), compute: true, okStatus: 201, okSchema: "EnrollResponse",
 			errors: withStatus(enrollErrors, 400, enrollErrors[400]+", invalid_name"), handle: a.createIdentity},
 		route{method: "GET", path: "/v1/identities/{id}", tag: "gallery", summary: "Get an identity and its photos",
@@ -196,7 +201,8 @@ func (a *API) table() []route {
 			params: [][3]string{idParam}, okStatus: 204, errors: map[int]string{404: "identity_not_found", 503: "gallery_unavailable"},
 			handle: a.deleteIdentity},
 		route{method: "POST", path: "/v1/identities/{id}/photos", tag: "gallery", summary: "Add photos to an identity",
-			details: "Each photo must show exactly one face; nothing is written unless every photo is accepted.",
+			details: "Each photo must show exactly one face or one dominant face, or come with its box (as for POST /v1/identities); " +
+				"nothing is written unless every photo is accepted.",
 			spec:    ptr(photosSpec()), compute: true, params: [][3]string{idParam}, okStatus: 201, okSchema: "EnrollResponse",
 			errors: enrollErrors, handle: a.addPhotos},
 		route{method: "DELETE", path: "/v1/identities/{id}/photos/{photo}", tag: "gallery", summary: "Remove a photo from an identity",
@@ -475,48 +481,67 @@ func galleryError(err error) *Error {
 }
 
 // EnrollmentPhotos runs the models on photos to enroll and returns them ready for
-// gallery.Store: each must show exactly one face with landmarks, else the whole batch is refused
-// with a 422 *Error (no_face, multiple_faces or no_landmarks) naming the photo, or the image
-// errors of Faces.
+// gallery.Store: each must show exactly one face with landmarks, or one dominant face (see
+// DominantAreaRatio), else the whole batch is refused with a 422 *Error (no_face, multiple_faces
+// or no_landmarks) naming the photo, or the image errors of Faces.
 func (a *API) EnrollmentPhotos(ctx context.Context, photos [][]byte) ([]gallery.NewPhoto, error) {
-	out := make([]gallery.NewPhoto, 0, len(photos))
-	for i := range photos {
-		p, err := a.enrollmentPhoto(ctx, fmt.Sprintf("photo %d of %d", i+1, len(photos)), photos[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+	out, _, err := a.enrollmentPhotos(ctx, photos, make([]*result.Box, len(photos)))
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
+// enrollmentPhotos is EnrollmentPhotos with an optional face box per photo (boxes[i] nil: none),
+// also saying which face of each photo was chosen (EnrolledFace without the photo id).
+func (a *API) enrollmentPhotos(ctx context.Context, photos [][]byte, boxes []*result.Box) ([]gallery.NewPhoto, []EnrolledFace, *Error) {
+	out := make([]gallery.NewPhoto, 0, len(photos))
+	chosen := make([]EnrolledFace, 0, len(photos))
+	for i := range photos {
+		p, c, err := a.enrollmentPhoto(ctx, fmt.Sprintf("photo %d of %d", i+1, len(photos)), photos[i], boxes[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		out, chosen = append(out, p), append(chosen, c)
+	}
+	return out, chosen, nil
+}
+
 // EnrollmentPhoto checks one photo as EnrollmentPhotos does; what names it in errors.
 func (a *API) EnrollmentPhoto(ctx context.Context, what string, img []byte) (gallery.NewPhoto, error) {
-	p, err := a.enrollmentPhoto(ctx, what, img)
+	p, _, err := a.enrollmentPhoto(ctx, what, img, nil)
 	if err != nil {
 		return gallery.NewPhoto{}, err
 	}
 	return p, nil
 }
 
-func (a *API) enrollmentPhoto(ctx context.Context, what string, img []byte) (gallery.NewPhoto, *Error) {
+func (a *API) enrollmentPhoto(ctx context.Context, what string, img []byte, box *result.Box) (gallery.NewPhoto, EnrolledFace, *Error) {
 	res, err := a.analyzeImage(ctx, what, img, Options{Embeddings: true})
 	if err != nil {
-		return gallery.NewPhoto{}, err
+		return gallery.NewPhoto{}, EnrolledFace{}, err
 	}
-	switch n := len(res.Faces); {
-	case n == 0:
-		return gallery.NewPhoto{}, errorf(http.StatusUnprocessableEntity, "no_face",
-			"%s: no face found; an enrollment photo must show exactly one face. Nothing was enrolled.", what)
-	case n > 1:
-		return gallery.NewPhoto{}, errorf(http.StatusUnprocessableEntity, "multiple_faces",
-			"%s: %d faces found; an enrollment photo must show exactly one face (crop it to the person). Nothing was enrolled.", what, n)
+	i, how, err := chooseFace(what, res.Faces, box)
+	if err != nil {
+		return gallery.NewPhoto{}, EnrolledFace{}, err
 	}
-	if len(res.Embeddings) == 0 || res.Embeddings[0] == nil {
-		return gallery.NewPhoto{}, errorf(http.StatusUnprocessableEntity, "no_landmarks",
+	if i >= len(res.Embeddings) || res.Embeddings[i] == nil {
+		return gallery.NewPhoto{}, EnrolledFace{}, errorf(http.StatusUnprocessableEntity, "no_landmarks",
 			"%s: the face's landmarks were not found, so it cannot be aligned; use a clearer, frontal photo. Nothing was enrolled.", what)
 	}
-	return gallery.NewPhoto{Embedding: res.Embeddings[0], SHA256: sha256Hex(img), Box: res.Faces[0].Box}, nil
+	f := res.Faces[i]
+	return gallery.NewPhoto{Embedding: res.Embeddings[i], SHA256: sha256Hex(img), Box: f.Box},
+		EnrolledFace{Box: f.Box, Score: f.Score, FacesFound: len(res.Faces), Chosen: how}, nil
+}
+
+// enrolledFaces puts the photo ids of a store answer on the chosen faces (same order).
+func enrolledFaces(chosen []EnrolledFace, added []string) []EnrolledFace {
+	for i := range chosen {
+		if i < len(added) {
+			chosen[i].Photo = added[i]
+		}
+	}
+	return chosen
 }
 
 func (a *API) createIdentity(w http.ResponseWriter, r *http.Request) *Error {
@@ -531,9 +556,13 @@ func (a *API) createIdentity(w http.ResponseWriter, r *http.Request) *Error {
 	if _, err := gallery.IDFor(name); err != nil {
 		return galleryError(err)
 	}
-	photos, perr := a.EnrollmentPhotos(r.Context(), f.images["photos"])
+	boxes, berr := parseBoxes(f.fields["box"], len(f.images["photos"]))
+	if berr != nil {
+		return berr
+	}
+	photos, chosen, perr := a.enrollmentPhotos(r.Context(), f.images["photos"], boxes)
 	if perr != nil {
-		return asError(perr)
+		return perr
 	}
 	ident, gerr := a.cfg.Store.Create(r.Context(), name, photos)
 	if gerr != nil {
@@ -541,7 +570,8 @@ func (a *API) createIdentity(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	a.cfg.Gallery.Apply(ident)
 	w.Header().Set("Location", "/v1/identities/"+ident.ID)
-	httpapi.WriteJSON(w, http.StatusCreated, EnrollResponse{Identity: ident, Added: photoIDs(ident.Photos)})
+	added := photoIDs(ident.Photos)
+	httpapi.WriteJSON(w, http.StatusCreated, EnrollResponse{Identity: ident, Added: added, Faces: enrolledFaces(chosen, added)})
 	return nil
 }
 
@@ -605,16 +635,21 @@ func (a *API) addPhotos(w http.ResponseWriter, r *http.Request) *Error {
 	if _, gerr := a.cfg.Store.Get(r.Context(), id); gerr != nil {
 		return galleryError(gerr)
 	}
-	photos, perr := a.EnrollmentPhotos(r.Context(), f.images["photos"])
+	boxes, berr := parseBoxes(f.fields["box"], len(f.images["photos"]))
+	if berr != nil {
+		return berr
+	}
+	photos, chosen, perr := a.enrollmentPhotos(r.Context(), f.images["photos"], boxes)
 	if perr != nil {
-		return asError(perr)
+		return perr
 	}
 	ident, added, gerr := a.cfg.Store.AddPhotos(r.Context(), id, photos)
 	if gerr != nil {
 		return galleryError(gerr)
 	}
 	a.cfg.Gallery.Apply(ident)
-	httpapi.WriteJSON(w, http.StatusCreated, EnrollResponse{Identity: ident, Added: photoIDs(added)})
+	ids := photoIDs(added)
+	httpapi.WriteJSON(w, http.StatusCreated, EnrollResponse{Identity: ident, Added: ids, Faces: enrolledFaces(chosen, ids)})
 	return nil
 }
 

@@ -148,7 +148,7 @@ func TestLiveViewAndEnrollment(t *testing.T) {
 		if v := verdicts["two_people.jpg"]; v.State != "err" || !strings.HasPrefix(v.Msg, "Several faces") || !strings.Contains(v.Msg, "2 faces found") {
 			t.Errorf("two_people.jpg: %+v", v)
 		}
-		if v := verdicts["speaker.jpg"]; v.State != "ok" {
+		if v := verdicts["speaker.jpg"]; v.State != "ok" || v.Msg != "enrolled: one face found" {
 			t.Errorf("speaker.jpg: %+v", v)
 		}
 		if err := page.WaitFor(ctx, `document.querySelector('#identities li[data-name="Jane Doe"]')`, 10*time.Second, nil); err != nil {

@@ -652,6 +652,13 @@
         p.li.remove();
       } }));
   }
+  // chosenFace says which face of a photo the face API enrolled (EnrolledFace).
+  function chosenFace(f) {
+    if (!f || f.chosen === "only") return "one face found";
+    const box = " at " + [f.box.x1, f.box.y1, f.box.x2, f.box.y2].map(Math.round).join(",");
+    if (f.chosen === "box") return "the face in the box" + box + " (" + f.faces_found + " faces found)";
+    return "the main face of " + f.faces_found + " found" + box + " (the others are much smaller or less certain)";
+  }
   // explain turns the face API's enrollment errors into a line for the photo.
   function explain(r) {
     const e = r.body && r.body.error;
@@ -691,7 +698,7 @@
       }
       if (r.status === 201) {
         target = { id: r.body.identity.id, name: r.body.identity.name };
-        p.state = "ok"; p.msg = "enrolled: one face found"; ok++;
+        p.state = "ok"; p.msg = "enrolled: " + chosenFace(r.body.faces && r.body.faces[0]); ok++;
       } else {
         p.state = "err"; p.msg = explain(r);
       }
