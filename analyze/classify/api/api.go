@@ -367,6 +367,8 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusBadRequest, "invalid_image"
 	case errors.Is(err, dataset.ErrLayout):
 		status, code = http.StatusBadRequest, "bad_dataset_layout"
+	case errors.Is(err, dataset.ErrArchive):
+		status, code = http.StatusBadRequest, "invalid_archive"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		status, code = http.StatusServiceUnavailable, "timeout"
 	}

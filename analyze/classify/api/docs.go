@@ -75,7 +75,7 @@ func openAPI(projects bool) httpapi.Doc {
 					"application/zip":     map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
 					"multipart/form-data": map[string]any{"schema": map[string]any{"type": "object", "properties": map[string]any{"dataset": map[string]any{"type": "string", "format": "binary"}}}}}},
 				"responses": map[string]any{"200": jsonBody("imported", ref("Project")),
-					"400": httpapi.ErrorResponse("unsafe_dataset, invalid_image or bad_dataset_layout"), "413": httpapi.ErrorResponse("too_large")}},
+					"400": httpapi.ErrorResponse("invalid_archive, unsafe_dataset, invalid_image or bad_dataset_layout"), "413": httpapi.ErrorResponse("too_large")}},
 		}
 		paths["/v1/classifier-projects/{project}/train"] = map[string]any{
 			"post": map[string]any{"tags": ptag, "summary": "Start training; poll the project for progress and the report", "parameters": []any{pp},

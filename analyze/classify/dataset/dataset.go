@@ -39,6 +39,9 @@ var (
 	// ErrLayout: the files are not laid out as one folder of images per class, or a class has
 	// too few images, or there are too few classes.
 	ErrLayout = errors.New("bad dataset layout")
+	// ErrArchive: the upload is not a readable ZIP archive (empty, truncated, corrupt entries or
+	// checksums): the client's fault, unlike a failure to write the extracted files.
+	ErrArchive = errors.New("unreadable archive")
 )
 
 // Limits bound what Scan and ExtractZIP accept. Zero fields take the defaults.

@@ -46,7 +46,7 @@ func extractZIP(r io.ReaderAt, size int64, dest string, lim Limits) (_ Dataset, 
 		if errors.Is(err, zip.ErrInsecurePath) {
 			return Dataset{}, fmt.Errorf("%w: %w", ErrUnsafe, err)
 		}
-		return Dataset{}, fmt.Errorf("not a readable ZIP archive: %w", err)
+		return Dataset{}, fmt.Errorf("%w: not a readable ZIP archive (%d bytes): %w", ErrArchive, size, err)
 	}
 	if len(zr.File) > lim.MaxEntries {
 		return Dataset{}, fmt.Errorf("%w: %d entries; at most %d files and folders are accepted", ErrTooLarge, len(zr.File), lim.MaxEntries)
@@ -242,13 +242,13 @@ func commonTop(names [][]string) bool {
 func inflate(e zipEntry, lim Limits) ([]byte, error) {
 	rc, err := e.f.Open()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", e.f.Name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrArchive, e.f.Name, err)
 	}
 	defer rc.Close()
 	limit := min(lim.MaxFileBytes, max(1024, int64(e.f.CompressedSize64)*lim.MaxRatio))
 	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", e.f.Name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrArchive, e.f.Name, err)
 	}
 	if int64(len(data)) > limit {
 		return nil, fmt.Errorf("%w: %s inflates beyond %d bytes (declared %d): refused as a ZIP bomb", ErrTooLarge, e.f.Name, limit, e.f.UncompressedSize64)
