@@ -111,7 +111,12 @@ test: setup ## Vet, check the pure-Go packages build with CGO_ENABLED=0, run eve
 	echo "purity: CGO_ENABLED=0 go build + go vet$$pkgs"; \
 	CGO_ENABLED=0 $(GO) build $$pkgs || { echo "purity: a package in PURE_PKGS needs cgo (see above): keep cgo in leaf packages" >&2; exit 1; }; \
 	CGO_ENABLED=0 $(GO) vet $$pkgs || { echo "purity: a package in PURE_PKGS, or its tests, needs cgo (see above): keep cgo in leaf packages" >&2; exit 1; }
-	VIGIL_DEPS=$(abspath $(DEPS_DIR)) $(GO) test -tags $(TEST_TAGS) -count=1 -timeout 20m ./...
+	@mkdir -p build; skips=$(abspath build/test-skips.log); rm -f "$$skips"; status=0; \
+	echo "VIGIL_DEPS=$(abspath $(DEPS_DIR)) $(GO) test -tags $(TEST_TAGS) -count=1 -timeout 20m ./..."; \
+	VIGIL_SKIPLOG="$$skips" VIGIL_DEPS=$(abspath $(DEPS_DIR)) $(GO) test -tags $(TEST_TAGS) -count=1 -timeout 20m ./... || status=$$?; \
+	n=0; if [ -f "$$skips" ]; then n=$$(wc -l < "$$skips"); fi; \
+	echo "test: $$n tests skipped for want of the shared test data, which goes in $${VIGIL_TESTDATA:-$(abspath ../shared/testdata)} (or set VIGIL_TESTDATA; README, Tests; the skipped tests are listed in $$skips)"; \
+	exit $$status
 
 bench: setup build ## Model benchmarks (BENCH_PKGS, 20 iterations each), then bin/vigil bench: per-model ms, analyzer frames/s
 	VIGIL_DEPS=$(abspath $(DEPS_DIR)) $(GO) test -tags $(TEST_TAGS) -run '^$$' -bench . -benchtime 20x $(BENCH_PKGS)

@@ -82,8 +82,9 @@ type photo struct {
 }
 
 // analyzeFaces runs the pipeline on every photo of ../shared/testdata/faces/<identity>/.
-func analyzeFaces(t *testing.T, p *Pipeline) []photo {
-	dirs, err := filepath.Glob(filepath.Join(testenv.TestData(t), "faces", "*"))
+// td is testenv.TestData(t), taken by the caller before it loads any model.
+func analyzeFaces(t *testing.T, p *Pipeline, td string) []photo {
+	dirs, err := filepath.Glob(filepath.Join(td, "faces", "*"))
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no identities in the test data: %v", err)
 	}
@@ -98,8 +99,9 @@ func analyzeFaces(t *testing.T, p *Pipeline) []photo {
 }
 
 func TestFacesAccuracy(t *testing.T) {
+	td := testenv.TestData(t)
 	p := newPipeline(t, newModelSet(t), DefaultHeads)
-	photos := analyzeFaces(t, p)
+	photos := analyzeFaces(t, p, td)
 	real := 0
 	for _, ph := range photos {
 		if n := len(ph.ff.Faces); n != 1 {
@@ -163,8 +165,9 @@ func TestFacesAccuracy(t *testing.T) {
 }
 
 func TestEmbeddingsAreUnitLength(t *testing.T) {
+	img := filepath.Join(testenv.TestData(t), "detect", "two_people.jpg")
 	p := newPipeline(t, newModelSet(t), []string{HeadEmbedding})
-	ff := analyzeFile(t, p, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
+	ff := analyzeFile(t, p, img)
 	for i, e := range ff.Embeddings {
 		if len(e) != 512 {
 			t.Fatalf("face %d: embedding of %d values, want 512", i, len(e))
@@ -183,8 +186,8 @@ func TestEmbeddingsAreUnitLength(t *testing.T) {
 }
 
 func TestDetectionCounts(t *testing.T) {
-	p := newPipeline(t, newModelSet(t), nil)
 	td := testenv.TestData(t)
+	p := newPipeline(t, newModelSet(t), nil)
 	// From ../shared/testdata/README.md.
 	want := map[string][2]int{
 		"two_people.jpg":         {2, 2},
@@ -212,8 +215,8 @@ func TestDetectionCounts(t *testing.T) {
 // TestBatchEqualsSingle runs several frames with several faces through every head in one batch
 // and one at a time: the outputs must match.
 func TestBatchEqualsSingle(t *testing.T) {
-	p := newPipeline(t, newModelSet(t), AllHeads)
 	td := testenv.TestData(t)
+	p := newPipeline(t, newModelSet(t), AllHeads)
 	paths := []string{
 		filepath.Join(td, "detect", "two_people.jpg"),
 		filepath.Join(td, "detect", "obama_and_biden.jpg"),
@@ -319,6 +322,7 @@ func TestMissingModelNamesSetup(t *testing.T) {
 
 // TestOnDemandHeads: an on-demand head runs only on the frames that request it.
 func TestOnDemandHeads(t *testing.T) {
+	img := filepath.Join(testenv.TestData(t), "detect", "two_people.jpg")
 	p, err := NewPipeline(PipelineConfig{Heads: []string{HeadAge}, OnDemand: []string{HeadPose, HeadAge}}, newModelSet(t).Get)
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +330,7 @@ func TestOnDemandHeads(t *testing.T) {
 	if got := strings.Join(p.OnDemandHeads(), ","); got != HeadPose {
 		t.Fatalf("OnDemandHeads = %q, want pose (age is always on)", got)
 	}
-	m := decodeFile(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
+	m := decodeFile(t, img)
 	defer m.Close()
 	out, err := p.AnalyzeWith(context.Background(), []gocv.Mat{m, m}, [][]string{nil, {HeadPose, "unknown"}})
 	if err != nil {

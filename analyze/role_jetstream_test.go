@@ -19,6 +19,7 @@ import (
 // a message id, including the drops decided while receiving (queue full); a frame analysed twice
 // (same stream, seq and capture time) is stored once; the batch and busy counters move.
 func TestRoleJetStream(t *testing.T) {
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "obama_and_biden.jpg")) // skips before anything starts
 	srv := &bus.EmbeddedServer{StoreDir: t.TempDir()}
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -50,7 +51,6 @@ func TestRoleJetStream(t *testing.T) {
 	go func() { done <- role.Run(rctx) }()
 	<-role.Ready()
 
-	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "obama_and_biden.jpg"))
 	captured := time.Now()
 	const n = 20
 	for i := 1; i <= n; i++ {

@@ -154,9 +154,9 @@ func jpegOf(t *testing.T, path string) []byte {
 }
 
 func TestRoleResultsAndDrops(t *testing.T) {
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
 	h := startRole(t, func(r *Role) { r.Deadline = time.Second })
 	o := collect(t, h.nc)
-	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
 	now := time.Now()
 	good := frame.Frame{Stream: "cam1", Seq: 1, Captured: now, Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img}
 	h.publish(t, good)
@@ -196,9 +196,9 @@ func TestRoleResultsAndDrops(t *testing.T) {
 
 // TestRoleDrainsOnShutdown: frames taken before shutdown all get a result; none is lost.
 func TestRoleDrainsOnShutdown(t *testing.T) {
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
 	h := startRole(t, nil)
 	o := collect(t, h.nc)
-	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
 	const n = 12
 	for i := 1; i <= n; i++ {
 		h.publish(t, frame.Frame{Stream: "cam2", Seq: uint64(i), Captured: time.Now(), Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img})
@@ -217,9 +217,9 @@ func TestRoleDrainsOnShutdown(t *testing.T) {
 
 // TestRoleBoundedQueue: a full queue drops frames (counted and announced) instead of growing.
 func TestRoleBoundedQueue(t *testing.T) {
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "obama_and_biden.jpg"))
 	h := startRole(t, func(r *Role) { r.Workers, r.MaxBatch, r.QueueSize = 1, 1, 1 })
 	o := collect(t, h.nc)
-	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "obama_and_biden.jpg"))
 	const n = 30
 	for i := 1; i <= n; i++ {
 		h.publish(t, frame.Frame{Stream: "cam3", Seq: uint64(i), Captured: time.Now(), Width: 2000, Height: 1428, Encoding: frame.EncodingJPEG, Data: img})

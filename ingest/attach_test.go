@@ -7,11 +7,13 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // TestAttachedPublishesAndReplaces: an attached source is published under its stream name; a
 // second source on the same stream replaces the first, which is closed; Close stops the rest.
 func TestAttachedPublishesAndReplaces(t *testing.T) {
+	testenv.NeedsTestData(t)
 	nc, conn := startNATS(t)
 	obs := conn("observer")
 	sub, err := obs.SubscribeSync(bus.All(bus.FramesPrefix))

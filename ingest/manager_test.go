@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-video/vigil/ingest/streams"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // fileSpec is a looping file stream paced at the video's own 25 fps.
@@ -25,6 +26,7 @@ func fileSpec(t *testing.T, name string, fps float64, maxW, maxH int) streams.Sp
 // frames, enabling resumes them; deleting stops the runner and joins its goroutines; bad
 // requests get JSON 4xx answers and disturb nothing (a second stream keeps publishing).
 func TestManagerHTTP(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := startManager(t, t.TempDir(), nil)
 	if r := httpCall(t, "POST", e.url, specJSON(t, fileSpec(t, "other", 5, 160, 120))); r.status != http.StatusCreated {
 		t.Fatalf("create other: %v", r)
@@ -194,6 +196,7 @@ func assertNoFramesAfter(t *testing.T, e *mgrEnv, stream string, frames, other *
 // TestManagerNATS drives the manager through the NATS control subject: create, patch, get,
 // disable, delete, and error replies that change nothing.
 func TestManagerNATS(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := startManager(t, t.TempDir(), nil)
 	ask := func(req any) streams.Reply {
 		t.Helper()
@@ -276,6 +279,7 @@ func TestManagerNATS(t *testing.T) {
 // server restarted too) resumes its streams from the bucket: the file stream publishes again,
 // the push stream takes frames, the disabled one stays disabled.
 func TestManagerRestart(t *testing.T) {
+	testenv.NeedsTestData(t)
 	dir := t.TempDir()
 	e := startManager(t, dir, nil)
 	push := streams.Spec{Name: "door", Source: streams.PushSource, Enabled: true, FPS: 240}
@@ -316,6 +320,7 @@ func TestManagerRestart(t *testing.T) {
 // TestManagerFailingSource: a stream whose source cannot be opened backs off and retries, says
 // why, and disturbs no other stream; given a good source it runs at once.
 func TestManagerFailingSource(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := startManager(t, t.TempDir(), nil)
 	good := e.frames(t, "good")
 	if r := httpCall(t, "POST", e.url, specJSON(t, fileSpec(t, "good", 5, 160, 120))); r.status != http.StatusCreated {
@@ -363,6 +368,7 @@ func TestManagerFailingSource(t *testing.T) {
 // TestManagerFileEnds: a file without loop publishes its frames, announces its end and stays
 // ended until its configuration changes.
 func TestManagerFileEnds(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := startManager(t, t.TempDir(), nil)
 	eos, err := e.obs.SubscribeSync(bus.EOSPrefix + ".clip")
 	if err != nil {
@@ -398,6 +404,7 @@ func TestManagerFileEnds(t *testing.T) {
 // TestManagerClose: closing the manager stops every stream and joins every goroutine, and it
 // refuses work afterwards.
 func TestManagerClose(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := startManager(t, t.TempDir(), nil)
 	for _, name := range []string{"a", "b", "c"} {
 		if r := httpCall(t, "POST", e.url, specJSON(t, fileSpec(t, name, 5, 160, 120))); r.status != http.StatusCreated {

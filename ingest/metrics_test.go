@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-video/vigil/ingest/rtsptest"
 	"github.com/vigil-video/vigil/ingest/streams"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // metricValue returns the value of the series of family name whose labels include want
@@ -57,13 +58,14 @@ func value(m *dto.Metric) float64 {
 // TestManagerMetrics: the collector's values move with a real file stream, a push stream and a
 // failing stream, pass Prometheus' lint, and a deleted stream's series go away.
 func TestManagerMetrics(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := startManager(t, t.TempDir(), nil)
 	reg := prometheus.NewRegistry()
 	if err := e.mgr.Register(reg); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []streams.Spec{fileSpec(t, "cam", 5, 320, 240), {Name: "door", Source: "push", Enabled: true, FPS: 240},
-		{Name: "broken", Source: "/nonexistent.mp4", Enabled: true}, {Name: "off", Source: "push"}} {
+		{Name: "broken", Source: "rtsp://127.0.0.1:1/none", Enabled: true}, {Name: "off", Source: "push"}} {
 		if r := httpCall(t, "POST", e.url, specJSON(t, s)); r.status != http.StatusCreated {
 			t.Fatalf("create %s: %v", s.Name, r)
 		}

@@ -32,6 +32,7 @@ func testImage(t *testing.T, name string) []byte {
 // garbage, truncated, oversize and too-many-pixel bodies get 4xx answers and use no sequence
 // number; images faster than the stream's fps are sampled out.
 func TestPushFrames(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := startManager(t, t.TempDir(), func(_ *Manager, r *streams.Registry) { r.PushMaxPixels = 3000 * 3000 })
 	frames := e.frames(t, "door")
 	if r := httpCall(t, "PUT", e.url+"/door", []byte(`{"source":"push","fps":240,"max_width":320,"max_height":240}`)); r.status != http.StatusCreated {
@@ -141,6 +142,7 @@ func pngHeader(w, h uint32) []byte {
 // TestPushBusy: a push stream takes one image at a time with a bounded queue; beyond it, pushes
 // are refused with ErrBusy (429) instead of waiting without bound.
 func TestPushBusy(t *testing.T) {
+	testenv.NeedsTestData(t)
 	nc, _ := startNATS(t)
 	obs := &streamObs{}
 	p, err := newPushRunner(nc, "busy", tuning{FPS: 240, MaxWidth: 64, MaxHeight: 64, JPEGQuality: 80}, obs, 0, 1, testLog())

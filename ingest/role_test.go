@@ -67,6 +67,7 @@ func faceVideo(t *testing.T) string {
 // TestOnceFileThroughAnalyzer: a recording read once is published completely, never more than
 // Window frames ahead of the analyzer's results, and its end is announced with the frame count.
 func TestOnceFileThroughAnalyzer(t *testing.T) {
+	testenv.NeedsTestData(t)
 	nc, conn := startNATS(t)
 	startAnalyzer(t, conn("analyze"))
 	obs := conn("observer")
@@ -119,6 +120,7 @@ func TestOnceFileThroughAnalyzer(t *testing.T) {
 // TestLoopFile keeps publishing past the file's end with increasing sequence numbers, until
 // cancelled.
 func TestLoopFile(t *testing.T) {
+	testenv.NeedsTestData(t)
 	nc, conn := startNATS(t)
 	obs := conn("observer")
 	frames, err := obs.SubscribeSync(bus.All(bus.FramesPrefix))
@@ -159,6 +161,7 @@ func TestLoopFile(t *testing.T) {
 
 // TestRealtimePacing: a paced file is never published faster than its own clock.
 func TestRealtimePacing(t *testing.T) {
+	testenv.NeedsTestData(t)
 	nc, _ := startNATS(t)
 	start := time.Now()
 	role := &Role{Conn: nc, Streams: []StreamConfig{{Name: "paced", Source: faceVideo(t), Realtime: true, FPS: 5}}}

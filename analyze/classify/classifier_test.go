@@ -89,6 +89,7 @@ func decodeFile(t testing.TB, path string) []byte {
 }
 
 func TestLoad(t *testing.T) {
+	testenv.NeedsTestData(t)
 	ctx := context.Background()
 	rt := newRuntime(t)
 	model := mobileNet(t)
@@ -129,6 +130,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestLoadRejects(t *testing.T) {
+	testenv.NeedsTestData(t)
 	ctx := context.Background()
 	rt := newRuntime(t)
 	model := mobileNet(t)

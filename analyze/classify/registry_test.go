@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-video/vigil/analyze/classify"
 	"github.com/vigil-video/vigil/analyze/classify/store"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // openRegistry opens a registry (one analyzer's view) on st.
@@ -65,6 +66,7 @@ func statusOf(reg *classify.Registry, name string) (classify.Status, bool) {
 // replaces or deletes, the other loads, reloads or unloads live; a tampered model is refused by
 // both.
 func TestRegistryHotReload(t *testing.T) {
+	testenv.NeedsTestData(t)
 	ctx := context.Background()
 	js := natsJS(t)
 	st, err := store.Open(ctx, js, store.Config{})

@@ -22,6 +22,7 @@ type staticSource []*classify.Classifier
 func (s staticSource) Classifiers() []*classify.Classifier { return s }
 
 func TestRunnerTargets(t *testing.T) {
+	testenv.NeedsTestData(t)
 	ctx := context.Background()
 	rt := newRuntime(t)
 	model := mobileNet(t)

@@ -50,6 +50,7 @@ func do(t *testing.T, method, url, contentType string, body []byte, out any) int
 // clothing photos as a ZIP, train on MobileNetV2, watch the status, predict; and the registry
 // routes with a real model, a corrupt one and an oversized upload.
 func TestHTTPTrainingFlow(t *testing.T) {
+	testenv.NeedsTestData(t)
 	ctx := context.Background()
 	rt := newRuntime(t)
 	reg := openRegistry(t, newStore(t))

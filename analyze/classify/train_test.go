@@ -23,6 +23,7 @@ import (
 // features (the reference task), reports its 5-fold cross-validated accuracy, then
 // registers the exported model and runs it like an analyzer would.
 func TestTrainMobileNetClothes(t *testing.T) {
+	testenv.NeedsTestData(t)
 	ctx := context.Background()
 	rt := newRuntime(t)
 	ds := clothes(t)
@@ -147,6 +148,7 @@ func facePipeline(t testing.TB, rt *onnx.Runtime) (classify.FaceFinder, classify
 // TestTrainFaceClassifier trains a face-crop classifier on the face embedding (three people of
 // the shared face photos, 11 each) and runs it on the faces of a photo.
 func TestTrainFaceClassifier(t *testing.T) {
+	testenv.NeedsTestData(t)
 	ctx := context.Background()
 	rt := newRuntime(t)
 	finder, bb := facePipeline(t, rt)

@@ -264,6 +264,7 @@ func unitLength(e []float32) float64 {
 }
 
 func TestAPI(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := newEngine(t)
 	f := newAPIFixture(t, e)
 	obama := f.file(t, "faces/Barack_Obama/obama.jpg")

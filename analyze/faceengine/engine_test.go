@@ -69,6 +69,7 @@ func faceEmbeddings(t *testing.T, e *Engine) []labelled {
 // every same-person pair must reach it and every different-person pair stay below it, with a
 // margin on both sides.
 func TestThresholdFromData(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := newEngine(t)
 	photos := faceEmbeddings(t, e)
 	minSame, maxDiff := float32(2), float32(-2)
@@ -109,6 +110,7 @@ func TestThresholdFromData(t *testing.T) {
 // markers, optimised) and every photo of the shared test data pass faceapi.CheckImage, and the
 // engine finds the same faces in each; each cut short anywhere is refused before decoding.
 func TestCheckImageOnEncoders(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := newEngine(t)
 	td := testenv.TestData(t)
 	src, err := os.ReadFile(filepath.Join(td, "detect", "two_people.jpg"))
@@ -173,6 +175,7 @@ func TestCheckImageOnEncoders(t *testing.T) {
 // TestEngineHeads: each request gets exactly the heads it asks for, from pipelines built once
 // per head set; an unknown head is an ErrUnknownHead.
 func TestEngineHeads(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := newEngine(t)
 	data, err := os.ReadFile(filepath.Join(testenv.TestData(t), "faces", "Joe_Biden", "biden.jpg"))
 	if err != nil {

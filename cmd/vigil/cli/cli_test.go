@@ -166,6 +166,7 @@ func TestRunOnceNoFaces(t *testing.T) {
 
 // TestBadInput: each mistake gives exit code 1 and one line on stderr saying what to do.
 func TestBadInput(t *testing.T) {
+	testenv.NeedsTestData(t)
 	dir := t.TempDir()
 	corrupt := filepath.Join(dir, "corrupt.mp4")
 	if err := os.WriteFile(corrupt, bytes.Repeat([]byte("not a video "), 500), 0o644); err != nil {
@@ -280,6 +281,7 @@ func TestResultJSONShape(t *testing.T) {
 // TestRunOnceWebhook: `vigil run --webhook` delivers signed results (and track events) to a
 // receiver while the recording is analysed.
 func TestRunOnceWebhook(t *testing.T) {
+	testenv.NeedsTestData(t)
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -62,6 +62,7 @@ func runIngest(t *testing.T, natsURL, httpAddr string) (stop func() int) {
 // TestIngestManagedResumes: `vigil ingest` with no --source waits for streams; a stream added
 // over HTTP publishes frames; a restarted ingest resumes it from the JetStream bucket.
 func TestIngestManagedResumes(t *testing.T) {
+	testenv.NeedsTestData(t)
 	srv := bustest.StartServer(t)
 	nc, err := bus.Connect(context.Background(), srv.ClientURL(), "observer", nil)
 	if err != nil {

@@ -106,6 +106,7 @@ func TestReadFile(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	testenv.NeedsTestData(t)
 	if _, err := Open(filepath.Join(t.TempDir(), "none.mp4"), gocv.VideoCaptureFFmpeg); err == nil {
 		t.Fatal("opened a missing file")
 	}
