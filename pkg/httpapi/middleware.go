@@ -29,7 +29,8 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		_, route := mux.Handler(r)
+		sw := &statusWriter{ResponseWriter: w, route: route}
 		id := newRequestID()
 		sw.Header().Set("X-Request-Id", id)
 		defer func() {
@@ -144,14 +145,20 @@ func (p *headerProbe) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// logRequest counts the request by route and status and logs it: at debug level when it
+// succeeded (below 400), info for a client error, warn for a server error.
 func (s *Server) logRequest(r *http.Request, sw *statusWriter, id string, start time.Time) {
-	level := slog.LevelInfo
-	if r.URL.Path == PathHealth || r.URL.Path == PathReady {
-		level = slog.LevelDebug
-	}
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
+	}
+	s.counts.add(sw.route, status)
+	level := slog.LevelDebug
+	switch {
+	case status >= 500:
+		level = slog.LevelWarn
+	case status >= 400:
+		level = slog.LevelInfo
 	}
 	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
 		slog.Int64("bytes", sw.bytes), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
@@ -169,6 +176,7 @@ type statusWriter struct {
 	bytes  int64
 	wrote  bool
 	caller string
+	route  string // the pattern of the route that matched; "" for none
 }
 
 func (w *statusWriter) WriteHeader(code int) {

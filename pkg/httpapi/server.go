@@ -39,8 +39,9 @@ const DefaultMaxDrainBytes = 64 << 20
 type Server struct {
 	// Addr is the listen address. Default "127.0.0.1:8080"; port 0 picks a free port.
 	Addr string
-	// Log receives request and server logs: one line per request (at debug level for the
-	// health probes), in the handler's format (JSON with a JSON handler). Default slog.Default().
+	// Log receives request and server logs: one line per request, in the handler's format (JSON
+	// with a JSON handler), at debug level for answers below 400 (a web view polls several times
+	// a second), info for 4xx and warn for 5xx. Default slog.Default().
 	Log *slog.Logger
 
 	// MaxUploadBytes bounds every request body; a longer one gets 413 body_too_large. Default
@@ -87,6 +88,8 @@ type Server struct {
 
 	// now is the clock of the rate limiter; tests replace it.
 	now func() time.Time
+
+	counts requestCounts // answered requests by route and status (Requests)
 
 	mu       sync.Mutex
 	mux      *http.ServeMux

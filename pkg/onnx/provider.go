@@ -356,7 +356,8 @@ func ortMessage(err error) string {
 }
 
 // logPlacement writes the one line per session that says where it runs: a
-// warning when a requested CUDA device is not used, else an info line.
+// warning when a requested CUDA device is not used, else a debug line (a process
+// opens about ten sessions: at info they would bury what a user needs first).
 func logPlacement(log *slog.Logger, name string, p Placement) {
 	if log == nil {
 		return
@@ -366,6 +367,6 @@ func logPlacement(log *slog.Logger, name string, p Placement) {
 			"provider", p.Provider, "reason", oneLine(p.Fallback))
 		return
 	}
-	log.Info("model session ready", "model", name, "provider", p.Provider, "device", p.String(),
+	log.Debug("model session ready", "model", name, "provider", p.Provider, "device", p.String(),
 		"requested", p.Requested.String())
 }
