@@ -216,12 +216,7 @@ func (p *Pipeline) newHead(name string, m detect.Model) (*head, error) {
 			thr := p.cfg.GenderThreshold
 			h.apply = func(outs [][]float32, f faceInput) {
 				if x := gather(outs); x != nil {
-					s := float32(ssrMerge(x, 1))
-					label := "female"
-					if s > thr {
-						label = "male"
-					}
-					f.out.Gender = &result.Gender{Label: label, Score: s}
+					f.out.Gender = result.GenderFromMale(float32(ssrMerge(x, 1)), thr)
 				}
 			}
 		}

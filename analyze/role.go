@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +45,12 @@ type Role struct {
 	MaxBatch int
 	// MaxWait is how long a batch waits for more frames after its first. Default 10ms.
 	MaxWait time.Duration
-	// QueueSize bounds the frames waiting for a worker; more are dropped (reason "queue").
-	// Default 4 * MaxBatch * Workers.
+	// QueueSize bounds the frames waiting for a worker. The queue holds at most one frame per
+	// stream, the newest: a frame arriving while an older frame of its stream still waits takes
+	// the older one's place in line, and the older is dropped (reason "superseded"), so no frame
+	// waits behind an older frame of its stream and streams are served in turn. QueueSize is the
+	// most streams with a waiting frame; a frame of a further stream is dropped (reason "queue").
+	// Default max(64, 4 * MaxBatch * Workers).
 	QueueSize int
 	// Deadline drops frames older than this when a worker takes them (reason "deadline"), so a
 	// backlog never builds. 0 disables it (batch analysis of recordings). Default 0; `vigil run`
@@ -76,7 +82,7 @@ type Role struct {
 	busy                      atomic.Int64 // nanoseconds workers spent on batches
 	dropped                   sync.Map     // reason -> *atomic.Uint64
 	batches                   sync.Map     // batch size (frames handed to a worker) -> *atomic.Uint64
-	queue                     *batch.Queue[job]
+	queue                     *batch.Latest[string, job]
 	intakeDrops               chan intakeDrop // drops decided while receiving, for the drop publisher
 	readyOnce                 sync.Once
 	ready                     chan struct{}
@@ -99,6 +105,22 @@ const ReasonSlowConsumer = "slow_consumer"
 type job struct {
 	f    frame.Frame
 	recv time.Time
+}
+
+// mergeHeads carries the heads a superseded frame requested over to the frame replacing it, so
+// that a track's scheduled heads run on the stream's next analysed frame even under overload.
+func mergeHeads(older, newer job) job {
+	if len(older.f.Heads) == 0 {
+		return newer
+	}
+	heads := slices.Clone(newer.f.Heads)
+	for _, h := range older.f.Heads {
+		if !slices.Contains(heads, h) && len(heads) < frame.MaxHeads {
+			heads = append(heads, h)
+		}
+	}
+	newer.f.Heads = heads
+	return newer
 }
 
 // intakeDrop is a drop decided in the subscription callback, waiting to be published.
@@ -183,7 +205,7 @@ func (r *Role) setDefaults() {
 		r.MaxWait = 10 * time.Millisecond
 	}
 	if r.QueueSize <= 0 {
-		r.QueueSize = 4 * r.MaxBatch * r.Workers
+		r.QueueSize = max(64, 4*r.MaxBatch*r.Workers)
 	}
 	if r.Name == "" {
 		r.Name, _ = os.Hostname()
@@ -206,7 +228,7 @@ func (r *Role) Run(ctx context.Context) error {
 		return errors.New("analyze: Conn and Analyzer are required")
 	}
 	r.setDefaults()
-	q := batch.NewQueue[job](r.QueueSize, r.MaxBatch, r.MaxWait)
+	q := batch.NewLatest[string, job](r.QueueSize, r.MaxBatch, r.MaxWait, mergeHeads)
 	r.mu.Lock()
 	r.queue = q
 	r.mu.Unlock()
@@ -220,8 +242,16 @@ func (r *Role) Run(ctx context.Context) error {
 			r.dropOnIntake(frame.Frame{Stream: m.Header.Get(frame.HeaderStream)}, result.ReasonDecode, err.Error())
 			return
 		}
-		if !q.TryPut(job{f: f, recv: time.Now()}) {
+		key := f.Stream
+		if f.Complete {
+			key = f.Stream + "#" + strconv.FormatUint(f.Seq, 10) // a recording's frames never supersede each other
+		}
+		older, superseded, ok := q.Put(key, job{f: f, recv: time.Now()})
+		switch {
+		case !ok:
 			r.dropOnIntake(f, result.ReasonQueue, "analyzer queue full")
+		case superseded:
+			r.dropOnIntake(older.f, result.ReasonSuperseded, fmt.Sprintf("frame %d replaced by newer frame %d", older.f.Seq, f.Seq))
 		}
 	})
 	if err != nil {

@@ -194,7 +194,7 @@ func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame, heads [
 		return err
 	}
 	f := frame.Frame{Stream: r.cfg.Name, Seq: seq, Captured: raw.Captured, Width: small.Cols(), Height: small.Rows(),
-		Encoding: frame.EncodingJPEG, Data: data, Heads: heads}
+		Encoding: frame.EncodingJPEG, Data: data, Heads: heads, Complete: r.cfg.Once}
 	msg, err := f.Msg(subject)
 	if err != nil {
 		r.obs.drop(dropEncode)

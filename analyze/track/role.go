@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -138,6 +139,7 @@ type streamState struct {
 	frames       uint64    // its frame count
 	asked        bool      // a heads request is outstanding
 	askedAt      time.Time
+	askedHeads   []string // the heads it asked for
 	unanswered   int
 }
 
@@ -404,9 +406,20 @@ func (r *Role) process(stream string, st *streamState, ready []*result.Result, a
 	}
 }
 
+// answered reports whether a frame with fresh output of the heads fresh answers a request for
+// asked: it carries all of them.
+func answered(asked, fresh []string) bool {
+	for _, h := range asked {
+		if !slices.Contains(fresh, h) {
+			return false
+		}
+	}
+	return true
+}
+
 // scheduleHeads sends a heads request when a track needs one and none is outstanding.
 func (r *Role) scheduleHeads(stream string, st *streamState, step Step) {
-	if step.HeadsSeen {
+	if step.HeadsSeen && answered(st.askedHeads, step.Fresh) {
 		st.asked, st.unanswered = false, 0
 	}
 	if len(step.HeadsFor) == 0 || r.Tracker.HeadsInterval < 0 {
@@ -423,7 +436,7 @@ func (r *Role) scheduleHeads(stream string, st *streamState, step Step) {
 	if err != nil {
 		return
 	}
-	b, err := json.Marshal(event.HeadsRequest{Schema: event.EventSchema, Stream: stream, Heads: r.Tracker.Heads, Reason: step.HeadsReason,
+	b, err := json.Marshal(event.HeadsRequest{Schema: event.EventSchema, Stream: stream, Heads: step.HeadsNeeded, Reason: step.HeadsReason,
 		Tracks: step.HeadsFor, At: now.UTC()})
 	if err != nil {
 		return
@@ -432,7 +445,7 @@ func (r *Role) scheduleHeads(stream string, st *streamState, step Step) {
 		r.Log.Warn("publish heads request", "subject", subj, "err", err)
 		return
 	}
-	st.asked, st.askedAt = true, now
+	st.asked, st.askedAt, st.askedHeads = true, now, step.HeadsNeeded
 	r.mu.Lock()
 	r.stats.HeadsRequests++
 	r.mu.Unlock()

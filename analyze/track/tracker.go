@@ -2,6 +2,7 @@ package track
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -62,12 +63,27 @@ type TrackerConfig struct {
 	MinShare float64
 	// Window is the sightings per track kept for voting and crop choice. Default 15.
 	Window int
-	// Heads are the heads whose output is scheduled per track: a track without their output, or
-	// with output older than HeadsInterval, asks for them (Step.HeadsFor). Default DefaultHeads.
+	// Heads are the heads whose output is scheduled per track (Step.HeadsNeeded): all of them
+	// on a new track, again once its output is HeadsInterval old, and when a clearly better view
+	// of the face comes (BetterView). Default event.DefaultHeads.
 	Heads []string
+	// SettleHeads are the heads asked for on every frame of a track whose identity has not
+	// settled yet, until it settles or SettleSamples embeddings have voted (then the person is
+	// called unknown until the next scheduled run). Only those also in Heads are asked for.
+	// Default embedding, age, gender (about 9 ms per face on one core, against ~80 ms for all).
+	SettleHeads []string
+	// SettleSamples bounds the frames asked for SettleHeads per track. Default 2 * MinVotes.
+	SettleSamples int
 	// HeadsInterval is how much capture time a track's heads output stays fresh. Default 5s;
 	// negative: heads are never asked for.
 	HeadsInterval time.Duration
+	// BetterView asks for the heads again when a sighting's Quality (size, sharpness,
+	// frontality) reaches this multiple of the quality of the sighting they last ran on.
+	// Default 1.3; negative: never.
+	BetterView float64
+	// AgeWindow is how many age estimates a track keeps for its robust mean (the mean of the
+	// middle half of them). Default 9.
+	AgeWindow int
 }
 
 func (c *TrackerConfig) setDefaults() {
@@ -108,6 +124,18 @@ func (c *TrackerConfig) setDefaults() {
 	if c.HeadsInterval == 0 {
 		c.HeadsInterval = 5 * time.Second
 	}
+	if c.SettleHeads == nil {
+		c.SettleHeads = []string{"embedding", "age", "gender"}
+	}
+	if c.SettleSamples <= 0 {
+		c.SettleSamples = 2 * c.MinVotes
+	}
+	if c.BetterView == 0 {
+		c.BetterView = 1.3
+	}
+	if c.AgeWindow <= 0 {
+		c.AgeWindow = 9
+	}
 }
 
 // Validate reports a configuration the tracker cannot work with.
@@ -134,14 +162,18 @@ type Step struct {
 	// Events are the events the frame decided, in order: face.left of lost tracks, then
 	// face.appeared, then face.recognized. Their At is zero (the publisher sets it).
 	Events []event.Event
-	// HeadsFor lists the tracks in this frame that need the scheduled heads (new, or their
-	// output is stale); empty when none does. HeadsReason is RequestNewTrack when at least one of
-	// them never had the output, else RequestStale.
+	// HeadsFor lists the tracks in this frame that need heads run on a coming frame; empty when
+	// none does. HeadsNeeded is the union of the heads they need, in Heads order. HeadsReason is
+	// the most urgent reason among them: event.RequestNewTrack, RequestSettle, RequestBetterView,
+	// then event.RequestStale.
 	HeadsFor    []string
+	HeadsNeeded []string
 	HeadsReason string
-	// HeadsSeen is true when a face of this frame carried fresh output of every scheduled head:
-	// the analyzer ran them on this frame (an honoured request, or heads it always runs).
+	// HeadsSeen is true when a face of this frame carried fresh output of a scheduled head: the
+	// analyzer ran heads on this frame (an honoured request, or heads it always runs). Fresh
+	// lists those heads (union over the frame's faces, in Heads order).
 	HeadsSeen bool
+	Fresh     []string
 }
 
 // Tracker follows the faces of one stream. Feed it every analysed result of the stream in
@@ -172,8 +204,10 @@ type trk struct {
 	sightings             []sighting // the last Window, oldest first
 	identity              *result.Identity
 	attrs                 carried
-	headsAt               time.Time
-	hasHeads              bool
+	headsAt               time.Time // capture time of the frame all heads last ran on
+	headsQuality          float64   // that sighting's Quality
+	hasHeads              bool      // all heads ran on a sighting of this track
+	embSamples            int       // sightings with an embedding (identity votes from the model)
 }
 
 type sighting struct {
@@ -182,15 +216,6 @@ type sighting struct {
 	voted   bool
 	name    string // "" votes unknown
 	sim     float32
-}
-
-// carried holds a track's latest attribute outputs, put on its faces whose frame lacked them.
-type carried struct {
-	age      *float32
-	gender   *result.Gender
-	emotion  *result.Emotion
-	liveness *result.Liveness
-	pose     *result.Pose
 }
 
 // NewTracker returns a tracker for stream. matcher may be nil: frames then vote with the identity
@@ -259,12 +284,18 @@ func (t *Tracker) Update(res *result.Result) Step {
 			t.clearIdentity(f)
 			continue
 		}
-		fresh := heads && hasHeads(*f, t.cfg.Heads)
-		if fresh {
-			step.HeadsSeen = true
-			tr.hasHeads, tr.headsAt = true, now
+		q := Quality(*f)
+		if heads {
+			fresh := freshHeads(*f, t.cfg.Heads)
+			step.addFresh(fresh, t.cfg.Heads)
+			if len(fresh) == len(t.cfg.Heads) {
+				tr.hasHeads, tr.headsAt, tr.headsQuality = true, now, q
+			}
 		}
-		tr.attrs.take(f)
+		if len(f.Embedding) > 0 {
+			tr.embSamples++
+		}
+		tr.attrs.take(f, q, res.Seq, now, t.cfg.AgeWindow)
 		t.vote(tr, res, f)
 		if !tr.confirmed && tr.hits >= t.cfg.MinHits {
 			tr.confirmed = true
@@ -277,18 +308,79 @@ func (t *Tracker) Update(res *result.Result) Step {
 			recognized = append(recognized, ev)
 		}
 		t.label(tr, f)
-		if t.cfg.HeadsInterval >= 0 && heads && (!tr.hasHeads || now.Sub(tr.headsAt) >= t.cfg.HeadsInterval) {
-			step.HeadsFor = append(step.HeadsFor, tr.id)
-			if !tr.hasHeads || step.HeadsReason == event.RequestNewTrack {
-				step.HeadsReason = event.RequestNewTrack
-			} else {
-				step.HeadsReason = event.RequestStale
+		if t.cfg.HeadsInterval >= 0 && heads {
+			if need, reason := t.needs(tr, q, now); len(need) > 0 {
+				step.need(tr.id, need, reason, t.cfg.Heads)
 			}
 		}
 	}
 	step.Events = append(append(step.Events, appeared...), recognized...)
 	t.lastSeq = res.Seq
 	return step
+}
+
+// Reasons of heads requests beyond event.RequestNewTrack and event.RequestStale.
+const (
+	// RequestSettle: a track's identity has not settled; its SettleHeads run again.
+	RequestSettle = "settle"
+	// RequestBetterView: a clearly better view of the face came than the one heads last ran on.
+	RequestBetterView = "better_view"
+)
+
+// reasonRank orders request reasons by urgency (lower first).
+var reasonRank = map[string]int{event.RequestNewTrack: 0, RequestSettle: 1, RequestBetterView: 2, event.RequestStale: 3}
+
+// needs returns the heads tr needs run on a coming frame, and why: all of Heads on a new track,
+// SettleHeads (those among Heads) until its identity settles, all again when its output is stale
+// or a better view (quality q) came; nil when none.
+func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
+	if !tr.hasHeads {
+		return t.cfg.Heads, event.RequestNewTrack
+	}
+	if tr.identity == nil && tr.embSamples < t.cfg.SettleSamples {
+		var settle []string
+		for _, h := range t.cfg.SettleHeads {
+			if slices.Contains(t.cfg.Heads, h) {
+				settle = append(settle, h)
+			}
+		}
+		if len(settle) > 0 {
+			return settle, RequestSettle
+		}
+	}
+	switch {
+	case now.Sub(tr.headsAt) >= t.cfg.HeadsInterval:
+		return t.cfg.Heads, event.RequestStale
+	case t.cfg.BetterView > 0 && q > 0 && q >= t.cfg.BetterView*tr.headsQuality:
+		return t.cfg.Heads, RequestBetterView
+	}
+	return nil, ""
+}
+
+// addFresh records heads whose output a face of the frame carried, in the order of all.
+func (s *Step) addFresh(fresh, all []string) {
+	if len(fresh) == 0 {
+		return
+	}
+	s.HeadsSeen = true
+	for _, h := range all {
+		if slices.Contains(fresh, h) && !slices.Contains(s.Fresh, h) {
+			s.Fresh = append(s.Fresh, h)
+		}
+	}
+}
+
+// need adds track id's heads (kept in the order of all, and only those in it) to the step.
+func (s *Step) need(id string, heads []string, reason string, all []string) {
+	s.HeadsFor = append(s.HeadsFor, id)
+	for _, h := range all {
+		if slices.Contains(heads, h) && !slices.Contains(s.HeadsNeeded, h) {
+			s.HeadsNeeded = append(s.HeadsNeeded, h)
+		}
+	}
+	if r, ok := reasonRank[s.HeadsReason]; s.HeadsReason == "" || ok && reasonRank[reason] < r {
+		s.HeadsReason = reason
+	}
 }
 
 // Label enriches res's faces from the current tracks without changing them: for a result that
@@ -499,6 +591,7 @@ func (t *Tracker) event(tr *trk, kind string, seq uint64, at time.Time, crop eve
 func (t *Tracker) leftEvent(tr *trk, reason string, seq uint64, at time.Time) event.Event {
 	ev := t.event(tr, event.KindLeft, seq, at, best(tr.sightings, ""))
 	ev.Reason = reason
+	ev.Embedding = append([]float32(nil), tr.emb...) // for search by photo (the event store)
 	if tr.recognized {
 		ev.Identity = cloneIdentity(tr.identity)
 	}
@@ -533,9 +626,11 @@ func cloneIdentity(id *result.Identity) *result.Identity {
 	return &c
 }
 
-// hasHeads reports whether f carries the output of every head in heads (unknown names count as
-// present: their output cannot be checked).
-func hasHeads(f result.Face, heads []string) bool {
+// freshHeads returns the heads of heads whose output f carries from its own frame (unknown
+// names count as present: their output cannot be checked). Call it before label fills in the
+// track's values.
+func freshHeads(f result.Face, heads []string) []string {
+	var out []string
 	for _, h := range heads {
 		var ok bool
 		switch h {
@@ -554,63 +649,10 @@ func hasHeads(f result.Face, heads []string) bool {
 		default:
 			ok = true
 		}
-		if !ok {
-			return false
+		if ok {
+			out = append(out, h)
 		}
 	}
-	return true
+	return out
 }
 
-// take keeps f's attribute outputs as the track's latest.
-func (c *carried) take(f *result.Face) {
-	if f.Age != nil {
-		v := *f.Age
-		c.age = &v
-	}
-	if f.Gender != nil {
-		v := *f.Gender
-		c.gender = &v
-	}
-	if f.Emotion != nil {
-		c.emotion = cloneEmotion(f.Emotion)
-	}
-	if f.Liveness != nil {
-		v := *f.Liveness
-		c.liveness = &v
-	}
-	if f.Pose != nil {
-		v := *f.Pose
-		c.pose = &v
-	}
-}
-
-// fill puts the track's latest outputs on f where f has none.
-func (c *carried) fill(f *result.Face) {
-	if f.Age == nil && c.age != nil {
-		v := *c.age
-		f.Age = &v
-	}
-	if f.Gender == nil && c.gender != nil {
-		v := *c.gender
-		f.Gender = &v
-	}
-	if f.Emotion == nil && c.emotion != nil {
-		f.Emotion = cloneEmotion(c.emotion)
-	}
-	if f.Liveness == nil && c.liveness != nil {
-		v := *c.liveness
-		f.Liveness = &v
-	}
-	if f.Pose == nil && c.pose != nil {
-		v := *c.pose
-		f.Pose = &v
-	}
-}
-
-func cloneEmotion(e *result.Emotion) *result.Emotion {
-	c := &result.Emotion{Label: e.Label, Scores: make(map[string]float32, len(e.Scores))}
-	for k, v := range e.Scores {
-		c.Scores[k] = v
-	}
-	return c
-}

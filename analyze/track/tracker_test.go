@@ -3,6 +3,7 @@ package track
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -365,7 +366,7 @@ func TestAnalyzerIdentityVotesWithoutMatcher(t *testing.T) {
 }
 
 func TestHeadsScheduleAndCarry(t *testing.T) {
-	tr := NewTracker("cam", TrackerConfig{HeadsInterval: time.Second}, nil)
+	tr := NewTracker("cam", TrackerConfig{HeadsInterval: time.Second, Heads: []string{"emotion", "liveness", "pose"}}, nil)
 	heavy := func(f result.Face) result.Face {
 		f.Pose = &result.Pose{Yaw: 5}
 		f.Liveness = &result.Liveness{Real: true, Score: 0.9}
@@ -477,4 +478,146 @@ func equal(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+// TestHeadsPerTrack: with the default heads, a track asks for all of them on its first frame,
+// for the identity heads on every frame until its identity settles, then nothing until they are
+// stale or a clearly better view comes; and every face carries the track's aggregated values
+// with the frame they rest on.
+func TestHeadsPerTrack(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	person := unit(rng)
+	gal := matcherFunc(func(emb []float32) (string, float32, bool) { return "ada", cosineOf(emb, person), true })
+	tr := NewTracker("cam", TrackerConfig{HeadsInterval: 2 * time.Second}, gal)
+	var pending []string // heads the analyzer runs on the next frame (an honoured request)
+	type ask struct {
+		seq    uint64
+		reason string
+		heads  string
+	}
+	var asks []ask
+	ran := map[uint64]bool{}
+	ages := map[uint64]float32{2: 30, 3: 34, 4: 80} // 80: an outlier the robust mean ignores
+	for seq := uint64(1); seq <= 25; seq++ {
+		size := float32(60)
+		if seq >= 20 {
+			size = 160 // a clearly larger (better) view
+		}
+		f := face(200, 150, size, nil)
+		if len(pending) > 0 {
+			ran[seq] = true
+			f = withHeads(f, pending, near(rng, person, 0.2), ages[seq])
+		}
+		res := resultAt(seq, f)
+		st := tr.Update(res)
+		pending = st.HeadsNeeded
+		if len(st.HeadsFor) > 0 {
+			asks = append(asks, ask{seq, st.HeadsReason, strings.Join(st.HeadsNeeded, ",")})
+		}
+		got := res.Faces[0]
+		if seq > 2 {
+			if got.HeadsSeq == 0 || got.HeadsCapturedAt == nil || !ran[got.HeadsSeq] {
+				t.Fatalf("seq %d: heads_seq %d does not name a frame the heads ran on", seq, got.HeadsSeq)
+			}
+		}
+		if seq == 6 && (got.Age == nil || *got.Age < 30 || *got.Age > 34) {
+			t.Fatalf("seq 6: age %v, want the robust mean of 30, 34 and 80, which ignores 80", got.Age)
+		}
+	}
+	all := strings.Join(event.DefaultHeads, ",")
+	want := []ask{{1, event.RequestNewTrack, all}}
+	if len(asks) < 3 || asks[0] != want[0] {
+		t.Fatalf("asks %+v: want all heads on the new track first", asks)
+	}
+	// Settle: identity heads only, on consecutive frames, until the vote settles (3 votes).
+	settled := 0
+	for _, a := range asks[1:] {
+		if a.reason == RequestSettle {
+			settled++
+			if a.heads != "embedding,age,gender" {
+				t.Fatalf("settle ask %+v: want only the identity heads", a)
+			}
+		}
+	}
+	if settled == 0 || settled > 4 {
+		t.Fatalf("asks %+v: want a few settle asks, then none", asks)
+	}
+	var stale, better bool
+	for _, a := range asks {
+		stale = stale || a.reason == event.RequestStale && a.heads == all
+		better = better || a.reason == RequestBetterView && a.seq == 20
+	}
+	if !stale || !better {
+		t.Fatalf("asks %+v: want a stale ask after 2 s and a better-view ask at seq 20", asks)
+	}
+	if n := len(ran); n > 12 {
+		t.Fatalf("heads ran on %d of 25 frames, want per track, not every frame", n)
+	}
+}
+
+func TestAggregation(t *testing.T) {
+	var c carried
+	t0 := time.Unix(0, 0)
+	for i, g := range []*result.Gender{result.GenderFromMale(0.9, 0.6), result.GenderFromMale(0.55, 0.6), result.GenderFromMale(0.8, 0.6)} {
+		f := result.Face{Gender: g, Liveness: &result.Liveness{Real: i != 1, Score: []float32{0.9, 0.2, 0.8}[i]},
+			Emotion: &result.Emotion{Label: "x", Scores: map[string]float32{"happy": float32(i) / 2, "neutral": 1 - float32(i)/2}}}
+		c.take(&f, 1, uint64(i+1), t0, 9)
+	}
+	var f result.Face
+	c.fill(&f)
+	if f.Gender.Label != "male" || f.Gender.Score < 0.7 || f.Gender.Score > 0.76 {
+		t.Fatalf("gender %+v, want male at the mean male probability 0.75 (one frame's flip to female outvoted)", f.Gender)
+	}
+	if !f.Liveness.Real || f.Liveness.Score < 0.6 || f.Liveness.Score > 0.64 {
+		t.Fatalf("liveness %+v, want real (2 of 3 votes), mean score 0.63", f.Liveness)
+	}
+	if f.Emotion.Label != "happy" {
+		t.Fatalf("emotion %+v, want happy: the recent frames weigh more", f.Emotion)
+	}
+	if f.HeadsSeq != 3 {
+		t.Fatalf("heads_seq %d, want 3", f.HeadsSeq)
+	}
+	if g := result.GenderFromMale(1.06, 0.6); g.Score != 1 {
+		t.Fatalf("male score 1.06 gives %+v, want a probability clamped to 1", g)
+	}
+	if g := result.GenderFromMale(0.02, 0.6); g.Label != "female" || g.Score < 0.97 {
+		t.Fatalf("male score 0.02 gives %+v, want female with probability 0.98", g)
+	}
+}
+
+type matcherFunc func([]float32) (string, float32, bool)
+
+func (m matcherFunc) Match(emb []float32) (string, float32, bool) { return m(emb) }
+
+func cosineOf(a, b []float32) float32 {
+	c, _ := cosine(a, b)
+	return float32(c)
+}
+
+// withHeads is f with the output of the heads named (all of them when heads is empty), as an
+// analyzer gives it: emb as the embedding, age (when not 0) as the age.
+func withHeads(f result.Face, heads []string, emb []float32, age float32) result.Face {
+	if len(heads) == 0 {
+		heads = event.DefaultHeads
+	}
+	for _, h := range heads {
+		switch h {
+		case "embedding":
+			f.Embedding = emb
+		case "age":
+			if age == 0 {
+				age = 32
+			}
+			f.Age = &age
+		case "gender":
+			f.Gender = result.GenderFromMale(0.1, 0.6)
+		case "emotion":
+			f.Emotion = &result.Emotion{Label: "neutral", Scores: map[string]float32{"neutral": 1}}
+		case "liveness":
+			f.Liveness = &result.Liveness{Real: true, Score: 0.9}
+		case "pose":
+			f.Pose = &result.Pose{}
+		}
+	}
+	return f
 }

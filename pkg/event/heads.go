@@ -13,9 +13,11 @@ import (
 	"github.com/vigil-video/vigil/pkg/frame"
 )
 
-// DefaultHeads are the heads the track role asks for by default: the analyzers' default
-// on-demand heads (`vigil analyze --on-demand-heads`).
-var DefaultHeads = []string{"emotion", "liveness", "pose"}
+// DefaultHeads are the heads the track role schedules per track by default: every face head
+// (the analyzers' default on-demand heads, `vigil analyze --on-demand-heads all`). Analyzers run
+// only detection and landmarks on every frame; these run on a track's frames when the track
+// role asks (new track, until its identity settles, on a schedule, on a better view).
+var DefaultHeads = []string{"embedding", "age", "gender", "emotion", "liveness", "pose"}
 
 // Heads-request reasons.
 const (
@@ -34,7 +36,8 @@ type HeadsRequest struct {
 	Stream string `json:"stream"`
 	// Heads are head names (lower-case [a-z0-9_-], 1-32 bytes, at most frame.MaxHeads).
 	Heads []string `json:"heads"`
-	// Reason is RequestNewTrack or RequestStale; informative.
+	// Reason says why: RequestNewTrack, RequestStale, or the track role's own reasons
+	// ("settle", "better_view"); informative.
 	Reason string `json:"reason,omitempty"`
 	// Tracks lists the track ids that need the heads; informative.
 	Tracks []string `json:"tracks,omitempty"`

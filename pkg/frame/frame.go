@@ -27,6 +27,10 @@ const (
 	// HeaderHeads asks analyzers to run these on-demand heads on this frame (comma-separated
 	// head names). Set by ingest when the track stage asks for a stream's next frame.
 	HeaderHeads = "Vigil-Heads"
+	// HeaderComplete, set to "1", marks a frame of a recording analysed completely (ingest
+	// --once): analyzers queue it behind the stream's earlier frames instead of letting it
+	// supersede them (see Frame.Complete).
+	HeaderComplete = "Vigil-Complete"
 )
 
 // MaxHeads bounds the on-demand heads one frame may request.
@@ -86,6 +90,10 @@ type Frame struct {
 	Data []byte
 	// Heads lists on-demand heads requested for this frame (see HeaderHeads); usually empty.
 	Heads []string
+	// Complete is true for a frame of a recording that must be analysed completely (every
+	// frame, in order; ingest bounds its frames in flight). False for live frames, which
+	// analyzers may supersede by a newer frame of the same stream (see HeaderComplete).
+	Complete bool
 }
 
 // Validate checks every field a receiver relies on.
@@ -146,6 +154,9 @@ func (f Frame) Msg(subject string) (*nats.Msg, error) {
 	if len(f.Heads) > 0 {
 		m.Header.Set(HeaderHeads, strings.Join(f.Heads, ","))
 	}
+	if f.Complete {
+		m.Header.Set(HeaderComplete, "1")
+	}
 	m.Data = f.Data
 	return m, nil
 }
@@ -180,6 +191,7 @@ func FromMsg(m *nats.Msg) (Frame, error) {
 	if h := m.Header.Get(HeaderHeads); h != "" {
 		f.Heads = strings.Split(h, ",")
 	}
+	f.Complete = m.Header.Get(HeaderComplete) == "1"
 	f.Data = m.Data
 	if err := f.Validate(); err != nil {
 		return Frame{}, err

@@ -72,8 +72,19 @@ type Face struct {
 	Emotion  *Emotion  `json:"emotion,omitempty"`
 	Liveness *Liveness `json:"liveness,omitempty"`
 	Pose     *Pose     `json:"pose,omitempty"`
+	// TooSmall is true when the face's box is smaller than the analyzer's minimum for
+	// recognition (its shorter side below 40 px by default): the face was not embedded and its
+	// liveness was not estimated, rather than guessed, so its identity and liveness are absent
+	// unless its track settled them on a larger sighting. Show it as "too small", not "unknown".
+	TooSmall bool `json:"too_small,omitempty"`
 	// Embedding is the L2-normalised 512-d face embedding; only present when requested.
 	Embedding []float32 `json:"embedding,omitempty"`
+	// HeadsSeq and HeadsCapturedAt name the newest frame of this face's track that the attribute
+	// values (age, gender, emotion, liveness, pose) rest on: the track role aggregates each head
+	// over the frames it ran on and puts the track's current values on every face of the track.
+	// Absent when no head has run on the track yet, and outside tracking.
+	HeadsSeq        uint64     `json:"heads_seq,omitempty"`
+	HeadsCapturedAt *time.Time `json:"heads_captured_at,omitempty"`
 }
 
 // Identity is a gallery match.
@@ -82,11 +93,35 @@ type Identity struct {
 	Similarity float32 `json:"similarity"`
 }
 
-// Gender is the gender head's verdict: Label is "male" when Score (0..1, male-ness) exceeds the
-// configured threshold, else "female".
+// Gender is the gender head's verdict. Label is "male" when the model's male score exceeds the
+// configured threshold, else "female"; Score is the probability, in 0..1, of the label shown
+// (the male score for "male", one minus it for "female"). Use GenderFromMale to build one and
+// Male to read the male probability back.
 type Gender struct {
 	Label string  `json:"label"`
 	Score float32 `json:"score"`
+}
+
+// GenderFromMale builds a Gender from a male score (clamped into 0..1; SSR-Net can leave it
+// slightly) and the threshold above which it is labelled male.
+func GenderFromMale(male, threshold float32) *Gender {
+	male = min(max(male, 0), 1)
+	if male != male { // NaN
+		male = 0.5
+	}
+	if male > threshold {
+		return &Gender{Label: "male", Score: male}
+	}
+	return &Gender{Label: "female", Score: 1 - male}
+}
+
+// Male returns the probability, in 0..1, that the face is male.
+func (g Gender) Male() float32 {
+	s := min(max(g.Score, 0), 1)
+	if g.Label == "male" {
+		return s
+	}
+	return 1 - s
 }
 
 // Emotion is the expression head's verdict: Label is the most probable of Scores.
@@ -119,11 +154,14 @@ type Classification struct {
 
 // Drop reasons: why a frame got no Result.
 const (
-	ReasonDeadline = "deadline"  // older than the analyzer's deadline when dequeued
-	ReasonQueue    = "queue"     // the analyzer's bounded queue was full
-	ReasonDecode   = "decode"    // the payload is not a decodable image
-	ReasonInfer    = "inference" // a model failed on this frame
-	ReasonShutdown = "shutdown"  // the analyzer stopped before it ran
+	ReasonDeadline = "deadline" // older than the analyzer's deadline when dequeued
+	ReasonQueue    = "queue"    // the analyzer's bounded queue was full
+	// ReasonSuperseded: a newer frame of the same stream reached the analyzer before this one was
+	// analysed; the newer frame took its place (newest-frame flow control).
+	ReasonSuperseded = "superseded"
+	ReasonDecode     = "decode"    // the payload is not a decodable image
+	ReasonInfer      = "inference" // a model failed on this frame
+	ReasonShutdown   = "shutdown"  // the analyzer stopped before it ran
 )
 
 // Drop records a frame that was received but not analysed.
