@@ -93,6 +93,9 @@ type IdentitySummary struct {
 // IdentityList is the answer of GET /v1/identities.
 type IdentityList struct {
 	Identities []IdentitySummary `json:"identities"`
+	// Skipped counts stored records left out because they do not decode (corrupt; each is
+	// logged and counted in vigil_gallery_corrupt_reads_total). Absent when none.
+	Skipped int `json:"skipped,omitempty"`
 }
 
 // EnrollResponse is the answer of POST /v1/identities and POST /v1/identities/{id}/photos: the
@@ -177,7 +180,7 @@ func (a *API) table() []route {
 		404: "identity_not_found",
 		409: "identity_exists (the same name up to case, spacing and punctuation), duplicate_photo",
 		422: "no_face, multiple_faces (an enrollment photo must show exactly one face, or one much larger or more certain than the others), " +
-			"no_face_in_box (the box field matches no face), no_landmarks, too_many_photos, image_too_large",
+			"no_face_in_box (the box field matches no face), face_too_small, no_landmarks, too_many_photos, image_too_large",
 		503: "busy; gallery_unavailable (NATS unreachable)",
 	})
 	return append(rs,
@@ -196,14 +199,14 @@ func (a *API) table() []route {
 			errors: withStatus(enrollErrors, 400, enrollErrors[400]+", invalid_name"), handle: a.createIdentity},
 		route{method: "GET", path: "/v1/identities/{id}", tag: "gallery", summary: "Get an identity and its photos",
 			params: [][3]string{idParam}, okStatus: 200, okSchema: "GalleryIdentity",
-			errors: map[int]string{404: "identity_not_found", 503: "gallery_unavailable"}, handle: a.getIdentity},
+			errors: map[int]string{404: "identity_not_found, identity_corrupt (the stored record does not decode: DELETE it)", 503: "gallery_unavailable"}, handle: a.getIdentity},
 		route{method: "DELETE", path: "/v1/identities/{id}", tag: "gallery", summary: "Delete an identity and its embeddings",
 			params: [][3]string{idParam}, okStatus: 204, errors: map[int]string{404: "identity_not_found", 503: "gallery_unavailable"},
 			handle: a.deleteIdentity},
 		route{method: "POST", path: "/v1/identities/{id}/photos", tag: "gallery", summary: "Add photos to an identity",
 			details: "Each photo must show exactly one face or one dominant face, or come with its box (as for POST /v1/identities); " +
 				"nothing is written unless every photo is accepted.",
-			spec:    ptr(photosSpec()), compute: true, params: [][3]string{idParam}, okStatus: 201, okSchema: "EnrollResponse",
+			spec: ptr(photosSpec()), compute: true, params: [][3]string{idParam}, okStatus: 201, okSchema: "EnrollResponse",
 			errors: enrollErrors, handle: a.addPhotos},
 		route{method: "DELETE", path: "/v1/identities/{id}/photos/{photo}", tag: "gallery", summary: "Remove a photo from an identity",
 			params:   [][3]string{idParam, {"photo", "path", "photo id (16 hex digits)"}},
@@ -403,9 +406,15 @@ func (a *API) annotate(w http.ResponseWriter, r *http.Request) *Error {
 		for i, face := range faces {
 			marks[i] = Mark{Box: face.Box, Lines: attributeLines(face)}
 			if g == nil {
+				if face.TooSmall {
+					marks[i].Lines = append([]string{"too small"}, marks[i].Lines...)
+				}
 				continue
 			}
 			marks[i].Title = "unknown"
+			if face.TooSmall {
+				marks[i].Title = "too small" // not embedded: no guess at who it is
+			}
 			if i < len(embs) && embs[i] != nil {
 				if m := g.Search(embs[i], 1, thr); len(m) > 0 {
 					marks[i].Title = fmt.Sprintf("%s %.2f", m[0].Name, m[0].Similarity)
@@ -475,7 +484,9 @@ func galleryError(err error) *Error {
 	case errors.Is(err, gallery.ErrConflict):
 		return errorf(http.StatusConflict, "conflict", "%v: retry", err)
 	case errors.Is(err, gallery.ErrRecord):
-		return errorf(http.StatusInternalServerError, "internal", "%v", err)
+		// Skipped as the list and the matchers skip it; DELETE still removes it.
+		return errorf(http.StatusNotFound, "identity_corrupt",
+			"%v: the stored record is corrupt and skipped (logged on the server); DELETE it and enroll again", err)
 	}
 	return errorf(http.StatusServiceUnavailable, "gallery_unavailable", "the gallery store (NATS KV) failed: %v", err)
 }
@@ -530,6 +541,11 @@ func (a *API) enrollmentPhoto(ctx context.Context, what string, img []byte, box 
 			"%s: the face's landmarks were not found, so it cannot be aligned; use a clearer, frontal photo. Nothing was enrolled.", what)
 	}
 	f := res.Faces[i]
+	if f.TooSmall {
+		return gallery.NewPhoto{}, EnrolledFace{}, errorf(http.StatusUnprocessableEntity, "face_too_small",
+			"%s: the face is %.0f px across, too small to recognise; use a larger or closer photo. Nothing was enrolled.",
+			what, min(f.Box.X2-f.Box.X1, f.Box.Y2-f.Box.Y1))
+	}
 	return gallery.NewPhoto{Embedding: res.Embeddings[i], SHA256: sha256Hex(img), Box: f.Box},
 		EnrolledFace{Box: f.Box, Score: f.Score, FacesFound: len(res.Faces), Chosen: how}, nil
 }
@@ -588,10 +604,7 @@ func (a *API) listIdentities(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil && len(list) == 0 && !errors.Is(err, gallery.ErrRecord) {
 		return galleryError(err)
 	}
-	if err != nil {
-		a.cfg.Log.Warn("gallery list skipped records", "err", err)
-	}
-	out := IdentityList{Identities: make([]IdentitySummary, len(list))}
+	out := IdentityList{Identities: make([]IdentitySummary, len(list)), Skipped: gallery.SkippedRecords(err)}
 	for i, id := range list {
 		out.Identities[i] = IdentitySummary{ID: id.ID, Name: id.Name, Photos: len(id.Photos), CreatedAt: id.CreatedAt, UpdatedAt: id.UpdatedAt}
 	}
@@ -611,13 +624,15 @@ func (a *API) getIdentity(w http.ResponseWriter, r *http.Request) *Error {
 func (a *API) deleteIdentity(w http.ResponseWriter, r *http.Request) *Error {
 	id := r.PathValue("id")
 	cur, err := a.cfg.Store.Get(r.Context(), id)
-	if err != nil {
+	if err != nil && !errors.Is(err, gallery.ErrRecord) { // a corrupt record can be deleted
 		return galleryError(err)
 	}
 	if err := a.cfg.Store.Delete(r.Context(), id); err != nil {
 		return galleryError(err)
 	}
-	a.cfg.Gallery.Forget(id, cur.Revision)
+	if cur.Revision != 0 {
+		a.cfg.Gallery.Forget(id, cur.Revision)
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -30,6 +30,9 @@ type Gallery struct {
 	threshold float32
 	log       *slog.Logger
 
+	corruptMu sync.Mutex
+	corrupt   map[string]bool // ids whose current record does not decode
+
 	ready     chan struct{}
 	readyOnce sync.Once
 	cancel    context.CancelFunc
@@ -62,7 +65,7 @@ func Watch(store *Store, cfg WatchConfig) *Gallery {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gallery{idx: NewIndex(), kv: store.kv, model: cfg.Model, threshold: cfg.Threshold, log: cfg.Log,
-		ready: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+		ready: make(chan struct{}), cancel: cancel, done: make(chan struct{}), corrupt: map[string]bool{}}
 	go g.run(ctx)
 	return g
 }
@@ -184,13 +187,14 @@ func (g *Gallery) watch(ctx context.Context) error {
 
 func (g *Gallery) applyEntry(e jetstream.KeyValueEntry) {
 	id := strings.TrimPrefix(e.Key(), KeyPrefix)
+	ident, err := decodeRecord(id, e.Value())
+	g.markCorrupt(id, e.Operation() == jetstream.KeyValuePut && err != nil)
 	if e.Operation() != jetstream.KeyValuePut {
 		g.idx.Remove(id, e.Revision())
 		return
 	}
-	ident, err := decodeRecord(id, e.Value())
 	if err != nil {
-		g.log.Warn("gallery: skipping a record", "key", e.Key(), "revision", e.Revision(), "err", err)
+		g.log.Warn("gallery: skipping a corrupt identity record", "key", e.Key(), "revision", e.Revision(), "err", err)
 		g.idx.Remove(id, e.Revision())
 		return
 	}
@@ -201,4 +205,22 @@ func (g *Gallery) applyEntry(e jetstream.KeyValueEntry) {
 	}
 	ident.Revision = e.Revision()
 	g.Apply(ident)
+}
+
+func (g *Gallery) markCorrupt(id string, corrupt bool) {
+	g.corruptMu.Lock()
+	defer g.corruptMu.Unlock()
+	if corrupt {
+		g.corrupt[id] = true
+	} else {
+		delete(g.corrupt, id)
+	}
+}
+
+// Corrupt returns how many records in the bucket, as last seen by the watcher, do not decode
+// and are therefore left out of matching (each was logged when seen).
+func (g *Gallery) Corrupt() int {
+	g.corruptMu.Lock()
+	defer g.corruptMu.Unlock()
+	return len(g.corrupt)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +49,9 @@ type StoreConfig struct {
 	Model string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Log receives a warning for each stored record a read finds corrupt (the record is
+	// skipped, see Store.Get). Default slog.Default().
+	Log *slog.Logger
 }
 
 // DefaultBucket is StoreConfig.Bucket's default.
@@ -71,6 +76,9 @@ func (c *StoreConfig) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
 }
 
 // Store reads and writes identities in a JetStream KV bucket, one key per identity holding its
@@ -81,6 +89,8 @@ func (c *StoreConfig) setDefaults() {
 type Store struct {
 	kv  jetstream.KeyValue
 	cfg StoreConfig
+	// corruptReads counts reads that found a stored record corrupt.
+	corruptReads atomic.Uint64
 }
 
 // OpenStore opens the bucket, creating it when missing (history 1, file storage, 1 MiB values).
@@ -181,7 +191,10 @@ func (s *Store) withPhotos(ident Identity, photos []NewPhoto, now time.Time) (Id
 	return ident, added, nil
 }
 
-// Get returns the identity with id, or ErrNotFound.
+// Get returns the identity with id, or ErrNotFound. A stored record that does not decode
+// (written by something else, or damaged) is treated as every reader treats it, skipped: Get
+// fails with an error wrapping ErrRecord, logs a warning and counts it (CorruptReads). Delete
+// still removes such a record.
 func (s *Store) Get(ctx context.Context, id string) (Identity, error) {
 	if !ValidID(id) {
 		return Identity{}, fmt.Errorf("%w: %q", ErrNotFound, id)
@@ -195,14 +208,21 @@ func (s *Store) Get(ctx context.Context, id string) (Identity, error) {
 	}
 	ident, err := decodeRecord(id, e.Value())
 	if err != nil {
+		s.corruptReads.Add(1)
+		s.cfg.Log.Warn("gallery: skipping a corrupt identity record", "key", e.Key(), "revision", e.Revision(), "err", err)
 		return Identity{}, err
 	}
 	ident.Revision = e.Revision()
 	return ident, nil
 }
 
-// List returns every identity, sorted by id. A record that does not decode is skipped and
-// reported in the joined error returned with the rest.
+// CorruptReads returns how many reads (Get, List and the writes that read first) found a stored
+// record that does not decode.
+func (s *Store) CorruptReads() uint64 { return s.corruptReads.Load() }
+
+// List returns every identity, sorted by id. A record that does not decode is skipped (as Get
+// skips it: logged and counted) and reported in the joined error, wrapping ErrRecord, returned
+// with the rest; SkippedRecords tells how many such an error stands for.
 func (s *Store) List(ctx context.Context) ([]Identity, error) {
 	lister, err := s.kv.ListKeysFiltered(ctx, KeyPrefix+">")
 	if err != nil {
@@ -291,10 +311,20 @@ func (s *Store) RemovePhoto(ctx context.Context, id, photoID string) (Identity, 
 }
 
 // Delete removes identity id and every revision of it (its embeddings are gone from the bucket,
-// not only hidden); ErrNotFound when there is none.
+// not only hidden), a corrupt record too; ErrNotFound when there is none.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	for attempt := 0; attempt < 8; attempt++ {
 		cur, err := s.Get(ctx, id)
+		if errors.Is(err, ErrRecord) { // a corrupt record can still be removed
+			e, gerr := s.kv.Get(ctx, key(id))
+			if errors.Is(gerr, jetstream.ErrKeyNotFound) || errors.Is(gerr, jetstream.ErrKeyDeleted) {
+				return fmt.Errorf("%w: %s", ErrNotFound, id)
+			}
+			if gerr != nil {
+				return fmt.Errorf("gallery: delete %s: %w", id, gerr)
+			}
+			cur, err = Identity{ID: id, Revision: e.Revision()}, nil
+		}
 		if err != nil {
 			return err
 		}
@@ -308,4 +338,23 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrConflict, id)
+}
+
+// SkippedRecords returns how many corrupt records an error from List stands for (0 for nil or
+// any other error).
+func SkippedRecords(err error) int {
+	if err == nil {
+		return 0
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		n := 0
+		for _, e := range j.Unwrap() {
+			n += SkippedRecords(e)
+		}
+		return n
+	}
+	if errors.Is(err, ErrRecord) {
+		return 1
+	}
+	return 0
 }

@@ -472,7 +472,7 @@ func facesList(ctx context.Context, env Env, args []string) error {
 		}
 		log.Warn("skipped records that do not decode", "err", err)
 	}
-	out := faceapi.IdentityList{Identities: make([]faceapi.IdentitySummary, len(list))}
+	out := faceapi.IdentityList{Identities: make([]faceapi.IdentitySummary, len(list)), Skipped: gallery.SkippedRecords(err)}
 	for i, id := range list {
 		out.Identities[i] = faceapi.IdentitySummary{ID: id.ID, Name: id.Name, Photos: len(id.Photos), CreatedAt: id.CreatedAt, UpdatedAt: id.UpdatedAt}
 	}

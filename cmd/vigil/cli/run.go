@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
@@ -24,346 +23,456 @@ import (
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/metrics"
+	"github.com/vigil-video/vigil/pkg/rungroup"
 	"github.com/vigil-video/vigil/sink"
+	"github.com/vigil-video/vigil/sink/web"
 )
 
+// runCmd is `vigil run`: every role in one process around an embedded NATS server. It builds the
+// roles one constructor at a time (each registers what runCmd closes when it returns), then runs
+// them as one group whose order is the shutdown order: ingest, analyze, track, sink, outputs.
 func runCmd(ctx context.Context, env Env, args []string) error {
-	st, err := newSettings(env, args)
+	f, err := parseRunFlags(env, args)
 	if err != nil {
 		return err
 	}
+	if f.st.check {
+		return f.st.report(env)
+	}
+	if err := f.prepare(ctx); err != nil {
+		return err
+	}
+	r := &runStack{runFlags: f, ctx: ctx, env: env}
+	defer r.close()
+	for _, build := range []func() error{
+		r.openSinks, r.loadAnalyzer, r.startBus, r.newSinkRole, r.startFront,
+		r.newAnalyzeRole, r.newTrackRole, r.newIngest, r.startMetrics,
+	} {
+		if err := build(); err != nil {
+			return err
+		}
+	}
+	r.sinksOwned = false // the sink role closes them from now on
+	return r.finish(r.group().Run())
+}
+
+// runFlags are vigil run's flags and settings, parsed and checked.
+type runFlags struct {
+	st      *settings
+	log     *slog.Logger
+	lf      logFlags
+	inf     ingestFlags
+	af      analyzeFlags
+	sf      sinkFlags
+	tf      trackFlags
+	ff      frontFlags
+	stf     streamFlags
+	wf      webFlags
+	streams []ingest.StreamConfig
+}
+
+// parseRunFlags registers vigil run's flags, parses the settings (defaults, file, environment,
+// flags) and checks them.
+func parseRunFlags(env Env, args []string) (*runFlags, error) {
+	st, err := newSettings(env, args)
+	if err != nil {
+		return nil, err
+	}
 	fs := newFlagSet("run", "Runs every role in one process with an embedded NATS server: ingest reads the sources,\n"+
 		"analyze runs the face models, sink prints results as JSON lines. Ctrl-C stops cleanly.")
-	var (
-		lf  logFlags
-		inf ingestFlags
-		af  analyzeFlags
-		sf  sinkFlags
-		tf  trackFlags
-		ff  frontFlags
-		stf streamFlags
-		wf  webFlags
-	)
-	lf.register(fs)
-	inf.register(fs, true)
-	af.register(fs)
-	sf.register(fs, &st.cfg.Sink)
-	sf.registerWebhooks(fs)
-	tf.register(fs, false)
-	ff.register(fs)
-	stf.register(fs)
-	wf.register(fs)
+	f := &runFlags{st: st}
+	f.lf.register(fs)
+	f.inf.register(fs, true)
+	f.af.register(fs)
+	f.sf.register(fs, &st.cfg.Sink)
+	f.sf.registerWebhooks(fs)
+	f.tf.register(fs, false)
+	f.ff.register(fs)
+	f.stf.register(fs)
+	f.wf.register(fs)
 	st.registerCommon(fs)
 	st.registerRun(fs)
 	st.registerJetStream(fs)
 	st.registerMetrics(fs)
 	if err := st.parse(fs, env, args); err != nil {
-		return err
+		return nil, err
 	}
-	log, err := lf.logger(env.Stderr)
-	if err != nil {
-		return err
+	if f.log, err = f.lf.logger(env.Stderr); err != nil {
+		return nil, err
 	}
-	if len(inf.sources) == 0 && len(st.cfg.Ingest.Streams) == 0 {
-		inf.sources = stringList{DemoVideo}
+	if len(f.inf.sources) == 0 && len(st.cfg.Ingest.Streams) == 0 {
+		f.inf.sources = stringList{DemoVideo}
 	}
-	streams, err := inf.streamConfigs(st.cfg.Ingest.Streams)
-	if err != nil {
-		return err
+	if f.streams, err = f.inf.streamConfigs(st.cfg.Ingest.Streams); err != nil {
+		return nil, err
 	}
 	if err := st.annotate(checkRoles(&st.cfg)); err != nil {
-		return err
+		return nil, err
 	}
-	if st.check {
-		return st.report(env)
+	return f, nil
+}
+
+// prepare applies what --once implies and checks that the files to read are there.
+func (f *runFlags) prepare(ctx context.Context) error {
+	if f.inf.once {
+		f.af.deadline = 0 // a recording is analysed completely: the credit window bounds the backlog
 	}
-	if inf.once {
-		af.deadline = 0 // a recording is analysed completely: the credit window bounds the backlog
-	}
-	if err := probeFiles(ctx, streams); err != nil {
+	if err := probeFiles(ctx, f.streams); err != nil {
 		if strings.Contains(err.Error(), DemoVideo) {
 			err = fmt.Errorf("%w: run \"make setup\" (apt package opencv-doc) or pass --source", err)
 		}
 		return err
 	}
-	var reg *prometheus.Registry
-	if st.cfg.Metrics.Addr != "" {
-		reg = metrics.NewRegistry()
+	return nil
+}
+
+// runStack is vigil run while it is built and run: the parts every role shares, each role, and
+// what to close when runCmd returns (in reverse order of opening, as defers would).
+type runStack struct {
+	*runFlags
+	ctx     context.Context
+	env     Env
+	closers []func()
+
+	reg            *prometheus.Registry // nil without --metrics-addr
+	sinks          []sink.Sink
+	sinksOwned     bool // closed by runCmd until the sink role runs
+	keepEmbeddings bool // asked by --keep-embeddings (the analyzer keeps them for the track role)
+	onDemand       []string
+	an             *analyzer
+	storeDir       string
+	url            string
+	conns          map[string]*nats.Conn // one connection per role
+	clients        []natsClient
+	jsSink         jetstream.JetStream // nil without JetStream
+
+	sinkRole *sink.Role
+	outs     *sinkOutputs
+	fr       *front
+	ui       *web.UI
+	anRole   *analyze.Role
+	trRole   *track.Role // nil without the track role
+	inRole   *ingest.Role
+	managed  *managedIngest // nil with --once
+}
+
+// onClose registers fn to run when runCmd returns, before everything registered earlier.
+func (r *runStack) onClose(fn func()) { r.closers = append(r.closers, fn) }
+
+// close runs the registered closers, the latest first.
+func (r *runStack) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
 	}
-	sinks, err := sf.sinks(env, registerer(reg))
+}
+
+// openSinks opens the sink role's writers (and the metrics registry they report to).
+func (r *runStack) openSinks() error {
+	if r.st.cfg.Metrics.Addr != "" {
+		r.reg = metrics.NewRegistry()
+	}
+	sinks, err := r.sf.sinks(r.env, registerer(r.reg))
 	if err != nil {
 		return err
 	}
-	// The sink role closes the sinks once it runs; until then every error return closes them here.
-	sinksOwned := true
-	defer func() {
-		if sinksOwned {
-			closeSinks(sinks)
+	r.sinks, r.sinksOwned = sinks, true
+	r.onClose(func() {
+		if r.sinksOwned {
+			closeSinks(r.sinks)
 		}
-	}()
+	})
+	return nil
+}
+
+// loadAnalyzer checks the track role's flags, then loads the models.
+func (r *runStack) loadAnalyzer() error {
 	// The track role needs every face's embedding; it drops them from the results it republishes
 	// unless --keep-embeddings asked for them.
-	keepEmbeddings := af.keepEmbeddings
-	if tf.enabled {
-		af.keepEmbeddings = true
+	r.keepEmbeddings = r.af.keepEmbeddings
+	if r.tf.enabled {
+		r.af.keepEmbeddings = true
 	}
-	onDemand, err := analyze.ParseHeads(af.onDemand)
+	onDemand, err := analyze.ParseHeads(r.af.onDemand)
 	if err != nil {
 		return fmt.Errorf("--on-demand-heads: %w", err)
 	}
-	if _, err := tf.role(nil, onDemand, keepEmbeddings, nil, log); err != nil {
+	r.onDemand = onDemand
+	if _, err := r.tf.role(nil, r.onDemand, r.keepEmbeddings, nil, r.log); err != nil {
 		return err
 	}
-	an, err := af.loadAnalyzer(log)
-	if err != nil {
+	if r.an, err = r.af.loadAnalyzer(r.log); err != nil {
 		return err
 	}
-	defer an.Close()
+	r.onClose(func() { r.an.Close() })
+	return nil
+}
 
-	storeDir := st.cfg.Run.StoreDir
-	if storeDir == "" {
+// startBus starts the embedded NATS server (JetStream in --store-dir, else a temporary
+// directory), connects each role and ensures the JetStream streams.
+func (r *runStack) startBus() error {
+	r.storeDir = r.st.cfg.Run.StoreDir
+	if r.storeDir == "" {
 		dir, err := os.MkdirTemp("", "vigil-nats-")
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		storeDir = dir
+		r.onClose(func() { os.RemoveAll(dir) })
+		r.storeDir = dir
 	}
-	srv := &bus.EmbeddedServer{Host: st.cfg.Run.NATSHost, Port: st.cfg.Run.NATSPort, StoreDir: storeDir, Logger: log}
-	if err := srv.Start(ctx); err != nil {
+	srv := &bus.EmbeddedServer{Host: r.st.cfg.Run.NATSHost, Port: r.st.cfg.Run.NATSPort, StoreDir: r.storeDir, Logger: r.log}
+	if err := srv.Start(r.ctx); err != nil {
 		return err
 	}
-	defer srv.Close()
-	url := srv.ClientURL()
-	log.Debug("NATS ready", "url", url)
+	r.onClose(srv.Close)
+	r.url = srv.ClientURL()
+	r.log.Debug("NATS ready", "url", r.url)
 
-	conns := map[string]*nats.Conn{}
-	var clients []natsClient
-	defer func() {
-		for _, nc := range conns {
+	r.conns = map[string]*nats.Conn{}
+	r.onClose(func() {
+		for _, nc := range r.conns {
 			nc.Close()
 		}
-	}()
+	})
 	for _, role := range []string{"ingest", "analyze", "track", "sink", "api", "web"} {
 		ev := new(bus.Events)
-		nc, err := dial(ctx, config.NATS{URL: url}, role, log, ev)
+		nc, err := dial(r.ctx, config.NATS{URL: r.url}, role, r.log, ev)
 		if err != nil {
 			return err
 		}
-		conns[role] = nc
-		clients = append(clients, natsClient{role, nc, ev})
+		r.conns[role] = nc
+		r.clients = append(r.clients, natsClient{role, nc, ev})
 	}
 	// The embedded server is a single node: one replica whatever the file says.
-	jsCfg := st.cfg.JetStream
+	jsCfg := r.st.cfg.JetStream
 	jsCfg.Replicas = 1
-	jsSink, err := setupJetStream(ctx, conns["sink"], jsCfg, log)
-	if err != nil {
-		return err
-	}
-	var jsAn jetstream.JetStream
-	if jsSink != nil {
-		if jsAn, err = jetstream.New(conns["analyze"]); err != nil {
-			return err
-		}
-	}
+	var err error
+	r.jsSink, err = setupJetStream(r.ctx, r.conns["sink"], jsCfg, r.log)
+	return err
+}
 
-	// Each role gets its own context so shutdown can go in pipeline order: stop ingest, let the
-	// analyzer finish what it holds, let the sink write what arrived, then stop.
-	outs, err := sf.openOutputs(ctx, conns["sink"], jsSink, log.With("role", "sink"))
+// jetStream is JetStream on role's connection, or nil when JetStream is off.
+func (r *runStack) jetStream(role string) (jetstream.JetStream, error) {
+	if r.jsSink == nil {
+		return nil, nil
+	}
+	return jetstream.New(r.conns[role])
+}
+
+// newSinkRole builds the sink role and its outputs (webhooks, each on its own consumer).
+func (r *runStack) newSinkRole() error {
+	log := r.log.With("role", "sink")
+	outs, err := r.sf.openOutputs(r.ctx, r.conns["sink"], r.jsSink, log)
 	if err != nil {
 		return err
 	}
-	defer outs.close() // after the roles returned
-	sinkRole := sf.role(conns["sink"], jsSink, sinks, log.With("role", "sink"))
-	sinkRole.Await = nil
-	if inf.once {
-		for _, s := range streams {
-			sinkRole.Await = append(sinkRole.Await, s.Name)
+	r.outs = outs
+	r.onClose(outs.close) // after the roles returned
+	r.sinkRole = r.sf.role(r.conns["sink"], r.jsSink, r.sinks, log)
+	r.sinkRole.Await = nil
+	if r.inf.once {
+		for _, s := range r.streams {
+			r.sinkRole.Await = append(r.sinkRole.Await, s.Name)
 		}
 	}
-	fr, err := ff.startFront(ctx, frontDeps{nc: conns["api"], an: an, storeDir: storeDir, deps: af.deps, version: env.Version,
-		log: log, pipeline: analyze.PipelineConfig{GenderThreshold: float32(af.genderThr), LivenessThreshold: float32(af.livenessThr)}})
+	return nil
+}
+
+// startFront starts the HTTP API's parts (faces, gallery, classifiers, event history) and
+// mounts the web view; the server itself starts once the pipeline is subscribed.
+func (r *runStack) startFront() error {
+	fr, err := r.ff.startFront(r.ctx, frontDeps{nc: r.conns["api"], an: r.an, storeDir: r.storeDir, deps: r.af.deps, version: r.env.Version,
+		log: r.log, pipeline: analyze.PipelineConfig{GenderThreshold: float32(r.af.genderThr), LivenessThreshold: float32(r.af.livenessThr)}})
 	if err != nil {
 		return err
 	}
-	defer fr.Close()
-	ui, err := wf.mount(fr.srv, conns["web"], fr.faces, log.With("role", "web"))
-	if err != nil {
+	r.fr = fr
+	r.onClose(func() { fr.Close() })
+	if r.ui, err = r.wf.mount(fr.srv, r.conns["web"], fr.faces, r.log.With("role", "web")); err != nil {
 		return err
 	}
-	defer ui.Close() // before the HTTP server closes: live views end first
-	if tf.enabled {
-		jsAn = nil // vigil.analyzed is a core-NATS hop; the track role's results are the durable ones
-	}
-	anRole := af.role(conns["analyze"], jsAn, an, log.With("role", "analyze"))
-	anRole.Classifiers = classifyFrames{fr.runner}
-	var trRole *track.Role
-	if tf.enabled {
-		anRole.ResultsPrefix = event.AnalyzedPrefix
-		if trRole, err = tf.role(conns["track"], onDemand, keepEmbeddings, fr.faces.Gallery, log.With("role", "track")); err != nil {
+	r.onClose(func() { r.ui.Close() }) // before the HTTP server closes: live views end first
+	return nil
+}
+
+// newAnalyzeRole builds the analyze role; with the track role its results go to
+// vigil.analyzed.<stream>, a core-NATS hop (the track role's results are the durable ones).
+func (r *runStack) newAnalyzeRole() error {
+	var jsAn jetstream.JetStream
+	if !r.tf.enabled {
+		var err error
+		if jsAn, err = r.jetStream("analyze"); err != nil {
 			return err
 		}
-		if jsSink != nil {
-			js, err := jetstream.New(conns["track"])
-			if err != nil {
-				return err
-			}
-			trRole.Publisher = &bus.StreamPublisher{JS: js}
-		}
 	}
-	// Ingest: --once reads recordings through the Role; otherwise the Manager runs the stream
-	// list (flags, --streams-file, the persisted bucket, /v1/streams and vigil.control.streams),
-	// and browsers publish through WHIP.
-	inLog := log.With("role", "ingest")
-	inRole := &ingest.Role{Conn: conns["ingest"], Streams: streams, Log: inLog}
-	var managed *managedIngest
-	if !inf.once {
-		var jsIn jetstream.JetStream
-		if jsSink != nil {
-			if jsIn, err = jetstream.New(conns["ingest"]); err != nil {
-				return err
-			}
-		}
-		if managed, err = stf.newManaged(ctx, conns["ingest"], jsIn, 1, streams, inLog); err != nil {
+	r.anRole = r.af.role(r.conns["analyze"], jsAn, r.an, r.log.With("role", "analyze"))
+	r.anRole.Classifiers = classifyFrames{r.fr.runner}
+	if r.tf.enabled {
+		r.anRole.ResultsPrefix = event.AnalyzedPrefix
+	}
+	return nil
+}
+
+// newTrackRole builds the track role when it is enabled, matching against the gallery.
+func (r *runStack) newTrackRole() error {
+	if !r.tf.enabled {
+		return nil
+	}
+	var err error
+	if r.trRole, err = r.tf.role(r.conns["track"], r.onDemand, r.keepEmbeddings, r.fr.faces.Gallery, r.log.With("role", "track")); err != nil {
+		return err
+	}
+	js, err := r.jetStream("track")
+	if err != nil {
+		return err
+	}
+	if js != nil {
+		r.trRole.Publisher = &bus.StreamPublisher{JS: js}
+	}
+	return nil
+}
+
+// newIngest builds the ingest role: --once reads recordings through the Role; otherwise the
+// Manager runs the stream list (flags, --streams-file, the persisted bucket, /v1/streams and
+// vigil.control.streams), and browsers publish through WHIP.
+func (r *runStack) newIngest() error {
+	log := r.log.With("role", "ingest")
+	nc := r.conns["ingest"]
+	r.inRole = &ingest.Role{Conn: nc, Streams: r.streams, Log: log}
+	if !r.inf.once {
+		js, err := r.jetStream("ingest")
+		if err != nil {
 			return err
 		}
-		managed.Mount(fr.srv)
+		if r.managed, err = r.stf.newManaged(r.ctx, nc, js, 1, r.streams, log); err != nil {
+			return err
+		}
+		r.managed.Mount(r.fr.srv)
 	}
-	attached := &ingest.Attached{Conn: conns["ingest"], Log: inLog,
-		Defaults: ingest.StreamConfig{FPS: inf.fps, MaxWidth: inf.maxWidth, MaxHeight: inf.maxHeight, JPEGQuality: inf.quality}}
-	defer attached.Close()
-	whipEP := &webrtc.Endpoint{Log: inLog, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}
+	attached := &ingest.Attached{Conn: nc, Log: log,
+		Defaults: ingest.StreamConfig{FPS: r.inf.fps, MaxWidth: r.inf.maxWidth, MaxHeight: r.inf.maxHeight, JPEGQuality: r.inf.quality}}
+	r.onClose(func() { attached.Close() })
+	whipEP := &webrtc.Endpoint{Log: log, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}
 	if err := whipEP.Initialize(); err != nil {
 		return err
 	}
-	defer whipEP.Close()
-	whipEP.Mount(fr.srv)
-	fr.srv.MarkPublic("/publish/") // the static publish page; its WHIP requests carry the key
-	if reg != nil {
-		inMetrics := prometheus.Collector(ingestMetrics(inRole))
-		if managed != nil {
-			inMetrics = managed.mgr.Collector()
-		}
-		reg.MustRegister(natsMetrics(clients...), sinkMetrics(sinkRole), analyzeMetrics(anRole, effectiveWorkers(af.workers), af.maxBatch), inMetrics)
-		m, err := startMetrics(st.cfg.Metrics.Addr, reg, log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics(m)
+	r.onClose(func() { whipEP.Close() })
+	whipEP.Mount(r.fr.srv)
+	r.fr.srv.MarkPublic("/publish/") // the static publish page; its WHIP requests carry the key
+	return nil
+}
+
+// startMetrics registers every role's collectors and serves them on --metrics-addr, if set.
+func (r *runStack) startMetrics() error {
+	if r.reg == nil {
+		return nil
+	}
+	inMetrics := prometheus.Collector(ingestMetrics(r.inRole))
+	if r.managed != nil {
+		inMetrics = r.managed.mgr.Collector()
+	}
+	r.reg.MustRegister(natsMetrics(r.clients...), sinkMetrics(r.sinkRole),
+		analyzeMetrics(r.anRole, effectiveWorkers(r.af.workers), r.af.maxBatch), inMetrics)
+	if r.fr != nil && r.fr.faces != nil && r.fr.faces.Gallery != nil {
+		r.reg.MustRegister(galleryMetrics(r.fr.faces))
+	}
+	m, err := startMetrics(r.st.cfg.Metrics.Addr, r.reg, r.log)
+	if err != nil {
+		return err
+	}
+	r.onClose(func() { stopMetrics(m) })
+	return nil
+}
+
+// group is the run group of the built roles. Its order is the shutdown order: stop ingest, let
+// the analyzer finish what it holds, let the track role publish what it holds and end the
+// tracks, let the sink write what arrived (with JetStream it catches up with the stream first),
+// then let the outputs catch up. The first role to return (the sink when every --once stream is
+// complete, a role that fails, or Ctrl-C) starts the shutdown.
+func (r *runStack) group() *rungroup.Group {
+	var g rungroup.Group
+	inCtx, stopIn := context.WithCancel(r.ctx)
+	g.Add(func() error { return r.runIngest(inCtx) }, stopIn)
+
+	anCtx, stopAn := context.WithCancel(context.WithoutCancel(r.ctx))
+	g.Add(func() error { return r.anRole.Run(anCtx) }, stopAn)
+
+	if r.trRole != nil {
+		trCtx, stopTr := context.WithCancel(context.WithoutCancel(r.ctx))
+		g.Add(func() error { return r.trRole.Run(trCtx) }, stopTr)
 	}
 
-	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
-	trCtx, stopTr := context.WithCancel(context.WithoutCancel(ctx))
-	anCtx, stopAn := context.WithCancel(context.WithoutCancel(ctx))
-	inCtx, stopIn := context.WithCancel(ctx)
-	defer stopSink()
-	defer stopTr()
-	defer stopAn()
-	defer stopIn()
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(r.ctx))
+	g.Add(func() error { return r.sinkRole.Run(sinkCtx) }, func() {
+		_ = r.conns["sink"].Flush() // everything routed to the sink so far is now in its buffer
+		stopSink()
+	})
+	g.Add(func() error {
+		// webhooks, each on its own consumer; the first to fail stops the sink
+		err := r.outs.run(sinkCtx, stopSink)
+		if err == nil {
+			<-sinkCtx.Done() // no outputs, or they caught up: the sink decides when the run ends
+		}
+		return err
+	}, stopSink)
 
-	var wg sync.WaitGroup
-	sinkDone, trDone, anDone, inDone := make(chan error, 1), make(chan error, 1), make(chan error, 1), make(chan error, 1)
-	wg.Add(2)
-	sinksOwned = false
-	go func() { defer wg.Done(); sinkDone <- sinkRole.Run(sinkCtx) }()
-	outsDone := make(chan error, 1)
-	go func() { outsDone <- outs.run(sinkCtx, stopSink) }() // webhooks, each on its own consumer
-	go func() { defer wg.Done(); anDone <- anRole.Run(anCtx) }()
-	readies := []<-chan struct{}{anRole.Ready(), sinkRole.Ready()}
-	if trRole != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); trDone <- trRole.Run(trCtx) }()
-		readies = append(readies, trRole.Ready())
-	} else {
-		trDone <- nil
+	quit := make(chan struct{})
+	g.Add(func() error {
+		select {
+		case <-r.ctx.Done():
+			r.log.Info("stopping")
+		case <-quit:
+		}
+		return nil
+	}, func() { close(quit) })
+	return &g
+}
+
+// runIngest waits until the analyzer, the track role and the sink are subscribed (so a short
+// recording loses no frame to a subscription not yet in place), starts the HTTP server, then
+// runs ingest until ctx ends. Recordings read with --once end early without ending the run: the
+// sink ends it once every stream is complete. An error after Ctrl-C is not reported.
+func (r *runStack) runIngest(ctx context.Context) error {
+	readies := []<-chan struct{}{r.anRole.Ready(), r.sinkRole.Ready()}
+	if r.trRole != nil {
+		readies = append(readies, r.trRole.Ready())
 	}
-	defer wg.Wait()
-	// Start reading sources only once the analyzer, the track role and the sink are subscribed,
-	// so a short recording loses no frame to a subscription not yet in place.
 	for _, ready := range readies {
 		select {
 		case <-ready:
-		case err := <-anDone:
-			anDone <- err
-		case err := <-sinkDone:
-			sinkDone <- err
 		case <-ctx.Done():
+			return nil // another role ended first
 		}
 	}
-	if err := fr.srv.Start(ctx); err != nil {
+	if err := r.fr.srv.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("Vigil is running: open the web view", "url", webURL(fr.srv, ui), "api_docs", docsURL(fr.srv, ff.http.docs))
-	log.Info("results are on NATS subjects vigil.results.<stream>", "nats", url, "try", fmt.Sprintf("nats sub 'vigil.results.>' --server %s", url))
-	wg.Add(1)
-	if managed != nil {
-		if err := managed.Start(inCtx); err != nil {
-			managed.Close()
+	r.log.Info("Vigil is running: open the web view", "url", webURL(r.fr.srv, r.ui), "api_docs", docsURL(r.fr.srv, r.ff.http.docs))
+	r.log.Info("results are on NATS subjects vigil.results.<stream>", "nats", r.url, "try", fmt.Sprintf("nats sub 'vigil.results.>' --server %s", r.url))
+	var err error
+	if r.managed != nil {
+		if err := r.managed.Start(ctx); err != nil {
+			r.managed.Close()
 			return err
 		}
-		go func() { defer wg.Done(); <-inCtx.Done(); inDone <- managed.Close() }()
-	} else {
-		go func() { defer wg.Done(); inDone <- inRole.Run(inCtx) }()
+		<-ctx.Done()
+		err = r.managed.Close()
+	} else if err = r.inRole.Run(ctx); err == nil {
+		<-ctx.Done()
 	}
+	if r.ctx.Err() != nil {
+		return nil // interrupted by the user
+	}
+	return err
+}
 
-	var runErr, inErr error
-	inFinished, sinkFinished := false, false
-	for !sinkFinished {
-		select {
-		case inErr = <-inDone:
-			inFinished = true
-			inDone = nil
-			if inErr != nil {
-				runErr = inErr
-			}
-			if !inf.once || inErr != nil {
-				// Live sources ended or failed: nothing more will come.
-				sinkFinished = true
-			}
-		case err := <-sinkDone:
-			// With --once every stream is complete; otherwise the sink only stops on ctx.
-			sinkDone = nil
-			sinkFinished = true
-			if err != nil {
-				runErr = errors.Join(runErr, err)
-			}
-		case <-ctx.Done():
-			log.Info("stopping")
-			sinkFinished = true
-		}
-	}
-	// Orderly shutdown: ingest, then analyzer (drains), then sink (writes what arrived).
-	stopIn()
-	if !inFinished {
-		if err := <-inDone; err != nil && runErr == nil && ctx.Err() == nil {
-			runErr = err
-		}
-	}
-	stopAn()
-	if err := <-anDone; err != nil {
-		runErr = errors.Join(runErr, err)
-	}
-	stopTr() // the track role publishes what it holds and ends the tracks
-	if err := <-trDone; err != nil {
-		runErr = errors.Join(runErr, err)
-	}
-	if sinkDone != nil {
-		_ = conns["sink"].Flush() // everything routed to the sink so far is now in its buffer
-		stopSink()                // with JetStream it catches up with the stream first
-		if err := <-sinkDone; err != nil {
-			runErr = errors.Join(runErr, err)
-		}
-	}
-	stopSink()
-	if err := <-outsDone; err != nil {
-		runErr = errors.Join(runErr, err)
-	}
-	outs.report(log)
-	reportProgress(log, sinkRole.Progress(), anRole.Stats().Dropped)
-	if inf.once && runErr == nil {
-		for _, s := range streams {
-			if p, ok := sinkRole.Progress()[s.Name]; !ok || !p.Complete() {
-				if ctx.Err() != nil {
+// finish reports what the run did and, with --once, fails when a stream did not complete.
+func (r *runStack) finish(runErr error) error {
+	r.outs.report(r.log)
+	reportProgress(r.log, r.sinkRole.Progress(), r.anRole.Stats().Dropped)
+	if r.inf.once && runErr == nil {
+		for _, s := range r.streams {
+			if p, ok := r.sinkRole.Progress()[s.Name]; !ok || !p.Complete() {
+				if r.ctx.Err() != nil {
 					return nil // interrupted by the user
 				}
 				return fmt.Errorf("stream %s did not complete", s.Name)
