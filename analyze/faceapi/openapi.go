@@ -204,7 +204,8 @@ func schemas() map[string]any {
 			"revision": typ("integer", "KV revision")}),
 		"IdentitySummary": obj([]string{"id", "name", "photos", "created_at", "updated_at"}, map[string]any{
 			"id": typ("string", ""), "name": typ("string", ""), "photos": typ("integer", "number of photos"), "created_at": ts, "updated_at": ts}),
-		"IdentityList":   obj([]string{"identities"}, map[string]any{"identities": arr(ref("IdentitySummary"))}),
+		"IdentityList": obj([]string{"identities"}, map[string]any{"identities": arr(ref("IdentitySummary")),
+			"skipped": typ("integer", "stored records left out because they are corrupt (logged; absent when none)")}),
 		"EnrollResponse": obj([]string{"identity", "added", "faces"}, map[string]any{"identity": ref("GalleryIdentity"), "added": arr(typ("string", "photo id")),
 			"faces": map[string]any{"type": "array", "items": ref("EnrolledFace"), "description": "for each photo of the request, in order: the face enrolled"}}),
 		"EnrolledFace": obj([]string{"photo", "box", "score", "faces_found", "chosen"}, map[string]any{
