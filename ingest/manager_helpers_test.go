@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // mgrEnv is an ingest as `vigil ingest` wires it: an embedded NATS server with JetStream (its
@@ -71,7 +73,17 @@ func startManager(t *testing.T, dir string, tune func(*Manager, *streams.Registr
 		t.Fatal(err)
 	}
 	e.mgr = &Manager{Conn: e.nc, Log: testLog(), Backoff: Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}}
-	e.reg = &streams.Registry{Runner: e.mgr, Store: store, Log: testLog(), PushMaxBytes: 1 << 20}
+	// The API may read the shared test data and a local RTSP server, as an operator would allow
+	// with --stream-file-dirs and --stream-allow-hosts.
+	data := os.Getenv("VIGIL_TESTDATA")
+	if data == "" {
+		data = filepath.Join(testenv.RepoRoot(t), "..", "shared", "testdata")
+	}
+	if data, err = filepath.Abs(data); err != nil {
+		t.Fatal(err)
+	}
+	e.reg = &streams.Registry{Runner: e.mgr, Store: store, Log: testLog(), PushMaxBytes: 1 << 20,
+		Policy: streams.SourcePolicy{FileDirs: []string{data}, AllowHosts: []string{"127.0.0.1"}}}
 	if tune != nil {
 		tune(e.mgr, e.reg)
 	}

@@ -40,13 +40,15 @@ const (
 	CodeMediaType   = "unsupported_media_type"
 	CodeNotApplied  = "not_applied"
 	CodeUnavailable = "store_unavailable"
+	// CodeSourceNotAllowed: the source policy refuses the source (ErrForbidden, 403).
+	CodeSourceNotAllowed = "source_not_allowed"
 )
 
 // AsError turns any error of the package's operations into an *Error: the sentinels to their
 // status and code (ErrInvalid 400 invalid_request, a bad stream name 400 invalid_stream_name,
 // ErrNotFound 404 stream_not_found, ErrExists 409 stream_exists, ErrConflict 412
 // revision_mismatch, ErrImage 400 invalid_image, ErrTooLarge 413 image_too_large, ErrBusy 429
-// stream_busy, ErrLimit 409 too_many_streams), a timeout while the change is applied to 503
+// stream_busy, ErrLimit 409 too_many_streams, ErrForbidden 403 source_not_allowed), a timeout while the change is applied to 503
 // not_applied, anything else (the store unreachable) to 503 store_unavailable.
 func AsError(err error) *Error {
 	var e *Error
@@ -55,6 +57,8 @@ func AsError(err error) *Error {
 	}
 	msg := err.Error()
 	switch {
+	case errors.Is(err, ErrForbidden):
+		return &Error{Status: http.StatusForbidden, Code: CodeSourceNotAllowed, Message: msg, err: err}
 	case errors.Is(err, frame.ErrInvalidStream):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_stream_name", Message: msg, err: err}
 	case errors.Is(err, ErrInvalid):

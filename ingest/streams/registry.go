@@ -37,6 +37,10 @@ type Registry struct {
 	// time last until the next start. Streams created at run time are kept. Enabled is taken as
 	// given (ParseFile and ingest.SpecOf set it to true unless told otherwise). Default none.
 	Seed []Spec
+	// Policy says which sources streams created or changed through the API (HTTP and NATS) may
+	// read; Seed streams are not subject to it. Default: the zero SourcePolicy (no local files,
+	// no cameras, no loopback or link-local hosts).
+	Policy SourcePolicy
 	// MaxStreams bounds the streams in the store; creating more fails with 409
 	// too_many_streams. Default 1000.
 	MaxStreams int
@@ -100,6 +104,9 @@ func (r *Registry) Start(ctx context.Context) error {
 	}
 	if err := ValidateNode(r.Node); err != nil {
 		return fmt.Errorf("streams: --node: %w", err)
+	}
+	if err := r.Policy.Validate(); err != nil {
+		return err
 	}
 	r.setDefaults()
 	seeds := make([]Spec, 0, len(r.Seed))
@@ -401,14 +408,20 @@ func (r *Registry) Get(name string) (Status, error) {
 	return st, nil
 }
 
-// prepare sets defaults, keeps a stored password the client only saw redacted, and validates.
-func (r *Registry) prepare(spec Spec, old *Entry) (Spec, error) {
+// prepare sets defaults, keeps a stored password the client only saw redacted, validates, and
+// applies the source policy to a source the request sets or changes.
+func (r *Registry) prepare(ctx context.Context, spec Spec, old *Entry) (Spec, error) {
 	spec.SetDefaults()
 	if old != nil && spec.Source != old.Spec.Source && spec.Source == RedactSource(old.Spec.Source) {
 		spec.Source = old.Spec.Source
 	}
 	if err := spec.Validate(r.Runner.CheckSource); err != nil {
 		return Spec{}, err
+	}
+	if !spec.IsPush() && (old == nil || spec.Source != old.Spec.Source) {
+		if err := r.Policy.Check(ctx, spec.Source, r.runsHere(spec)); err != nil {
+			return Spec{}, fmt.Errorf("stream %s: %w", spec.Name, err)
+		}
 	}
 	return spec, nil
 }
@@ -425,7 +438,7 @@ func (r *Registry) Create(ctx context.Context, spec Spec) (Status, error) {
 	if err := r.started(); err != nil {
 		return Status{}, err
 	}
-	spec, err := r.prepare(spec, nil)
+	spec, err := r.prepare(ctx, spec, nil)
 	if err != nil {
 		return Status{}, err
 	}
@@ -458,7 +471,7 @@ func (r *Registry) Put(ctx context.Context, name string, spec Spec, ifRev uint64
 	if had {
 		prev = &old
 	}
-	spec, err := r.prepare(spec, prev)
+	spec, err := r.prepare(ctx, spec, prev)
 	if err != nil {
 		return Status{}, false, err
 	}
@@ -494,7 +507,7 @@ func (r *Registry) Patch(ctx context.Context, name string, p Patch, ifRev uint64
 		if err != nil {
 			return Status{}, err
 		}
-		if spec, err = r.prepare(spec, &e); err != nil {
+		if spec, err = r.prepare(ctx, spec, &e); err != nil {
 			return Status{}, err
 		}
 		rev, err := r.Store.Put(ctx, spec, e.Revision)

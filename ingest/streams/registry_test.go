@@ -27,11 +27,11 @@ func TestHTTPAPI(t *testing.T) {
 	base := e.url + "/v1/streams"
 
 	// Create.
-	r := call(t, "POST", base, []byte(`{"name":"lobby","source":"rtsp://admin:secret@cam1/stream","fps":2}`), "Content-Type", "application/json")
+	r := call(t, "POST", base, []byte(`{"name":"lobby","source":"rtsp://admin:secret@192.0.2.1/stream","fps":2}`), "Content-Type", "application/json")
 	if r.status != http.StatusCreated || r.header.Get("Location") != "/v1/streams/lobby" || r.json["state"] != StateLive || r.json["revision"] == nil {
 		t.Fatalf("create: %v", r)
 	}
-	if s, ok := e.runner.spec("lobby"); !ok || s.FPS != 2 || s.Source != "rtsp://admin:secret@cam1/stream" || s.MaxWidth != DefaultMaxWidth {
+	if s, ok := e.runner.spec("lobby"); !ok || s.FPS != 2 || s.Source != "rtsp://admin:secret@192.0.2.1/stream" || s.MaxWidth != DefaultMaxWidth {
 		t.Fatalf("runner got %+v", s)
 	}
 	if strings.Contains(string(r.body), "secret") {
@@ -43,7 +43,7 @@ func TestHTTPAPI(t *testing.T) {
 	}
 
 	// Get, list.
-	if r := call(t, "GET", base+"/lobby", nil); r.status != 200 || r.header.Get("ETag") != etag || r.json["source"] != "rtsp://admin:xxxxx@cam1/stream" {
+	if r := call(t, "GET", base+"/lobby", nil); r.status != 200 || r.header.Get("ETag") != etag || r.json["source"] != "rtsp://admin:xxxxx@192.0.2.1/stream" {
 		t.Fatalf("get: %v", r)
 	}
 	call(t, "PUT", base+"/door", []byte(`{"source":"push"}`))
@@ -71,7 +71,7 @@ func TestHTTPAPI(t *testing.T) {
 	if r := call(t, "PUT", base+"/lobby", mustJSON(t, st.Spec), "If-Match", got.header.Get("ETag")); r.status != 200 {
 		t.Fatalf("put back: %v", r)
 	}
-	if s, _ := e.runner.spec("lobby"); s.Source != "rtsp://admin:secret@cam1/stream" || s.FPS != 3 || s.MaxWidth != 320 {
+	if s, _ := e.runner.spec("lobby"); s.Source != "rtsp://admin:secret@192.0.2.1/stream" || s.FPS != 3 || s.MaxWidth != 320 {
 		t.Fatalf("after PUT of the redacted form, the runner has %+v", s)
 	}
 
@@ -149,7 +149,7 @@ func TestHTTPPush(t *testing.T) {
 		`{"name":"door","source":"push","node":"edge-1"}`,
 		`{"name":"off","source":"push","node":"edge-1","enabled":false}`,
 		`{"name":"far","source":"push","node":"edge-2"}`,
-		`{"name":"cam","source":"rtsp://cam/1","node":"edge-1"}`,
+		`{"name":"cam","source":"rtsp://192.0.2.2/1","node":"edge-1"}`,
 	} {
 		if r := call(t, "POST", base, []byte(s)); r.status != http.StatusCreated {
 			t.Fatalf("create %s: %v", s, r)
@@ -225,7 +225,7 @@ func TestSharedBucket(t *testing.T) {
 		t.Fatalf("seeded stream on a: %+v %v", s, ok)
 	}
 	// Created through b, assigned to a: a runs it, b only knows it.
-	if _, err := b.reg.Create(ctx, Spec{Name: "cam-2", Source: "rtsp://c/2", Node: "edge-a", Enabled: true}); err != nil {
+	if _, err := b.reg.Create(ctx, Spec{Name: "cam-2", Source: "rtsp://192.0.2.3/2", Node: "edge-a", Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "a to run cam-2", func() bool { _, ok := a.runner.spec("cam-2"); return ok })
@@ -357,21 +357,21 @@ func TestNATSControl(t *testing.T) {
 	if r := ask(`{"op":"list"}`); !r.OK || r.Streams == nil || len(r.Streams) != 0 {
 		t.Fatalf("list of nothing: %+v", r)
 	}
-	r := ask(`{"op":"create","stream":{"name":"gate","source":"rtsp://u:pw@gate/1","fps":1}}`)
-	if !r.OK || r.Stream == nil || r.Stream.Name != "gate" || r.Stream.Source != "rtsp://u:xxxxx@gate/1" || r.Stream.State != StateLive {
+	r := ask(`{"op":"create","stream":{"name":"gate","source":"rtsp://u:pw@192.0.2.4/1","fps":1}}`)
+	if !r.OK || r.Stream == nil || r.Stream.Name != "gate" || r.Stream.Source != "rtsp://u:xxxxx@192.0.2.4/1" || r.Stream.State != StateLive {
 		t.Fatalf("create: %+v", r)
 	}
 	rev := r.Stream.Revision
 	if r := ask(`{"op":"patch","name":"gate","stream":{"fps":4},"revision":` + strconv.FormatUint(rev, 10) + `}`); !r.OK || r.Stream.FPS != 4 {
 		t.Fatalf("patch: %+v", r)
 	}
-	if s, _ := e.runner.spec("gate"); s.FPS != 4 || s.Source != "rtsp://u:pw@gate/1" {
+	if s, _ := e.runner.spec("gate"); s.FPS != 4 || s.Source != "rtsp://u:pw@192.0.2.4/1" {
 		t.Fatalf("runner after patch: %+v", s)
 	}
-	if r := ask(`{"op":"put","stream":{"name":"gate","source":"rtsp://u:xxxxx@gate/1","enabled":false}}`); !r.OK || r.Stream.State != StateDisabled || r.Stream.FPS != DefaultFPS {
+	if r := ask(`{"op":"put","stream":{"name":"gate","source":"rtsp://u:xxxxx@192.0.2.4/1","enabled":false}}`); !r.OK || r.Stream.State != StateDisabled || r.Stream.FPS != DefaultFPS {
 		t.Fatalf("put: %+v", r)
 	}
-	if s, _ := e.runner.spec("gate"); s.Source != "rtsp://u:pw@gate/1" || s.Enabled {
+	if s, _ := e.runner.spec("gate"); s.Source != "rtsp://u:pw@192.0.2.4/1" || s.Enabled {
 		t.Fatalf("runner after put: %+v", s)
 	}
 	if r := ask(`{"op":"get","name":"gate"}`); !r.OK || r.Stream.Enabled {

@@ -29,14 +29,15 @@ func freeAddr(t *testing.T) string {
 }
 
 // runIngest runs `vigil ingest` in-process until the returned stop is called; stop returns the
-// exit code.
+// exit code. Streams created through its API may read the shared test data.
 func runIngest(t *testing.T, natsURL, httpAddr string) (stop func() int) {
 	t.Helper()
+	data := testenv.TestData(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- Main(ctx, Env{Args: []string{"ingest", "--nats-url", natsURL, "--http-addr", httpAddr},
+		done <- Main(ctx, Env{Args: []string{"ingest", "--nats-url", natsURL, "--http-addr", httpAddr, "--stream-file-dirs", data},
 			Stdout: &bytes.Buffer{}, Stderr: &stderr, Getenv: func(string) string { return "" }, Version: "test"})
 	}()
 	deadline := time.Now().Add(30 * time.Second)

@@ -27,6 +27,7 @@ type streamFlags struct {
 	file   string
 	bucket string
 	node   string
+	policy streams.SourcePolicy
 }
 
 func (f *streamFlags) register(fs *flag.FlagSet) {
@@ -36,6 +37,7 @@ func (f *streamFlags) register(fs *flag.FlagSet) {
 		"(\""+noBucket+"\", or JetStream disabled: this process only, lost at exit)")
 	fs.StringVar(&f.node, "node", "", "this ingest's node name: it runs the streams whose node is this name (streams from its --source and --streams-file get it); "+
 		"unset: it runs every stream (one ingest). Name every ingest that shares a bucket")
+	f.registerPolicy(fs)
 }
 
 // load reads and validates --streams-file (nil without one).
@@ -54,6 +56,9 @@ func (f *streamFlags) load() ([]streams.Spec, error) {
 func (f *streamFlags) check() error {
 	if err := streams.ValidateNode(f.node); err != nil {
 		return fmt.Errorf("--node: %w", err)
+	}
+	if err := f.policy.Validate(); err != nil {
+		return err
 	}
 	_, err := f.load()
 	return err
@@ -101,7 +106,7 @@ func (f *streamFlags) newManaged(ctx context.Context, nc *nats.Conn, js jetstrea
 	if err := m.mgr.Initialize(); err != nil {
 		return nil, err
 	}
-	m.reg = &streams.Registry{Runner: m.mgr, Store: store, Node: f.node, Seed: seed, Log: log}
+	m.reg = &streams.Registry{Runner: m.mgr, Store: store, Node: f.node, Seed: seed, Policy: f.policy, Log: log}
 	return m, nil
 }
 
