@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,7 +58,9 @@ type front struct {
 	consumer *eventstore.Consumer
 
 	cancel context.CancelFunc
+	alive  context.Context // ends when the event consumer's Run returned
 	wg     sync.WaitGroup
+	log    *slog.Logger
 }
 
 // frontDeps is what the front needs from `vigil run`.
@@ -74,7 +77,7 @@ type frontDeps struct {
 // startFront builds and starts the front. The HTTP server is created but not started: the caller
 // mounts more routes (WHIP, streams, web UI) and then calls startHTTP.
 func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err error) {
-	fr := &front{}
+	fr := &front{log: d.log.With("role", "events")}
 	defer func() {
 		if err != nil {
 			fr.Close()
@@ -148,9 +151,12 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 			JetStream: js, Log: d.log.With("role", "events")}
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		fr.cancel = cancel
+		alive, ended := context.WithCancel(context.Background())
+		fr.alive = alive
 		fr.wg.Add(1)
 		go func() {
 			defer fr.wg.Done()
+			defer ended()
 			if err := fr.consumer.Run(cctx); err != nil {
 				d.log.Error("event history stopped", "err", err) // the pipeline goes on without it
 			}
@@ -170,11 +176,23 @@ func (c classifyFrames) ClassifyFrames(ctx context.Context, frames []analyze.Cla
 	return c.r.Classify(ctx, in)
 }
 
-// Close stops the front: the HTTP server first (no new requests), then the event consumer, the
-// snapshot ring, the classifier projects and registry, the gallery.
+// historyCatchUp bounds how long Close waits for the event history to take the events stored
+// before it (the track role's last face.left events), as the sink role's catch-up is bounded.
+const historyCatchUp = 10 * time.Second
+
+// Close stops the front: the HTTP server first (no new requests), then the event consumer once
+// it has caught up with the stored events (up to historyCatchUp), the snapshot ring, the
+// classifier projects and registry, the gallery.
 func (fr *front) Close() {
 	if fr.srv != nil {
 		_ = fr.srv.Close()
+	}
+	if fr.consumer != nil && fr.cancel != nil {
+		ctx, cancel := context.WithTimeout(fr.alive, historyCatchUp)
+		if err := fr.consumer.CatchUp(ctx); err != nil && fr.alive.Err() == nil {
+			fr.log.Warn("event history: stopped before it had every event", "err", err)
+		}
+		cancel()
 	}
 	if fr.cancel != nil {
 		fr.cancel()
