@@ -110,6 +110,11 @@ type Event struct {
 	// Reason says why the track ended (face.left only): ReasonLost, ReasonEnd, ReasonIdle,
 	// ReasonRestart or ReasonShutdown.
 	Reason string `json:"reason,omitempty"`
+	// Embedding is the track's L2-normalised face embedding (face.left only, when the analyzers
+	// computed embeddings): the running mean of its sightings' embeddings, the one the tracker
+	// associates faces with. The event store keeps it for search by photo
+	// (POST /v1/search/faces).
+	Embedding []float32 `json:"embedding,omitempty"`
 }
 
 // EventSubject returns vigil.events.<stream>.<kind> after validating stream and kind.
