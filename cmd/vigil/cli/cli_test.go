@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -311,5 +312,67 @@ func TestRunOnceWebhook(t *testing.T) {
 	defer mu.Unlock()
 	if types["result"] != len(results) || types["face.appeared"] == 0 {
 		t.Fatalf("webhook got %v for %d results", types, len(results))
+	}
+}
+
+// TestRunLiveStopsInOrder: a live `vigil run` (a looped file) stops cleanly on Ctrl-C (its
+// context ends), in pipeline order: the sink writes every result the analyzer published before
+// the process exits, so stdout holds whole lines and as many results as the summary counts.
+func TestRunLiveStopsInOrder(t *testing.T) {
+	video := filepath.Join(testenv.TestData(t), "video", "fer_test.mp4")
+	deps := testenv.DepsDir(t)
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, Env{Args: []string{"run", "--nats-port", "0", "--source", video, "--stream", "fer", "--loop",
+			"--heads", "none", "--log-json"}, Stdout: &stdout, Stderr: &stderr, Version: "test",
+			Getenv: func(k string) string {
+				switch k {
+				case "VIGIL_DEPS":
+					return deps
+				case "VIGIL_HTTP_ADDR":
+					return "127.0.0.1:0"
+				}
+				return ""
+			}})
+	}()
+	testenv.Eventually(t, 2*time.Minute, "three results on stdout", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("vigil run exited %d before Ctrl-C:\n%s", code, stderr.String())
+		default:
+		}
+		return strings.Count(stdout.String(), "\n") >= 3
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d after Ctrl-C\nstderr:\n%s", code, stderr.String())
+	}
+	results := readResults(t, stdout.String()) // whole lines only: fails on a torn one
+	var summary map[string]any
+	sc := bufio.NewScanner(strings.NewReader(stderr.String()))
+	stopping := false
+	for sc.Scan() {
+		var l map[string]any
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		switch l["msg"] {
+		case "stopping":
+			stopping = true
+		case "stream summary":
+			if !stopping {
+				t.Fatalf("stream summary before \"stopping\":\n%s", stderr.String())
+			}
+			summary = l
+		}
+	}
+	if summary == nil {
+		t.Fatalf("no stream summary:\n%s", stderr.String())
+	}
+	if n, _ := summary["results"].(float64); int(n) != len(results) {
+		t.Fatalf("summary counts %v results, stdout holds %d: the sink stopped before writing what arrived", summary["results"], len(results))
 	}
 }
