@@ -75,10 +75,16 @@ type faceInput struct {
 	emb   *[]float32 // where the embedding head stores the face's embedding
 	// requested lists the on-demand heads the face's frame asked for.
 	requested []string
+	// tooSmall: the face is below PipelineConfig.MinRecognitionSize; the recognition heads
+	// (embedding, liveness) skip it.
+	tooSmall bool
 }
 
 // wants reports whether head h runs on face f.
 func (h *head) wants(f faceInput) bool {
+	if f.tooSmall && (h.name == HeadEmbedding || h.name == HeadLiveness) {
+		return false
+	}
 	if !h.onDemand {
 		return true
 	}

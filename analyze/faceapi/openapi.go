@@ -160,6 +160,8 @@ func schemas() map[string]any {
 		"emotion":   ref("Emotion"),
 		"liveness":  ref("Liveness"),
 		"pose":      ref("Pose"),
+		"too_small": typ("boolean", "true when the face's shorter box side is below the analyzer's minimum for recognition (40 px by default): "+
+			"it was not embedded and its liveness not estimated, so identity and liveness are absent rather than guessed; show it as too small, not unknown"),
 		"embedding": map[string]any{"type": "array", "items": typ("number", ""), "description": "L2-normalised 512-d embedding (/v1/represent)"},
 	})
 	identified := obj([]string{"box", "score", "matches"}, map[string]any{})

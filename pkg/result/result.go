@@ -41,6 +41,11 @@ type Result struct {
 	Analyzer string `json:"analyzer,omitempty"`
 }
 
+// DefaultMinRecognitionSize is the analyzers' default minimum face size for recognition: the
+// shortest box side, in frame pixels, from which a face is embedded and its liveness estimated
+// (see Face.TooSmall).
+const DefaultMinRecognitionSize = 40
+
 // Box is an axis-aligned rectangle in pixels of the analysed frame.
 type Box struct {
 	X1 float32 `json:"x1"`
@@ -73,9 +78,10 @@ type Face struct {
 	Liveness *Liveness `json:"liveness,omitempty"`
 	Pose     *Pose     `json:"pose,omitempty"`
 	// TooSmall is true when the face's box is smaller than the analyzer's minimum for
-	// recognition (its shorter side below 40 px by default): the face was not embedded and its
-	// liveness was not estimated, rather than guessed, so its identity and liveness are absent
-	// unless its track settled them on a larger sighting. Show it as "too small", not "unknown".
+	// recognition (its shorter side below DefaultMinRecognitionSize by default): the face was
+	// not embedded and its liveness was not estimated, rather than guessed, so its identity and
+	// liveness are absent unless its track settled them on a larger sighting. Show it as
+	// "too small", not "unknown".
 	TooSmall bool `json:"too_small,omitempty"`
 	// Embedding is the L2-normalised 512-d face embedding; only present when requested.
 	Embedding []float32 `json:"embedding,omitempty"`
