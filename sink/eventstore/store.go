@@ -126,6 +126,8 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	stats  Stats
+
+	faces faceIndex // search by face (faces.go)
 }
 
 // Stats counts what a Store did.
@@ -437,7 +439,17 @@ func (s *Store) storeEvent(ctx context.Context, ev event.Event, snapshot []byte)
 			return 0, false, err
 		}
 	}
-	return id, dup, tx.Commit()
+	enc, err := s.insertFace(ctx, tx, id, ev)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, false, err
+	}
+	if enc != nil {
+		s.faceAdded(id, ev, enc)
+	}
+	return id, dup, nil
 }
 
 // WriteEvent stores ev (EventSink): StoreEvent without the id.
@@ -576,10 +588,18 @@ func (s *Store) Prune(ctx context.Context) (Pruned, error) {
 			p.Results += n
 		}
 	}
+	if p.Events > 0 { // embeddings of removed events (where foreign keys did not cascade)
+		if _, err := exec("DELETE FROM vigil_faces WHERE NOT EXISTS (SELECT 1 FROM vigil_events e WHERE e.id = vigil_faces.event_id)"); err != nil {
+			return p, s.pruneErr(err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return Pruned{}, s.pruneErr(err)
 	}
 	s.count(func(st *Stats) { st.PrunedEvents += uint64(p.Events); st.PrunedResults += uint64(p.Results) })
+	if p.Events > 0 {
+		s.facesPruned()
+	}
 	return p, nil
 }
 

@@ -89,6 +89,7 @@ func Run(t *testing.T, b Backend) {
 		{"Concurrent", testConcurrent},
 		{"Migrations", testMigrations},
 		{"Closed", testClosed},
+		{"SearchFaces", testSearchFaces},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := b.NewDatabase(t)
@@ -520,8 +521,8 @@ func testMigrations(t *testing.T, open func(*eventstore.Store) *eventstore.Store
 	}
 	st := open(&eventstore.Store{})
 	v, err := st.SchemaVersion(ctx(t))
-	if err != nil || v != 1 {
-		t.Fatalf("schema version %d, %v", v, err)
+	if err != nil || v != 2 {
+		t.Fatalf("schema version %d, %v (want 2)", v, err)
 	}
 	id := mustStore(t, st, Event("lobby", "t", event.KindAppeared, time.Unix(1795306514, 0)), nil)
 	again := open(&eventstore.Store{})

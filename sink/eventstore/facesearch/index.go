@@ -173,6 +173,13 @@ func (x *Index) Dim() int {
 	return x.dim
 }
 
+// IDs returns the ids held, in no particular order.
+func (x *Index) IDs() []int64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return slices.Clone(x.ids)
+}
+
 // Has reports whether id is held.
 func (x *Index) Has(id int64) bool {
 	x.mu.RLock()
