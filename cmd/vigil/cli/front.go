@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/sink"
 	"github.com/vigil-video/vigil/sink/eventstore"
 	"github.com/vigil-video/vigil/sink/eventstore/snapshot"
 	"github.com/vigil-video/vigil/sink/eventstore/sqlite"
@@ -56,6 +57,7 @@ type front struct {
 	events   *eventstore.Store
 	ring     *snapshot.Ring
 	consumer *eventstore.Consumer
+	results  *sink.Role // result summaries into events, for /v1/history/results
 
 	cancel context.CancelFunc
 	alive  context.Context // ends when the event consumer's Run returned
@@ -161,6 +163,18 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 				d.log.Error("event history stopped", "err", err) // the pipeline goes on without it
 			}
 		}()
+		// Result summaries for /v1/history/results, through a durable consumer of their own
+		// (as vigil sink --events-db stores them): it resumes where it stopped, and on the way
+		// out it writes what the stream holds (up to its DrainTimeout) before it returns.
+		fr.results = &sink.Role{Conn: d.nc, Sinks: []sink.Sink{keepOpen{fr.events}}, JetStream: js, Durable: historyResultsDurable,
+			LostAfter: -1, Log: d.log.With("role", "events")}
+		fr.wg.Add(1)
+		go func() {
+			defer fr.wg.Done()
+			if err := fr.results.Run(cctx); err != nil {
+				d.log.Error("result history stopped", "err", err)
+			}
+		}()
 	}
 	return fr, nil
 }
@@ -175,6 +189,10 @@ func (c classifyFrames) ClassifyFrames(ctx context.Context, frames []analyze.Cla
 	}
 	return c.r.Classify(ctx, in)
 }
+
+// historyResultsDurable is the JetStream consumer through which vigil run stores result
+// summaries in its event history.
+const historyResultsDurable = "vigil-history-results"
 
 // historyCatchUp bounds how long Close waits for the event history to take the events stored
 // before it (the track role's last face.left events), as the sink role's catch-up is bounded.
