@@ -56,6 +56,11 @@ type Role struct {
 	// backlog never builds. 0 disables it (batch analysis of recordings). Default 0; `vigil run`
 	// sets 2s for live sources.
 	Deadline time.Duration
+	// MaxClockSkew is how far in the future a frame's capture time may lie (the ingest's clock
+	// ahead of this one's); a frame captured later than that is dropped on receipt (reason
+	// "future_capture"), and one within it counts as captured now for the deadline and latency.
+	// Default DefaultMaxClockSkew.
+	MaxClockSkew time.Duration
 	// MaxPixels bounds decoded frame size. Default vision.DefaultMaxPixels.
 	MaxPixels int
 	// Name identifies this analyzer in results. Default the host name.
@@ -98,6 +103,9 @@ func (r *Role) Ready() <-chan struct{} {
 	return r.ready
 }
 
+// DefaultMaxClockSkew is Role.MaxClockSkew's default: 10 s.
+const DefaultMaxClockSkew = 10 * time.Second
+
 // ReasonSlowConsumer counts, in Stats, frames the NATS client dropped because the analyzer's
 // pending buffer was full.
 const ReasonSlowConsumer = "slow_consumer"
@@ -105,6 +113,15 @@ const ReasonSlowConsumer = "slow_consumer"
 type job struct {
 	f    frame.Frame
 	recv time.Time
+}
+
+// captured is the frame's capture time for the deadline and latency: a time ahead of its
+// receipt (clock skew within MaxClockSkew) counts as the receipt.
+func (j job) captured() time.Time {
+	if j.f.Captured.After(j.recv) {
+		return j.recv
+	}
+	return j.f.Captured
 }
 
 // mergeHeads carries the heads a superseded frame requested over to the frame replacing it, so
@@ -207,6 +224,9 @@ func (r *Role) setDefaults() {
 	if r.QueueSize <= 0 {
 		r.QueueSize = max(64, 4*r.MaxBatch*r.Workers)
 	}
+	if r.MaxClockSkew <= 0 {
+		r.MaxClockSkew = DefaultMaxClockSkew
+	}
 	if r.Name == "" {
 		r.Name, _ = os.Hostname()
 	}
@@ -239,7 +259,18 @@ func (r *Role) Run(ctx context.Context) error {
 		r.received.Add(1)
 		f, err := frame.FromMsg(m)
 		if err != nil {
-			r.dropOnIntake(frame.Frame{Stream: m.Header.Get(frame.HeaderStream)}, result.ReasonDecode, err.Error())
+			// The drop goes to the subject's stream, never to one a header names.
+			reason := result.ReasonDecode
+			if errors.Is(err, frame.ErrStreamMismatch) {
+				reason = result.ReasonStreamMismatch
+			}
+			r.dropOnIntake(frame.Frame{Stream: frame.SubjectStream(m.Subject)}, reason, err.Error())
+			return
+		}
+		if ahead := f.Captured.Sub(time.Now()); ahead > r.MaxClockSkew {
+			// A capture time in the future would dodge the deadline and give negative latencies.
+			r.dropOnIntake(f, result.ReasonFutureCapture, fmt.Sprintf("captured %s in the future (more than the allowed clock skew %s)",
+				ahead.Round(time.Millisecond), r.MaxClockSkew))
 			return
 		}
 		key := f.Stream
@@ -353,7 +384,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 	}()
 	now := time.Now()
 	for _, j := range jobs {
-		if r.Deadline > 0 && now.Sub(j.f.Captured) > r.Deadline {
+		if r.Deadline > 0 && now.Sub(j.captured()) > r.Deadline {
 			r.drop(ctx, j.f, result.ReasonDeadline, fmt.Sprintf("frame %s old", now.Sub(j.f.Captured).Round(time.Millisecond)))
 			continue
 		}
@@ -393,7 +424,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		res := result.Result{
 			Schema: result.SchemaVersion, Stream: j.f.Stream, Seq: j.f.Seq,
 			CapturedAt: j.f.Captured.UTC(), AnalyzedAt: done,
-			LatencyMS: float64(done.Sub(j.f.Captured).Microseconds()) / 1000,
+			LatencyMS: float64(done.Sub(j.captured()).Microseconds()) / 1000,
 			Width:     mats[i].Cols(), Height: mats[i].Rows(),
 			Faces: out[i].Faces, Analyzer: r.Name,
 		}

@@ -54,6 +54,21 @@ var ErrInvalidStream = errors.New("invalid stream name")
 // ErrMalformed is wrapped by every error FromMsg returns for a message that is not a valid frame.
 var ErrMalformed = errors.New("malformed frame message")
 
+// ErrStreamMismatch is wrapped (with ErrMalformed) by FromMsg's error for a frame whose
+// Vigil-Stream header names another stream than its subject: the subject is what NATS
+// permissions guard, so a publisher allowed only vigil.frames.cam1 cannot speak for cam2.
+var ErrStreamMismatch = errors.New("the Vigil-Stream header disagrees with the subject")
+
+// SubjectStream returns the stream a frame subject names: the last token of a subject of
+// several tokens (vigil.frames.<stream>), "" for a single-token subject or an invalid id.
+func SubjectStream(subject string) string {
+	i := strings.LastIndexByte(subject, '.')
+	if i < 0 || ValidateStream(subject[i+1:]) != nil {
+		return ""
+	}
+	return subject[i+1:]
+}
+
 // ValidateStream reports whether name is a valid stream id: 1 to 64 characters from
 // [A-Za-z0-9_-]. Only validated ids are ever placed in a NATS subject, so a stream id can never
 // add subject tokens or wildcards.
@@ -139,10 +154,14 @@ func validHeadName(h string) error {
 	return nil
 }
 
-// Msg builds the NATS message for f on subject. It validates f first.
+// Msg builds the NATS message for f on subject. It validates f first, and refuses a subject of
+// several tokens whose last one is not f.Stream (FromMsg would refuse the message).
 func (f Frame) Msg(subject string) (*nats.Msg, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
+	}
+	if strings.Contains(subject, ".") && SubjectStream(subject) != f.Stream {
+		return nil, fmt.Errorf("%w: stream %s on subject %q", ErrStreamMismatch, f.Stream, subject)
 	}
 	m := nats.NewMsg(subject)
 	m.Header.Set(HeaderStream, f.Stream)
@@ -163,6 +182,11 @@ func (f Frame) Msg(subject string) (*nats.Msg, error) {
 
 // FromMsg parses a frame message. The returned Frame's Data aliases m.Data. Every error wraps
 // ErrMalformed or ErrInvalidStream.
+//
+// The stream is the subject's: on a subject of several tokens (vigil.frames.<stream>) its last
+// token must be a valid stream id, and a Vigil-Stream header, when present, must name the same
+// stream, else the error wraps ErrStreamMismatch. Only a single-token subject (a message built
+// in memory) takes the stream from the header alone.
 func FromMsg(m *nats.Msg) (Frame, error) {
 	if m == nil || m.Header == nil {
 		return Frame{}, fmt.Errorf("%w: no headers", ErrMalformed)
@@ -170,6 +194,16 @@ func FromMsg(m *nats.Msg) (Frame, error) {
 	var f Frame
 	var err error
 	f.Stream = m.Header.Get(HeaderStream)
+	if strings.Contains(m.Subject, ".") {
+		subj := SubjectStream(m.Subject)
+		if subj == "" {
+			return Frame{}, fmt.Errorf("%w: subject %q does not end in a stream id", ErrInvalidStream, truncate(m.Subject, 80))
+		}
+		if f.Stream != "" && f.Stream != subj {
+			return Frame{}, fmt.Errorf("%w: %w: header %q, subject stream %s", ErrMalformed, ErrStreamMismatch, truncate(f.Stream, 80), subj)
+		}
+		f.Stream = subj
+	}
 	if err := ValidateStream(f.Stream); err != nil {
 		return Frame{}, err
 	}
@@ -197,4 +231,12 @@ func FromMsg(m *nats.Msg) (Frame, error) {
 		return Frame{}, err
 	}
 	return f, nil
+}
+
+// truncate shortens s to at most n bytes for an error message.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }

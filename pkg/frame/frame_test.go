@@ -118,3 +118,64 @@ func FuzzValidateStream(f *testing.F) {
 		}
 	})
 }
+
+// TestSubjectIsTheStream: on a frame subject the stream is the subject's; a header naming
+// another stream is refused with ErrStreamMismatch, a missing header is filled from the subject.
+func TestSubjectIsTheStream(t *testing.T) {
+	m, err := sample().Msg("vigil.frames.cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Subject = "vigil.frames.cam2"
+	if _, err := FromMsg(m); !errors.Is(err, ErrStreamMismatch) || !errors.Is(err, ErrMalformed) {
+		t.Fatalf("header cam1 on subject cam2: %v, want ErrStreamMismatch", err)
+	}
+	m.Header.Del(HeaderStream)
+	if f, err := FromMsg(m); err != nil || f.Stream != "cam2" {
+		t.Fatalf("no header on subject cam2: %+v %v", f, err)
+	}
+	m.Subject = "vigil.frames.a b"
+	if _, err := FromMsg(m); !errors.Is(err, ErrInvalidStream) {
+		t.Fatalf("invalid subject token: %v", err)
+	}
+	if _, err := sample().Msg("vigil.frames.cam9"); !errors.Is(err, ErrStreamMismatch) {
+		t.Fatalf("Msg on another stream's subject: %v", err)
+	}
+	for subj, want := range map[string]string{"vigil.frames.x": "x", "x": "", "vigil.frames.": "", "a.b.c>": ""} {
+		if got := SubjectStream(subj); got != want {
+			t.Errorf("SubjectStream(%q) = %q, want %q", subj, got, want)
+		}
+	}
+}
+
+// FuzzFromMsgSubject: whatever the subject and header, an accepted frame's stream is the
+// subject's last token (on a subject of several tokens) and re-encodes on that subject.
+func FuzzFromMsgSubject(f *testing.F) {
+	f.Add("vigil.frames.cam1", "cam1", true)
+	f.Add("vigil.frames.cam1", "cam2", true)
+	f.Add("vigil.frames.cam1", "", false)
+	f.Add("cam1", "cam1", true)
+	f.Add("vigil.frames.a.>", "a", true)
+	f.Fuzz(func(t *testing.T, subject, header string, withHeader bool) {
+		m, err := sample().Msg("s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Subject = subject
+		if withHeader {
+			m.Header.Set(HeaderStream, header)
+		} else {
+			m.Header.Del(HeaderStream)
+		}
+		fr, err := FromMsg(m)
+		if err != nil {
+			return
+		}
+		if strings.Contains(subject, ".") && fr.Stream != subject[strings.LastIndex(subject, ".")+1:] {
+			t.Fatalf("subject %q gave stream %q", subject, fr.Stream)
+		}
+		if _, err := fr.Msg(subject); err != nil {
+			t.Fatalf("accepted frame does not re-encode on its subject: %v", err)
+		}
+	})
+}
