@@ -54,7 +54,7 @@ func TestRoleJetStream(t *testing.T) {
 	captured := time.Now()
 	const n = 20
 	for i := 1; i <= n; i++ {
-		f := frame.Frame{Stream: "cam", Seq: uint64(i), Captured: captured, Width: 2000, Height: 1428, Encoding: frame.EncodingJPEG, Data: img}
+		f := frame.Frame{Stream: "cam", Seq: uint64(i), Captured: captured, Width: 2000, Height: 1428, Encoding: frame.EncodingJPEG, Data: img, Complete: true}
 		if i == n {
 			f.Seq = 1 // the first frame again: the same outcome id
 		}

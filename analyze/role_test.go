@@ -3,6 +3,7 @@ package analyze
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,7 +159,8 @@ func TestRoleResultsAndDrops(t *testing.T) {
 	h := startRole(t, func(r *Role) { r.Deadline = time.Second })
 	o := collect(t, h.nc)
 	now := time.Now()
-	good := frame.Frame{Stream: "cam1", Seq: 1, Captured: now, Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img}
+	good := frame.Frame{Stream: "cam1", Seq: 1, Captured: now, Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img,
+		Complete: true} // every frame is analysed, none superseded: each gets its own outcome
 	h.publish(t, good)
 	corrupt := good
 	corrupt.Seq, corrupt.Data = 2, img[:len(img)/3]
@@ -201,7 +203,8 @@ func TestRoleDrainsOnShutdown(t *testing.T) {
 	o := collect(t, h.nc)
 	const n = 12
 	for i := 1; i <= n; i++ {
-		h.publish(t, frame.Frame{Stream: "cam2", Seq: uint64(i), Captured: time.Now(), Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img})
+		h.publish(t, frame.Frame{Stream: "cam2", Seq: uint64(i), Captured: time.Now(), Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img,
+			Complete: true}) // a recording: no frame supersedes another
 	}
 	if err := h.nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -215,14 +218,15 @@ func TestRoleDrainsOnShutdown(t *testing.T) {
 	}
 }
 
-// TestRoleBoundedQueue: a full queue drops frames (counted and announced) instead of growing.
+// TestRoleBoundedQueue: frames of more streams than the queue holds are dropped (reason
+// "queue", counted and announced) instead of growing the queue.
 func TestRoleBoundedQueue(t *testing.T) {
 	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "obama_and_biden.jpg"))
 	h := startRole(t, func(r *Role) { r.Workers, r.MaxBatch, r.QueueSize = 1, 1, 1 })
 	o := collect(t, h.nc)
 	const n = 30
 	for i := 1; i <= n; i++ {
-		h.publish(t, frame.Frame{Stream: "cam3", Seq: uint64(i), Captured: time.Now(), Width: 2000, Height: 1428, Encoding: frame.EncodingJPEG, Data: img})
+		h.publish(t, frame.Frame{Stream: fmt.Sprintf("cam%d", i), Seq: uint64(i), Captured: time.Now(), Width: 2000, Height: 1428, Encoding: frame.EncodingJPEG, Data: img})
 	}
 	accounted := func() uint64 {
 		st := h.role.Stats()
@@ -235,10 +239,120 @@ func TestRoleBoundedQueue(t *testing.T) {
 	waitFor(t, "every frame analysed or counted as dropped", func() bool { return accounted() == n })
 	st := h.role.Stats()
 	if st.Dropped[result.ReasonQueue] == 0 {
-		t.Fatalf("no queue drops with a queue of 1 and %d frames at once: %+v", n, st)
+		t.Fatalf("no queue drops with a queue of 1 and %d streams at once: %+v", n, st)
 	}
 	// Every frame the analyzer parsed has an announced outcome.
 	waitFor(t, "announced outcomes", func() bool { return uint64(o.count()) == n-st.Dropped[ReasonSlowConsumer] })
 	b, _ := json.Marshal(st)
 	t.Logf("stats: %s", b)
+}
+
+// TestRoleNewestFrameUnderOverload offers 6 streams at 30 frames/s each to one worker (several
+// times what it analyses) and checks newest-frame flow control: no stream's frames are analysed
+// out of order, no frame is analysed while a newer frame of its stream was already waiting (the
+// analysed seq is at least the newest the analyzer had received before it, minus one), every
+// frame is analysed or dropped with a counted, announced reason (superseded for the replaced
+// ones), the backlog never exceeds one frame per stream, and streams are served fairly.
+func TestRoleNewestFrameUnderOverload(t *testing.T) {
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
+	h := startRole(t, func(r *Role) { r.Workers, r.MaxBatch = 1, 1 })
+	const streams, perStream = 6, 60
+	type key struct {
+		stream string
+		seq    uint64
+	}
+	var mu sync.Mutex
+	analysed := map[string][]uint64{}
+	dropped := map[key]string{}
+	for _, sub := range []struct {
+		prefix string
+		fn     func([]byte)
+	}{
+		{bus.ResultsPrefix, func(b []byte) {
+			r, err := result.ParseResult(b)
+			if err == nil {
+				mu.Lock()
+				analysed[r.Stream] = append(analysed[r.Stream], r.Seq)
+				mu.Unlock()
+			}
+		}},
+		{bus.DropsPrefix, func(b []byte) {
+			d, err := result.ParseDrop(b)
+			if err == nil {
+				mu.Lock()
+				dropped[key{d.Stream, d.Seq}] = d.Reason
+				mu.Unlock()
+			}
+		}},
+	} {
+		fn := sub.fn
+		s, err := h.nc.Subscribe(bus.All(sub.prefix), func(m *nats.Msg) { fn(m.Data) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Unsubscribe()
+	}
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	maxQueued := 0
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	for seq := uint64(1); seq <= perStream; seq++ {
+		<-tick.C
+		for s := range streams {
+			h.publish(t, frame.Frame{Stream: fmt.Sprintf("s%d", s), Seq: seq, Captured: time.Now(), Width: 1126, Height: 661,
+				Encoding: frame.EncodingJPEG, Data: img})
+		}
+		maxQueued = max(maxQueued, h.role.Stats().Queued)
+	}
+	total := streams * perStream
+	waitFor(t, "an outcome for every frame", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := len(dropped)
+		for _, a := range analysed {
+			n += len(a)
+		}
+		return n == total
+	})
+	st := h.role.Stats()
+	mu.Lock()
+	defer mu.Unlock()
+	if maxQueued > streams {
+		t.Fatalf("backlog reached %d frames for %d streams, want at most one per stream", maxQueued, streams)
+	}
+	if st.Dropped[result.ReasonSuperseded] == 0 || st.Dropped[result.ReasonQueue] != 0 || st.Dropped[result.ReasonDeadline] != 0 {
+		t.Fatalf("drops %v: want superseded frames under overload, and nothing else", st.Dropped)
+	}
+	var sum uint64
+	for _, n := range st.Dropped {
+		sum += n
+	}
+	if sum+st.Analyzed != uint64(total) || int(sum) != len(dropped) {
+		t.Fatalf("analysed %d + counted drops %d (announced %d), want %d frames accounted for", st.Analyzed, sum, len(dropped), total)
+	}
+	least, most := perStream, 0
+	for s := range streams {
+		seqs := analysed[fmt.Sprintf("s%d", s)]
+		least, most = min(least, len(seqs)), max(most, len(seqs))
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] <= seqs[i-1] {
+				t.Fatalf("stream s%d analysed seq %d after %d: a frame waited behind an older one", s, seqs[i], seqs[i-1])
+			}
+			// Every frame between two analysed ones was superseded: none was analysed while a
+			// newer frame of its stream waited.
+			for skipped := seqs[i-1] + 1; skipped < seqs[i]; skipped++ {
+				if r := dropped[key{fmt.Sprintf("s%d", s), skipped}]; r != result.ReasonSuperseded {
+					t.Fatalf("stream s%d seq %d between analysed %d and %d: drop %q, want superseded", s, skipped, seqs[i-1], seqs[i], r)
+				}
+			}
+		}
+	}
+	// Served in turn: counts differ by one at most, give or take a frame a worker finished while
+	// a stream's next frame was not yet there (at least 80% of the best-served on long runs).
+	if most-least > max(1, most/5) {
+		t.Fatalf("least-served stream got %d results, best-served %d: want them served in turn", least, most)
+	}
+	t.Logf("analysed %d of %d frames; per stream %d..%d; drops %v; max backlog %d", st.Analyzed, total, least, most, st.Dropped, maxQueued)
 }

@@ -383,15 +383,24 @@ func (s *Step) need(id string, heads []string, reason string, all []string) {
 	}
 }
 
-// Label enriches res's faces from the current tracks without changing them: for a result that
-// arrived after later ones were already tracked. A face gets the track it associates with (by
+// Label enriches res's faces from the current tracks without changing their association state:
+// for a result that arrived after later ones were already tracked. Fresh head outputs on it
+// still join the track's aggregated values. A face gets the track it associates with (by
 // the same gates as Update), or no track.
 func (t *Tracker) Label(res *result.Result) {
 	match := t.associate(res)
 	for fi := range res.Faces {
 		f := &res.Faces[fi]
 		if ti := match[fi]; ti >= 0 {
-			t.label(t.tracks[ti], f)
+			tr := t.tracks[ti]
+			// Heads that ran on a late frame (a slow, heads-carrying frame is the likeliest to
+			// arrive late) still count for the track's values and its schedule.
+			q := Quality(*f)
+			if fresh := freshHeads(*f, t.cfg.Heads); len(t.cfg.Heads) > 0 && len(fresh) == len(t.cfg.Heads) && res.CapturedAt.After(tr.headsAt) {
+				tr.hasHeads, tr.headsAt, tr.headsQuality = true, res.CapturedAt, q
+			}
+			tr.attrs.take(f, q, res.Seq, res.CapturedAt, t.cfg.AgeWindow)
+			t.label(tr, f)
 		} else {
 			t.clearIdentity(f)
 		}

@@ -191,12 +191,14 @@ type Analyze struct {
 	// Deps is the directory `make setup` filled with onnxruntime and the models. Key "deps",
 	// default "" (the CLI's default: $VIGIL_DEPS, build/deps or /opt/vigil/deps).
 	Deps string `yaml:"deps"`
-	// Heads are the face heads to run: a comma-separated list, or all, default, none. Key
-	// "heads", default "default".
+	// Heads are the face heads to run on every face of every frame: a comma-separated list, or
+	// all, default, none. Key "heads", default "none": detection and landmarks run on every
+	// frame, and the track role asks for the heads per track (OnDemandHeads). "default" or "all"
+	// is the every-frame mode.
 	Heads string `yaml:"heads"`
 	// OnDemandHeads are loaded but run only on frames that request them (the track role asks
-	// for a new or stale track); same syntax as heads. Key "on_demand_heads", default
-	// "emotion,liveness,pose".
+	// per track: new, until its identity settles, on a schedule, on a better view); same syntax
+	// as heads. Key "on_demand_heads", default "all".
 	OnDemandHeads string `yaml:"on_demand_heads"`
 	// Workers is the batches analysed in parallel, one onnxruntime thread each; 0 is one per
 	// CPU. Key "workers", default 0.
@@ -343,7 +345,7 @@ func Default() Config {
 		Log:     Log{Level: "info"},
 		Run:     Run{NATSHost: "127.0.0.1", NATSPort: 4222},
 		Ingest:  Ingest{FPS: 5, MaxWidth: 1280, MaxHeight: 720, JPEGQuality: 80, Realtime: true, Loop: true},
-		Analyze: Analyze{Heads: "default", OnDemandHeads: "emotion,liveness,pose", MaxBatch: 4, MaxWait: 10 * time.Millisecond, Deadline: 2 * time.Second, GenderThreshold: 0.6, LivenessThreshold: 0.5},
+		Analyze: Analyze{Heads: "none", OnDemandHeads: "all", MaxBatch: 4, MaxWait: 10 * time.Millisecond, Deadline: 2 * time.Second, GenderThreshold: 0.6, LivenessThreshold: 0.5},
 		Track:   Track{Durable: "vigil-track", Partition: -1},
 		Sink: Sink{Durable: "vigil-sink", Deliver: "all", AckWait: 30 * time.Second, MaxAckPending: 1024, LostAfter: 15 * time.Second,
 			JSONLKeep: 10, Webhook: Webhook{MaxAttempts: 5, Timeout: 5 * time.Second}},

@@ -412,7 +412,7 @@ func TestRecognizesObamaAcrossFrames(t *testing.T) {
 	start := time.Now()
 	for seq := uint64(1); seq <= frames; seq++ {
 		f := frame.Frame{Stream: "obama", Seq: seq, Captured: start.Add(time.Duration(seq) * 200 * time.Millisecond),
-			Width: 256, Height: 256, Encoding: frame.EncodingJPEG, Data: shots[seq%2]}
+			Width: 256, Height: 256, Encoding: frame.EncodingJPEG, Data: shots[seq%2], Complete: true}
 		msg, err := f.Msg(bus.FramesPrefix + ".obama")
 		if err != nil {
 			t.Fatal(err)

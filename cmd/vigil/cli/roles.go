@@ -212,9 +212,10 @@ type analyzeFlags struct {
 
 func (f *analyzeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.deps, "deps", models.DefaultDepsDir(), "directory \"make setup\" filled with onnxruntime and the models")
-	fs.StringVar(&f.heads, "heads", "default", "face heads to run: comma-separated from "+strings.Join(analyze.AllHeads, ", ")+
-		"; or all, default ("+strings.Join(analyze.DefaultHeads, ",")+"), none")
-	fs.StringVar(&f.onDemand, "on-demand-heads", "emotion,liveness,pose", "heads loaded but run only on frames that request them (the track stage asks for a new or stale track); same syntax as --heads")
+	fs.StringVar(&f.heads, "heads", "none", "face heads to run on every face of every frame: comma-separated from "+strings.Join(analyze.AllHeads, ", ")+
+		"; or all, default ("+strings.Join(analyze.DefaultHeads, ",")+"), none (detection and landmarks only; the track role asks for heads per track). "+
+		"default or all is the every-frame mode")
+	fs.StringVar(&f.onDemand, "on-demand-heads", "all", "heads loaded but run only on frames that request them (the track role asks per track: new, until its identity settles, on a schedule, on a better view); same syntax as --heads")
 	fs.IntVar(&f.workers, "workers", 0, "batches analysed in parallel, one onnxruntime thread each (0: one per CPU)")
 	fs.IntVar(&f.maxBatch, "max-batch", 4, "most frames per model batch (on CPU small batches and one worker per core win; raise it for GPUs)")
 	fs.DurationVar(&f.maxWait, "max-wait", 10*time.Millisecond, "how long a batch waits for more frames after its first")
