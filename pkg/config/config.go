@@ -253,7 +253,10 @@ type Sink struct {
 	// every one. It applies when jsonl_max_size or jsonl_max_age rotates the file. Key
 	// "jsonl_keep", default 10.
 	JSONLKeep int `yaml:"jsonl_keep"`
-	// Quiet does not print results on stdout. Key "quiet", default false.
+	// Quiet does not print results on stdout. vigil sink refuses it when nothing else takes the
+	// results (jsonl, webhook.urls, events_db, events_dsn); vigil run, whose results go to NATS,
+	// the web view and the history anyway, prints them only with --print. Key "quiet", default
+	// false.
 	Quiet bool `yaml:"quiet"`
 	// Durable names the JetStream consumer the sink reads through; sinks sharing a name share
 	// the work, a restarted sink resumes where it stopped. Key "durable", default "vigil-sink".
@@ -607,9 +610,6 @@ func (s *Sink) validate(k *checker, p string) {
 		if s.JSONLMaxAge > 0 {
 			k.fail(p+".jsonl_max_age", "set without sink.jsonl")
 		}
-	}
-	if s.Quiet && s.JSONL == "" && len(s.Webhook.URLs) == 0 && !s.StoresEvents() {
-		k.fail(p+".quiet", "quiet without jsonl, webhook.urls, events_db or events_dsn leaves results nowhere to go")
 	}
 	for i, name := range s.Await {
 		if err := frame.ValidateStream(name); err != nil {

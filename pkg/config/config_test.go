@@ -157,7 +157,6 @@ func TestValidateErrors(t *testing.T) {
 		{"duplicate stream", "ingest:\n  streams:\n    - {name: a, source: x.mp4}\n    - {name: a, source: y.mp4}\n", `f.yaml:4: ingest.streams[1].name: "a" is also the name of ingest.streams[0]`},
 		{"missing source", "ingest:\n  streams:\n    - {name: a}\n", "f.yaml:3: ingest.streams[0].source: empty"},
 		{"deliver", "sink:\n  deliver: latest\n", `f.yaml:2: sink.deliver: "latest" is not one of all, new`},
-		{"quiet", "sink:\n  quiet: true\n", "f.yaml:2: sink.quiet: quiet without jsonl"},
 		{"partition", "jetstream: {partitions: 2}\ntrack: {partition: 2}\n", "f.yaml:2: track.partition: 2 is outside -1..1"},
 		{"duplicates window", "jetstream:\n  results: {max_age: 1m}\n  duplicates: 5m\n", "f.yaml:3: jetstream.duplicates: 5m0s is longer than"},
 		{"metrics addr", "metrics: {addr: 9090}\n", `f.yaml:1: metrics.addr: "9090" is not host:port`},

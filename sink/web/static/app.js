@@ -324,26 +324,69 @@
       canvas.dataset.labels = JSON.stringify(labels);
       canvas.dataset.stream = p.msg.stream;
       $("stage-msg").textContent = "";
-      renderFaces(p.msg.result.faces || []);
+      renderFaces(p.msg.result.faces || [], p.msg.result);
       renderLatency();
     },
   };
 
-  // faceLabels gives a face's title (identity or unknown, track id) and attribute line.
-  function faceLabels(f) {
+  // faceLabels gives a face's title (identity, "unknown", or "too small" for a face below the
+  // analyzer's minimum for recognition, and its track id), its attribute line and the lines of the
+  // classifiers that looked at it.
+  function faceLabels(f, classes) {
     const id = f.identity && f.identity.name;
     const track = f.track_id ? "#" + shortTrack(f.track_id) : "";
-    const title = (id ? id + " " + fmt(f.identity.similarity, 2) : "unknown") + (track ? "  " + track : "");
+    const small = !id && f.too_small;
+    const title = (id ? id + " " + fmt(f.identity.similarity, 2) : small ? "too small" : "unknown") + (track ? "  " + track : "");
     const attrs = [];
     if (typeof f.age === "number") attrs.push(Math.round(f.age) + "y");
     if (f.gender) attrs.push(f.gender.label);
     if (f.emotion) attrs.push(f.emotion.label);
     if (f.liveness) attrs.push((f.liveness.real ? "live " : "SPOOF? ") + fmt(f.liveness.score, 2));
-    return { title, attrs: attrs.join(" · "), known: !!id, fake: !!(f.liveness && !f.liveness.real) };
+    return { title, attrs: attrs.join(" · "), classes: (classes || []).map(classText), known: !!id, small, fake: !!(f.liveness && !f.liveness.real) };
   }
   const shortTrack = (id) => { const i = id.lastIndexOf("-"); return i >= 0 ? id.slice(i + 1) : id; };
+  const classText = (c) => c.model + ": " + c.label + " " + fmt(c.score, 2);
 
-  // drawFrame draws the image and every face's box and labels; it returns what it wrote.
+  // classesByTarget groups a result's classifications: faces[i] for target "face:i", and frame
+  // for the whole frame and fixed regions.
+  function classesByTarget(res) {
+    const out = { faces: [], frame: [] };
+    for (const c of res.classifications || []) {
+      const m = /^face:(\d+)$/.exec(c.target || "");
+      if (m) (out.faces[+m[1]] = out.faces[+m[1]] || []).push(c);
+      else out.frame.push(c);
+    }
+    return out;
+  }
+
+  // overlap is the area two rectangles {x, y, w, h} share.
+  const overlap = (a, b) => Math.max(0, Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x)) *
+    Math.max(0, Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y));
+
+  // placeLabel picks where a w x h label block of a face box goes: above, below, right or left of
+  // the box, inside its top, or stacked above or below a block already placed, kept inside the
+  // cw x ch canvas; the spot overlapping the placed blocks least (then other faces' boxes, then
+  // the farthest from the box) wins. Adjacent faces' labels so never cover each other while a
+  // free spot exists.
+  function placeLabel(box, w, h, placed, others, cw, ch) {
+    const g = 2;
+    const cands = [[box.x, box.y - h - g], [box.x, box.y + box.h + g], [box.x + box.w + g, box.y], [box.x - w - g, box.y], [box.x, box.y]];
+    for (const p of placed) cands.push([box.x, p.y - h - g], [box.x, p.y + p.h + g], [p.x + p.w + g, p.y], [p.x - w - g, p.y]);
+    let best = null, bestCost = Infinity;
+    for (const [k, [cx, cy]] of cands.entries()) {
+      const r = { x: Math.min(Math.max(0, cx), Math.max(0, cw - w)), y: Math.min(Math.max(0, cy), Math.max(0, ch - h)), w, h };
+      let cost = 0;
+      for (const p of placed) cost += 1e6 * overlap(r, p);
+      for (const o of others) cost += 10 * overlap(r, o);
+      cost += Math.abs(r.x - box.x) + Math.abs(r.y + h / 2 - (box.y + box.h / 2)) - box.h / 2 - h / 2 + overlap(r, box) / 4 + k / 100;
+      if (cost < bestCost) { best = r; bestCost = cost; }
+    }
+    return best;
+  }
+
+  // drawFrame draws the image, every face's box and a label block per face (title, attributes,
+  // classifications) laid out so that blocks do not overlap, and the frame's own classifications
+  // top left; it returns what it wrote and sets canvas.dataset.blocks to the blocks' rectangles.
   function drawFrame(bmp, res) {
     const rect = canvas.getBoundingClientRect();
     const dpr = window.devicePixelRatio || 1;
@@ -358,53 +401,88 @@
     const fontPx = Math.round(13 * dpr);
     ctx2d.font = "600 " + fontPx + "px system-ui, sans-serif";
     ctx2d.textBaseline = "top";
-    const labels = [];
-    for (const f of res.faces || []) {
-      const b = f.box;
-      const x = b.x1 * s, y = b.y1 * s, w = (b.x2 - b.x1) * s, h = (b.y2 - b.y1) * s;
-      const L = faceLabels(f);
-      const color = L.fake ? "#f85149" : L.known ? "#3fb950" : "#f0a020";
+    const pad = 3 * dpr, lh = fontPx + 2 * pad;
+    const faces = res.faces || [];
+    const byTarget = classesByTarget(res);
+    const boxes = faces.map((f) => ({ x: f.box.x1 * s, y: f.box.y1 * s, w: (f.box.x2 - f.box.x1) * s, h: (f.box.y2 - f.box.y1) * s }));
+    const labels = [], placed = [];
+    // The frame's classifications first, top left: faces' labels keep clear of them.
+    if (byTarget.frame.length) {
+      const lines = byTarget.frame.map(classText);
+      const w = Math.max(...lines.map((l) => ctx2d.measureText(l).width)) + 2 * pad;
+      const r = { x: 4 * dpr, y: 4 * dpr, w, h: lines.length * lh };
+      ctx2d.fillStyle = "rgba(20,40,90,.8)";
+      ctx2d.fillRect(r.x, r.y, r.w, r.h);
+      ctx2d.fillStyle = "#fff";
+      lines.forEach((l, i) => ctx2d.fillText(l, r.x + pad, r.y + i * lh + pad));
+      placed.push(r);
+      labels.push("frame | " + lines.join(", "));
+    }
+    faces.forEach((f, i) => {
+      const b = boxes[i];
+      const L = faceLabels(f, byTarget.faces[i]);
+      const color = L.fake ? "#f85149" : L.known ? "#3fb950" : L.small ? "#8b949e" : "#f0a020";
       ctx2d.lineWidth = Math.max(2, 2 * dpr);
       ctx2d.strokeStyle = color;
-      ctx2d.strokeRect(x, y, w, h);
+      ctx2d.strokeRect(b.x, b.y, b.w, b.h);
       if (f.landmarks) {
         ctx2d.fillStyle = "rgba(79,163,255,.9)";
         for (const p of f.landmarks) { ctx2d.beginPath(); ctx2d.arc(p.x * s, p.y * s, 2 * dpr, 0, 2 * Math.PI); ctx2d.fill(); }
       }
-      const pad = 3 * dpr, lh = fontPx + 2 * pad;
-      const tw = ctx2d.measureText(L.title).width + 2 * pad;
-      const ty = y - lh >= 0 ? y - lh : y;
+    });
+    faces.forEach((f, i) => {
+      const b = boxes[i];
+      const L = faceLabels(f, byTarget.faces[i]);
+      const color = L.fake ? "#f85149" : L.known ? "#3fb950" : L.small ? "#8b949e" : "#f0a020";
+      const lines = [L.title].concat(L.attrs ? [L.attrs] : [], L.classes);
+      const w = Math.max(...lines.map((l) => ctx2d.measureText(l).width)) + 2 * pad;
+      const r = placeLabel(b, w, lines.length * lh, placed, boxes.filter((_, j) => j !== i), cw, ch);
+      placed.push(r);
       ctx2d.fillStyle = color;
-      ctx2d.fillRect(x, ty, tw, lh);
+      ctx2d.fillRect(r.x, r.y, r.w, lh);
       ctx2d.fillStyle = "#0b0d10";
-      ctx2d.fillText(L.title, x + pad, ty + pad);
-      if (L.attrs) {
-        const aw = ctx2d.measureText(L.attrs).width + 2 * pad;
-        const ay = y + h + lh <= ch ? y + h : y + h - lh;
-        ctx2d.fillStyle = "rgba(0,0,0,.65)";
-        ctx2d.fillRect(x, ay, aw, lh);
+      ctx2d.fillText(L.title, r.x + pad, r.y + pad);
+      if (lines.length > 1) {
+        ctx2d.fillStyle = "rgba(0,0,0,.7)";
+        ctx2d.fillRect(r.x, r.y + lh, r.w, (lines.length - 1) * lh);
         ctx2d.fillStyle = "#fff";
-        ctx2d.fillText(L.attrs, x + pad, ay + pad);
+        lines.slice(1).forEach((l, k) => ctx2d.fillText(l, r.x + pad, r.y + (k + 1) * lh + pad));
       }
-      labels.push(L.title + (L.attrs ? " | " + L.attrs : ""));
-    }
+      labels.push(L.title + (L.attrs ? " | " + L.attrs : "") + (L.classes.length ? " | " + L.classes.join(", ") : ""));
+    });
+    canvas.dataset.blocks = JSON.stringify(placed.map((r) => [r.x, r.y, r.w, r.h].map(Math.round)));
+    renderClasses(byTarget.frame);
     return labels;
   }
 
-  function renderFaces(faces) {
+  // renderClasses lists the frame's own classifications under the canvas (face ones are in the
+  // faces table).
+  function renderClasses(list) {
+    const ul = $("frame-classes");
+    ul.textContent = "";
+    for (const c of list) ul.append(el("li", { "data-model": c.model, text: classText(c) + (c.target && c.target !== "frame" ? " (" + c.target + ")" : "") }));
+    ul.hidden = !list.length;
+  }
+
+  function renderFaces(faces, res) {
     const tb = $("faces").tBodies[0];
     tb.textContent = "";
-    for (const f of faces) {
+    const byTarget = classesByTarget(res || {});
+    faces.forEach((f, i) => {
       const id = f.identity && f.identity.name;
+      const who = id ? id + " (" + fmt(f.identity.similarity, 2) + ")" : f.too_small ? "too small" : "unknown";
       tb.append(el("tr", { "data-track": f.track_id || "", "data-identity": id || "" },
         el("td", {}, el("code", { text: f.track_id || "–" })),
-        el("td", { class: id ? "known" : "unknown", text: id ? id + " (" + fmt(f.identity.similarity, 2) + ")" : "unknown" }),
+        el("td", { class: id ? "known" : f.too_small ? "small" : "unknown", text: who,
+          title: !id && f.too_small ? "The face is below the analyzer's minimum size for recognition: no identity or liveness is guessed." : "" }),
         el("td", { text: typeof f.age === "number" ? Math.round(f.age) : "–" }),
         el("td", { text: f.gender ? f.gender.label + " " + fmt(f.gender.score, 2) : "–" }),
         el("td", { text: f.emotion ? f.emotion.label + " " + fmt(f.emotion.scores && f.emotion.scores[f.emotion.label], 2) : "–" }),
-        el("td", { class: f.liveness && !f.liveness.real ? "fake" : "", text: f.liveness ? (f.liveness.real ? "live " : "spoof? ") + fmt(f.liveness.score, 2) : "–" }),
+        el("td", { class: f.liveness && !f.liveness.real ? "fake" : "", text: f.liveness ? (f.liveness.real ? "live " : "spoof? ") + fmt(f.liveness.score, 2) :
+          f.too_small ? "too small" : "–" }),
+        el("td", { class: "classes", text: (byTarget.faces[i] || []).map(classText).join(", ") || "–" }),
         el("td", { text: fmt(f.score, 2) })));
-    }
+    });
   }
 
   function pct(v, p) {
