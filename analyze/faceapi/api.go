@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -322,7 +323,7 @@ func parseFloat(f form, name string, def, lo, hi float32) (float32, *Error) {
 		return def, nil
 	}
 	v, err := strconv.ParseFloat(s, 32)
-	if err != nil || v < float64(lo) || v > float64(hi) {
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || !(v >= float64(lo) && v <= float64(hi)) { // NaN compares false both ways
 		return 0, errorf(http.StatusBadRequest, "invalid_field", "%s %q: want a number from %g to %g", name, s, lo, hi)
 	}
 	return float32(v), nil
