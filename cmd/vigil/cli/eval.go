@@ -33,9 +33,13 @@ Measures the face models on labelled photos, locally (no NATS needed):
                the result at --match-threshold, and the photos where no face was found.
   detect DIR   counts the faces in every JPEG/PNG image under DIR. With --expect FILE (lines
                "NAME: N" or "NAME: MIN-MAX", NAME relative to DIR) it checks each count and
-               exits 1 when one is outside its range or an expected image is missing.
+               exits 1 when one is outside its range or an expected image is missing; faces
+               found on images expected to hold none are reported as false faces.
+  attributes DIR --labels FILE
+               scores gender, expression (smile vs neutral) and age of each photo's largest
+               face against a CSV of labels (columns file, gender, expression, age).
 
-Both print a table, or JSON with --json. vigil eval SUBCOMMAND --help lists the flags.
+Each prints a table, or JSON with --json. vigil eval SUBCOMMAND --help lists the flags.
 `
 
 // evalCmd dispatches the eval subcommands.
@@ -47,7 +51,7 @@ func evalCmd(ctx context.Context, env Env, args []string) error {
 		}
 		return nil
 	}
-	sub := map[string]func(context.Context, Env, []string) error{"faces": evalFaces, "detect": evalDetect}
+	sub := map[string]func(context.Context, Env, []string) error{"faces": evalFaces, "detect": evalDetect, "attributes": evalAttributes}
 	run, ok := sub[args[0]]
 	if !ok {
 		fmt.Fprintf(env.Stderr, "vigil eval: unknown subcommand %q\n%s", args[0], evalUsage)
@@ -405,6 +409,9 @@ func printDetectTable(w io.Writer, r eval.DetectionReport) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if r.Negatives > 0 {
+		fmt.Fprintf(w, "false faces: %d on %d images expected to hold none\n", r.FalseFaces, r.Negatives)
 	}
 	switch {
 	case r.Checked == 0 && r.Failed == 0:

@@ -140,6 +140,8 @@ func TestEvalUsage(t *testing.T) {
 		{[]string{"eval", "faces", tmp, "--match-threshold", "2"}, 1, "within -1..1"},
 		{[]string{"eval", "detect", tmp}, 1, "no JPEG or PNG images"},
 		{[]string{"eval", "detect", tmp, "--expect", filepath.Join(tmp, "none.yaml")}, 1, "--expect"},
+		{[]string{"eval", "attributes", tmp}, 2, "--labels FILE is required"},
+		{[]string{"eval", "attributes", tmp, "--labels", filepath.Join(tmp, "none.csv")}, 1, "--labels"},
 	} {
 		code, stdout, stderr := vigil(t, nil, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
@@ -149,6 +151,10 @@ func TestEvalUsage(t *testing.T) {
 	writeAt(t, filepath.Join(tmp, "bad.yaml"), "x.jpg: many\n")
 	if code, _, stderr := vigil(t, nil, "eval", "detect", tmp, "--expect", filepath.Join(tmp, "bad.yaml")); code != 1 || !strings.Contains(stderr, "line 1") {
 		t.Errorf("malformed expectations: exit %d\n%s", code, stderr)
+	}
+	writeAt(t, filepath.Join(tmp, "bad.csv"), "file,gender\nx.jpg,robot\n")
+	if code, _, stderr := vigil(t, nil, "eval", "attributes", tmp, "--labels", filepath.Join(tmp, "bad.csv")); code != 1 || !strings.Contains(stderr, `line 2: gender "robot"`) {
+		t.Errorf("malformed labels: exit %d\n%s", code, stderr)
 	}
 	if farLabel(1e-2) != "1e-2" || farLabel(1e-3) != "1e-3" || farLabel(5e-4) != "5e-4" {
 		t.Errorf("farLabel: %s %s %s", farLabel(1e-2), farLabel(1e-3), farLabel(5e-4))
