@@ -61,18 +61,14 @@ func Decode(data []byte, maxPixels int) (gocv.Mat, error) {
 	return m, nil
 }
 
-// checkComplete refuses truncated files, which decoders would otherwise return half grey: a JPEG
-// must hold its end-of-image marker and a PNG its IEND chunk near the end.
+// checkComplete refuses truncated JPEGs, which decoders would otherwise return half grey: the
+// segments and scans must run to the end-of-image marker (imageguard.CheckJPEG). What follows
+// that marker (phone trailers, a motion photo's video) is allowed. A PNG's chunks are walked to
+// IEND by imageguard.CheckPNG in Decode.
 func checkComplete(data []byte, format string) error {
-	tail := data[max(0, len(data)-64):]
-	switch format {
-	case "jpeg":
-		if !bytes.Contains(tail, []byte{0xff, 0xd9}) {
-			return fmt.Errorf("%w: truncated JPEG (no end-of-image marker)", ErrImage)
-		}
-	case "png":
-		if !bytes.Contains(tail, []byte("IEND")) {
-			return fmt.Errorf("%w: truncated PNG (no IEND chunk)", ErrImage)
+	if format == "jpeg" {
+		if err := imageguard.CheckJPEG(data); err != nil {
+			return fmt.Errorf("%w: %w", ErrImage, err)
 		}
 	}
 	return nil
