@@ -25,6 +25,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/vigil-video/vigil/pkg/imageguard"
 )
 
 // Errors, wrapped by every refusal so that callers (the HTTP API) can map them to statuses.
@@ -174,12 +176,14 @@ func CheckImage(data []byte, maxPixels int64) (format string, width, height int,
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return "", 0, 0, fmt.Errorf("%w: %dx%d pixels exceeds the limit of %d", ErrNotImage, cfg.Width, cfg.Height, maxPixels)
 	}
-	tail := data[max(0, len(data)-64):]
-	switch {
-	case format == "jpeg" && !bytes.Contains(tail, []byte{0xff, 0xd9}):
-		return "", 0, 0, fmt.Errorf("%w: truncated JPEG (no end-of-image marker)", ErrNotImage)
-	case format == "png" && !bytes.Contains(tail, []byte("IEND")):
-		return "", 0, 0, fmt.Errorf("%w: truncated PNG (no IEND chunk)", ErrNotImage)
+	// Walked to the end marker, not looked for near the end: bytes after a JPEG's EOI (phone
+	// trailers, motion photos) are allowed, and a PNG's data may not inflate beyond its size.
+	check := imageguard.CheckJPEG
+	if format == "png" {
+		check = imageguard.CheckPNG
+	}
+	if err := check(data); err != nil {
+		return "", 0, 0, fmt.Errorf("%w: %w", ErrNotImage, err)
 	}
 	return format, cfg.Width, cfg.Height, nil
 }
