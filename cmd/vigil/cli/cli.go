@@ -40,6 +40,7 @@ func commands() []command {
 		{"represent", "print the faces' embeddings of images as JSON", representCmd},
 		{"verify", "are the faces in two images the same person? (JSON)", verifyCmd},
 		{"faces", "manage the face gallery in NATS: add, list, show, rm", facesCmd},
+		{"search", "where was this person seen? search a running Vigil's event store by photo (JSON)", searchCmd},
 		{"classifiers", "custom image classifiers in NATS: list, register, delete, train, classify", classifiersCmd},
 		{"config", "check a YAML configuration file (config check FILE), print an example, show one merged with the defaults", configCmd},
 		{"bench", "measure model latency, batching and analyzer throughput on this machine", benchCmd},
@@ -122,6 +123,10 @@ func parse(fs *flag.FlagSet, env Env, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "vigil %s: unexpected argument %q (flags only; see --help)\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	if err := finiteFlags(fs); err != nil {
+		fmt.Fprintf(env.Stderr, "vigil %s: %v\n", fs.Name(), err)
 		return errUsage
 	}
 	return nil
