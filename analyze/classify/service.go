@@ -11,6 +11,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/classify/api"
 	"github.com/vigil-video/vigil/analyze/classify/manifest"
 	"github.com/vigil-video/vigil/analyze/classify/project"
+	"github.com/vigil-video/vigil/analyze/classify/store"
 	"github.com/vigil-video/vigil/analyze/classify/train"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/vision"
@@ -146,9 +147,12 @@ type ProjectTrainer struct {
 	Runtime *onnx.Runtime
 	// Registry registers trained classifiers. Required.
 	Registry *Registry
-	// Backbones are the backbones projects may name. A project whose backbone is "default"
-	// gets Backbones["default"] for frame targets and Backbones["face"] for face targets.
+	// Backbones are the built-in backbones projects may name. A project whose backbone is
+	// "default" gets Backbones["face"] for face targets, and for frame targets
+	// Backbones["default"], else the first backbone in Stored.
 	Backbones map[string]Backbone
+	// Stored holds the uploaded ImageNet backbones (api.Backbones's AddBackbone); nil: none.
+	Stored *store.Backbones
 	// Faces finds faces for face backbones.
 	Faces FaceFinder
 	// Folds adds a k-fold cross-validation to each report. Default 5; negative: none.
@@ -160,20 +164,9 @@ type ProjectTrainer struct {
 // Train is a project.TrainFunc: it trains req's classifier and registers it under
 // req.Classifier.
 func (t *ProjectTrainer) Train(ctx context.Context, req project.TrainRequest) (project.TrainOutcome, error) {
-	name := req.Spec.Backbone
-	if name == "default" || name == "" {
-		name = "default"
-		if req.Spec.Target == manifest.TargetFace {
-			name = "face"
-		}
-	}
-	bb, ok := t.Backbones[name]
-	if !ok {
-		var have []string
-		for k := range t.Backbones {
-			have = append(have, k)
-		}
-		return project.TrainOutcome{}, fmt.Errorf("%w: no backbone %q on this server (have: %s)", project.ErrInvalid, name, strings.Join(have, ", "))
+	name, bb, err := t.backbone(ctx, req.Spec)
+	if err != nil {
+		return project.TrainOutcome{}, err
 	}
 	target := bb.Target
 	if target == "" {

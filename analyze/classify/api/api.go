@@ -107,6 +107,8 @@ type Config struct {
 	Backend Backend
 	// Projects serves /v1/classifier-projects; nil leaves those routes out.
 	Projects *project.Manager
+	// Backbones serves /v1/classifier-backbones; nil leaves those routes out.
+	Backbones Backbones
 	// MaxImageBytes bounds an image to classify. Default 20 MiB (the server's upload limit
 	// applies too).
 	MaxImageBytes int64
@@ -142,6 +144,9 @@ func Mount(srv *httpapi.Server, cfg Config) {
 		srv.HandleFunc("PUT /v1/classifier-projects/{project}/dataset", h.uploadDataset)
 		srv.HandleFunc("POST /v1/classifier-projects/{project}/train", h.train)
 		srv.HandleFunc("POST /v1/classifier-projects/{project}/predict", h.predict)
+	}
+	if cfg.Backbones != nil {
+		h.mountBackbones(srv)
 	}
 	srv.Describe(openAPI(cfg.Projects != nil))
 }
@@ -345,6 +350,8 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusUnprocessableEntity, "invalid_model"
 	case errors.Is(err, store.ErrTooLarge), errors.Is(err, dataset.ErrTooLarge), errors.Is(err, errPartTooLarge):
 		status, code = http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, store.ErrBackboneNotFound), errors.Is(err, ErrNoBackboneStore):
+		status, code = http.StatusNotFound, "backbone_not_found"
 	case errors.Is(err, store.ErrNotFound):
 		status, code = http.StatusNotFound, "classifier_not_found"
 	case errors.Is(err, ErrUnknownClassifier):
