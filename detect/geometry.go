@@ -60,8 +60,13 @@ func Containment(a, b Box) float32 {
 
 // Detection is one face found by the detector.
 type Detection struct {
-	Box   Box
+	// Box is the face's square box in frame pixels (see Decode).
+	Box Box
+	// Score is the detector's face probability, 0..1.
 	Score float32
+	// Raw is the detector's own box before squaring, in frame pixels: its aspect ratio is one of
+	// the face-quality gate's cues.
+	Raw Box
 }
 
 // PostConfig holds the detector's post-processing settings. The zero value is not useful: start
@@ -116,6 +121,7 @@ func Decode(scores, boxes []float32, frameW, frameH int, cfg PostConfig) []Detec
 	kept := NMS(cand, cfg.NMSIoU, cfg.NMSContain)
 	out := kept[:0]
 	for _, d := range kept {
+		d.Raw = d.Box
 		d.Box = squareBox(d.Box, fw, fh)
 		if d.Box.Area() <= 0 || d.Box.H() < cfg.MinSize {
 			continue

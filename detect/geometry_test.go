@@ -22,10 +22,10 @@ func TestIoU(t *testing.T) {
 
 func TestNMSKeepsBestOfOverlaps(t *testing.T) {
 	dets := []Detection{
-		{Box{0, 0, 10, 10}, 0.9},
-		{Box{1, 1, 11, 11}, 0.8},   // overlaps the first: suppressed
-		{Box{50, 50, 60, 60}, 0.7}, // separate face
-		{Box{2, 2, 4, 4}, 0.85},    // an eye inside the first face: IoU 0.04, contained
+		{Box: Box{0, 0, 10, 10}, Score: 0.9},
+		{Box: Box{1, 1, 11, 11}, Score: 0.8},   // overlaps the first: suppressed
+		{Box: Box{50, 50, 60, 60}, Score: 0.7}, // separate face
+		{Box: Box{2, 2, 4, 4}, Score: 0.85},    // an eye inside the first face: IoU 0.04, contained
 	}
 	got := NMS(dets, 0.4, 0.6)
 	if len(got) != 2 || got[0].Score != 0.9 || got[1].Score != 0.7 {
@@ -148,4 +148,32 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTiles(t *testing.T) {
+	if got := Tiles(480, 360, TileConfig{}); got != nil {
+		t.Fatalf("a frame of one tile's size: %v, want no tiles", got)
+	}
+	for _, c := range []struct{ w, h, n int }{{1024, 559, 6}, {720, 478, 4}, {1920, 1080, 24}, {1000, 300, 3}} {
+		got := Tiles(c.w, c.h, TileConfig{})
+		if len(got) != c.n {
+			t.Errorf("%dx%d: %d tiles %v, want %d", c.w, c.h, len(got), got, c.n)
+		}
+		frame := image.Rect(0, 0, c.w, c.h)
+		// Every point of the frame lies in some tile, with a margin of 0.3 tile where tiles overlap.
+		for y := 0; y < c.h; y += 7 {
+			for x := 0; x < c.w; x += 7 {
+				in := false
+				for _, r := range got {
+					in = in || image.Pt(x, y).In(r)
+					if !r.In(frame) || r.Dx() > 480 || r.Dy() > 360 {
+						t.Fatalf("%dx%d: tile %v outside the frame or over 480x360", c.w, c.h, r)
+					}
+				}
+				if !in {
+					t.Fatalf("%dx%d: (%d,%d) in no tile %v", c.w, c.h, x, y, got)
+				}
+			}
+		}
+	}
 }

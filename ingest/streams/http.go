@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -28,7 +29,7 @@ import (
 //	                                    header Vigil-Captured (Unix ns)
 //
 // Errors are JSON ({"error": {"code", "message"}}, see AsError). Bodies are limited to
-// MaxBodyBytes (JSON) and PushMaxBytes (images). The routes are described in srv's OpenAPI
+// MaxBodyBytes (JSON, fixed) and PushMaxBytes (images, setting PushSetting). The routes are described in srv's OpenAPI
 // document. Start the Registry before srv serves.
 func (r *Registry) Mount(srv *httpapi.Server) {
 	r.setDefaults()
@@ -38,7 +39,10 @@ func (r *Registry) Mount(srv *httpapi.Server) {
 	srv.HandleLimit("PUT /v1/streams/{stream}", MaxBodyBytes, http.HandlerFunc(r.httpPut))
 	srv.HandleLimit("PATCH /v1/streams/{stream}", MaxBodyBytes, http.HandlerFunc(r.httpPatch))
 	srv.HandleLimit("DELETE /v1/streams/{stream}", MaxBodyBytes, http.HandlerFunc(r.httpDelete))
-	srv.HandleLimit("POST /v1/streams/{stream}/frames", r.PushMaxBytes, http.HandlerFunc(r.httpPush))
+	if r.PushMaxBytes = srv.UploadLimit(PushSetting, r.PushMaxBytes); r.PushMaxBytes < 0 {
+		r.PushMaxBytes = math.MaxInt64 - 1 // --max-push-mb 0: no limit
+	}
+	srv.HandleUpload("POST /v1/streams/{stream}/frames", PushSetting, r.PushMaxBytes, http.HandlerFunc(r.httpPush))
 	srv.Describe(r.openAPI())
 }
 
@@ -81,14 +85,14 @@ func readJSON(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
 	data, err := io.ReadAll(io.LimitReader(req.Body, MaxBodyBytes+1))
 	if err != nil {
 		if httpapi.IsBodyTooLarge(err) {
-			httpapi.WriteBodyTooLarge(w, MaxBodyBytes)
+			httpapi.WriteLimitExceeded(w, MaxBodyBytes, "")
 			return nil, false
 		}
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", "reading the body: "+err.Error())
 		return nil, false
 	}
 	if len(data) > MaxBodyBytes {
-		httpapi.WriteBodyTooLarge(w, MaxBodyBytes)
+		httpapi.WriteLimitExceeded(w, MaxBodyBytes, "")
 		return nil, false
 	}
 	return data, true
@@ -275,14 +279,14 @@ func (r *Registry) httpPush(w http.ResponseWriter, req *http.Request) {
 	data, err := io.ReadAll(io.LimitReader(req.Body, r.PushMaxBytes+1))
 	if err != nil {
 		if httpapi.IsBodyTooLarge(err) {
-			httpapi.WriteBodyTooLarge(w, r.PushMaxBytes)
+			httpapi.WriteLimitExceeded(w, r.PushMaxBytes, PushSetting)
 			return
 		}
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", "reading the body: "+err.Error())
 		return
 	}
 	if int64(len(data)) > r.PushMaxBytes {
-		httpapi.WriteBodyTooLarge(w, r.PushMaxBytes)
+		httpapi.WriteLimitExceeded(w, r.PushMaxBytes, PushSetting)
 		return
 	}
 	if want != "" {

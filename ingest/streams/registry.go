@@ -44,7 +44,8 @@ type Registry struct {
 	// MaxStreams bounds the streams in the store; creating more fails with 409
 	// too_many_streams. Default 1000.
 	MaxStreams int
-	// PushMaxBytes bounds a pushed image's body. Default 16 MiB.
+	// PushMaxBytes bounds a pushed image's body. Default DefaultPushMaxBytes (10 MiB); Mount
+	// replaces it with the server's --max-push-mb (httpapi.Server.Limits[PushSetting]) when set.
 	PushMaxBytes int64
 	// PushMaxPixels bounds a pushed image's width x height. Default DefaultMaxPixels.
 	PushMaxPixels int
@@ -79,7 +80,7 @@ func (r *Registry) setDefaults() {
 		r.MaxStreams = 1000
 	}
 	if r.PushMaxBytes <= 0 {
-		r.PushMaxBytes = 16 << 20
+		r.PushMaxBytes = DefaultPushMaxBytes
 	}
 	if r.PushMaxPixels <= 0 {
 		r.PushMaxPixels = DefaultMaxPixels

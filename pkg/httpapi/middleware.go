@@ -80,10 +80,10 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 				return
 			}
 		}
-		if limit := s.bodyLimit(mux, r); limit > 0 {
+		if limit, setting := s.bodyLimit(mux, r); limit > 0 {
 			if r.ContentLength > limit {
 				s.drain(r, r.Body, r.ContentLength-limit, limit)
-				WriteBodyTooLarge(sw, limit)
+				WriteLimitExceeded(sw, limit, setting)
 				return
 			}
 			body := r.Body
@@ -94,23 +94,25 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 			}()
 			r.Body = http.MaxBytesReader(sw, r.Body, limit)
 			ctx = context.WithValue(ctx, ctxLimit{}, limit)
+			ctx = context.WithValue(ctx, ctxSetting{}, setting)
 		}
 		routes.ServeHTTP(sw, r.WithContext(ctx))
 	})
 }
 
-// bodyLimit is the body limit of the route r goes to: its HandleLimit limit, else MaxUploadBytes.
-func (s *Server) bodyLimit(mux *http.ServeMux, r *http.Request) int64 {
+// bodyLimit is the body limit of the route r goes to and the setting that changes it: its
+// HandleLimit or HandleUpload limit, else MaxUploadBytes (UploadSetting).
+func (s *Server) bodyLimit(mux *http.ServeMux, r *http.Request) (int64, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.limits) > 0 {
 		if _, pattern := mux.Handler(r); pattern != "" {
 			if l, ok := s.limits[pattern]; ok {
-				return l
+				return l, s.settingOf(pattern)
 			}
 		}
 	}
-	return s.MaxUploadBytes
+	return s.MaxUploadBytes, UploadSetting
 }
 
 // notFound answers a request no route takes with the mux's status (404, or 405 with its Allow

@@ -47,6 +47,9 @@ type Server struct {
 	// MaxUploadBytes bounds every request body; a longer one gets 413 body_too_large. Default
 	// DefaultMaxUploadBytes (10 MiB); negative: no limit.
 	MaxUploadBytes int64
+	// Limits replaces the own limits of routes mounted with HandleUpload, by setting name
+	// (e.g. "--max-push-mb": 20 << 20; negative: no limit). Default none: each route's default.
+	Limits map[string]int64
 	// CORSOrigins are the origins browsers may call the API from, each "scheme://host[:port]"
 	// exactly, or "*" for any. Requests and preflights from other origins get 403
 	// origin_not_allowed; same-origin requests and requests without an Origin header always
@@ -93,8 +96,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	mux      *http.ServeMux
-	public   []string         // paths (exact) and path prefixes (ending in "/") served without a key
-	limits   map[string]int64 // body limits of routes mounted with HandleLimit, by pattern
+	public   []string          // paths (exact) and path prefixes (ending in "/") served without a key
+	limits   map[string]int64  // body limits of routes mounted with HandleLimit, by pattern
+	settings map[string]string // the settings of those limits ("": fixed), by pattern
 	docs     []Doc
 	checks   []readyCheck
 	limiter  *limiter
@@ -133,8 +137,9 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, h)
 }
 
-// HandleLimit mounts h on pattern with its own request body limit in bytes (negative: none)
-// instead of MaxUploadBytes, for the few routes that take large uploads (a training data set).
+// HandleLimit mounts h on pattern with its own fixed request body limit in bytes (negative:
+// none) instead of MaxUploadBytes, e.g. for JSON-only routes; HandleUpload mounts a limit that
+// a setting changes.
 func (s *Server) HandleLimit(pattern string, maxBytes int64, h http.Handler) {
 	s.Handle(pattern, h)
 	s.mu.Lock()
@@ -365,6 +370,9 @@ func WriteBodyTooLarge(w http.ResponseWriter, limit int64) {
 func formatBytes(n int64) string {
 	if n >= 1<<20 && n%(1<<20) == 0 {
 		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	if n >= 1<<10 && n%(1<<10) == 0 {
+		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

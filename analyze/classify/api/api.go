@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strings"
@@ -109,10 +110,11 @@ type Config struct {
 	Projects *project.Manager
 	// Backbones serves /v1/classifier-backbones; nil leaves those routes out.
 	Backbones Backbones
-	// MaxImageBytes bounds an image to classify. Default 20 MiB (the server's upload limit
-	// applies too).
+	// MaxImageBytes bounds an image to classify. Default 0: the server's upload limit
+	// (--max-upload-mb) alone, as for every image route.
 	MaxImageBytes int64
-	// MaxModelBytes bounds a model upload. Default store.DefaultMaxModelBytes.
+	// MaxModelBytes bounds a model upload (POST /v1/classifiers). Default
+	// store.DefaultMaxModelBytes; the server's Limits[ModelSetting] (--max-model-mb) replaces it.
 	MaxModelBytes int64
 	// Log receives handler errors. Default slog.Default().
 	Log *slog.Logger
@@ -122,17 +124,21 @@ type Config struct {
 // srv.Start.
 func Mount(srv *httpapi.Server, cfg Config) {
 	if cfg.MaxImageBytes <= 0 {
-		cfg.MaxImageBytes = 20 << 20
+		cfg.MaxImageBytes = math.MaxInt64 - 1
 	}
 	if cfg.MaxModelBytes <= 0 {
 		cfg.MaxModelBytes = store.DefaultMaxModelBytes
+	}
+	if cfg.MaxModelBytes = srv.UploadLimit(ModelSetting, cfg.MaxModelBytes); cfg.MaxModelBytes <= 0 {
+		cfg.MaxModelBytes = math.MaxInt64 - manifest.MaxSize - formSlack
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
 	h := &handlers{cfg: cfg}
 	srv.HandleFunc("GET /v1/classifiers", h.list)
-	srv.HandleFunc("POST /v1/classifiers", h.register)
+	// The model's own limit names its setting; the form around it adds the manifest.
+	srv.HandleUpload("POST /v1/classifiers", ModelSetting, cfg.MaxModelBytes+manifest.MaxSize+formSlack, http.HandlerFunc(h.register))
 	srv.HandleFunc("GET /v1/classifiers/{name}", h.get)
 	srv.HandleFunc("DELETE /v1/classifiers/{name}", h.delete)
 	srv.HandleFunc("POST /v1/classify", h.classify)
@@ -141,7 +147,8 @@ func Mount(srv *httpapi.Server, cfg Config) {
 		srv.HandleFunc("GET /v1/classifier-projects", h.listProjects)
 		srv.HandleFunc("GET /v1/classifier-projects/{project}", h.getProject)
 		srv.HandleFunc("DELETE /v1/classifier-projects/{project}", h.deleteProject)
-		srv.HandleFunc("PUT /v1/classifier-projects/{project}/dataset", h.uploadDataset)
+		srv.HandleUpload("PUT /v1/classifier-projects/{project}/dataset", DatasetSetting, cfg.Projects.MaxUploadBytes()+formSlack,
+			http.HandlerFunc(h.uploadDataset))
 		srv.HandleFunc("POST /v1/classifier-projects/{project}/train", h.train)
 		srv.HandleFunc("POST /v1/classifier-projects/{project}/predict", h.predict)
 	}
@@ -327,7 +334,7 @@ func readAtMost(r io.Reader, limit int64, what string) ([]byte, error) {
 func (h *handlers) readFail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case httpapi.IsBodyTooLarge(err):
-		httpapi.WriteBodyTooLarge(w, httpapi.MaxUpload(r))
+		httpapi.WriteTooLarge(w, r)
 	case errors.Is(err, errPartTooLarge):
 		httpapi.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error())
 	default:
@@ -340,7 +347,7 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := http.StatusInternalServerError, "internal"
 	switch {
 	case httpapi.IsBodyTooLarge(err):
-		httpapi.WriteBodyTooLarge(w, httpapi.MaxUpload(r))
+		httpapi.WriteTooLarge(w, r)
 		return
 	case errors.Is(err, manifest.ErrInvalid):
 		status, code = http.StatusBadRequest, "invalid_manifest"
@@ -384,3 +391,18 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	httpapi.WriteError(w, status, code, err.Error())
 }
+
+// Settings of the routes' own upload limits (httpapi.Server.Limits keys, the flags' names):
+// each 413 names the one in force.
+const (
+	// ModelSetting bounds a model upload (POST /v1/classifiers); default
+	// store.DefaultMaxModelBytes (256 MiB).
+	ModelSetting = "--max-model-mb"
+	// DatasetSetting bounds a dataset archive (PUT .../dataset); default
+	// project.DefaultMaxUploadBytes (512 MiB). Give the project.Manager the same value
+	// (httpapi.Server.UploadLimit(DatasetSetting, ...)).
+	DatasetSetting = "--max-dataset-mb"
+)
+
+// formSlack is what a multipart form may add around the file it carries.
+const formSlack = 64 << 10

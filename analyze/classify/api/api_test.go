@@ -96,7 +96,7 @@ func server(t *testing.T, maxUpload int64, train project.TrainFunc) (*httptest.S
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pm.Close() })
-	srv := &httpapi.Server{Log: quiet, MaxUploadBytes: maxUpload}
+	srv := &httpapi.Server{Log: quiet, MaxUploadBytes: maxUpload, Limits: map[string]int64{api.ModelSetting: maxUpload}}
 	api.Mount(srv, api.Config{Backend: backend, Projects: pm, Log: quiet})
 	h, err := srv.Handler()
 	if err != nil {
@@ -169,7 +169,7 @@ func TestClassifierRoutes(t *testing.T) {
 		{"bad manifest", map[string][]byte{"manifest": []byte("name: helmet\nlabels: [no, no]\n"), "model": []byte("onnx")}, 400, "invalid_manifest"},
 		{"bad model", map[string][]byte{"manifest": []byte(man), "model": []byte("MZ not onnx")}, 422, "invalid_model"},
 		{"missing model", map[string][]byte{"manifest": []byte(man)}, 400, "bad_request"},
-		{"model over the upload limit", map[string][]byte{"manifest": []byte(man), "model": bytes.Repeat([]byte("x"), 2<<20)}, 413, "body_too_large"},
+		{"model over --max-model-mb", map[string][]byte{"manifest": []byte(man), "model": bytes.Repeat([]byte("x"), 2<<20)}, 413, "body_too_large"},
 	} {
 		ct, body := form(t, tc.parts)
 		if code, out := call(t, "POST", ts.URL+"/v1/classifiers", ct, body); code != tc.status || errCode(out) != tc.code {

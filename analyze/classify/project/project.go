@@ -147,7 +147,7 @@ type Config struct {
 	Dir string
 	// Limits bound uploaded datasets. Default dataset.DefaultLimits().
 	Limits dataset.Limits
-	// MaxUploadBytes bounds a dataset archive. Default 512 MiB.
+	// MaxUploadBytes bounds a dataset archive. Default DefaultMaxUploadBytes (512 MiB).
 	MaxUploadBytes int64
 	// Train trains a project. Required for StartTraining.
 	Train TrainFunc
@@ -170,6 +170,13 @@ type Manager struct {
 	closed    bool
 }
 
+// DefaultMaxUploadBytes is Config.MaxUploadBytes's default: 512 MiB, the dataset limits'
+// total (dataset.DefaultLimits).
+const DefaultMaxUploadBytes = 512 << 20
+
+// MaxUploadBytes returns the largest dataset archive ImportZIP accepts.
+func (m *Manager) MaxUploadBytes() int64 { return m.cfg.MaxUploadBytes }
+
 const (
 	projectFile = "project.json"
 	dataDir     = "data"
@@ -182,7 +189,7 @@ func Open(cfg Config) (*Manager, error) {
 		return nil, errors.New("projects: no data directory configured")
 	}
 	if cfg.MaxUploadBytes <= 0 {
-		cfg.MaxUploadBytes = 512 << 20
+		cfg.MaxUploadBytes = DefaultMaxUploadBytes
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

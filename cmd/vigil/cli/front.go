@@ -127,6 +127,7 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 	backbones := map[string]classify.Backbone{"face": faceBackbone}
 	trainer := &classify.ProjectTrainer{Runtime: d.an.rt, Registry: fr.registry, Faces: faces, Backbones: backbones}
 	if fr.projects, err = project.Open(project.Config{Dir: filepath.Join(d.storeDir, "classifier-projects"), Train: trainer.Train,
+		MaxUploadBytes: fr.srv.UploadLimit(api.DatasetSetting, project.DefaultMaxUploadBytes), // the route's limit, --max-dataset-mb
 		Log: d.log.With("role", "classifiers")}); err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ type httpFlags struct {
 	rateLimit   float64
 	rateBurst   int
 	hosts       stringList
+	limits      routeLimitFlags // the routes' own upload limits
 }
 
 func (f *httpFlags) register(fs *flag.FlagSet) {
@@ -47,6 +48,7 @@ func (f *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.apiKeysFile, "api-keys-file", "", "file with one API key per line (blank lines and # comments ignored), added to --api-keys")
 	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "requests per minute per API key (per client address without keys); more get 429 (0: no limit)")
 	fs.IntVar(&f.rateBurst, "rate-burst", 0, "requests a caller may make at once after being idle (0: the --rate-limit value)")
+	f.limits.register(fs)
 	fs.Var(&f.hosts, "allowed-hosts", "host names clients may reach the API by besides IP addresses, localhost and this machine's name, "+
 		"e.g. vigil.example.com,*.corp.example (* for any); other Host headers get 421, which stops DNS rebinding")
 }
@@ -68,8 +70,12 @@ func (f *httpFlags) server(log *slog.Logger, version string) (*httpapi.Server, e
 	if limit == 0 {
 		limit = -1 // httpapi: negative is unlimited
 	}
+	routeLimits, err := f.limits.values()
+	if err != nil {
+		return nil, err
+	}
 	s := &httpapi.Server{Addr: f.addr, Log: log, MaxUploadBytes: limit, CORSOrigins: f.cors, APIKeys: keys,
-		RatePerMinute: f.rateLimit, RateBurst: f.rateBurst, AllowedHosts: f.hosts, DisableDocs: !f.docs, Title: "Vigil face API", Version: version}
+		RatePerMinute: f.rateLimit, RateBurst: f.rateBurst, AllowedHosts: f.hosts, DisableDocs: !f.docs, Title: "Vigil face API", Version: version, Limits: routeLimits}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
