@@ -327,7 +327,7 @@ func TestRunLiveStopsInOrder(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, Env{Args: []string{"run", "--nats-port", "0", "--source", video, "--stream", "fer", "--loop",
-			"--heads", "none", "--log-json"}, Stdout: &stdout, Stderr: &stderr, Version: "test",
+			"--heads", "none", "--log-json", "--print"}, Stdout: &stdout, Stderr: &stderr, Version: "test",
 			Getenv: func(k string) string {
 				switch k {
 				case "VIGIL_DEPS":
@@ -354,10 +354,14 @@ func TestRunLiveStopsInOrder(t *testing.T) {
 	var summary map[string]any
 	sc := bufio.NewScanner(strings.NewReader(stderr.String()))
 	stopping := false
+	var first []any // the first two lines: the web view's URL, then the NATS line
 	for sc.Scan() {
 		var l map[string]any
 		if json.Unmarshal(sc.Bytes(), &l) != nil {
 			continue
+		}
+		if len(first) < 2 {
+			first = append(first, l["msg"])
 		}
 		switch l["msg"] {
 		case "stopping":
@@ -371,6 +375,9 @@ func TestRunLiveStopsInOrder(t *testing.T) {
 	}
 	if summary == nil {
 		t.Fatalf("no stream summary:\n%s", stderr.String())
+	}
+	if len(first) != 2 || first[0] != "Vigil is running: open the web view" || first[1] != "results are on NATS subjects vigil.results.<stream>" {
+		t.Errorf("vigil run's first lines are %q, want the web view's URL, then NATS:\n%s", first, stderr.String())
 	}
 	if n, _ := summary["results"].(float64); int(n) != len(results) {
 		t.Fatalf("summary counts %v results, stdout holds %d: the sink stopped before writing what arrived", summary["results"], len(results))

@@ -312,6 +312,10 @@ type sinkFlags struct {
 	webhooks, store bool
 	// writer is the rotating JSON-lines writer sinks opened, if any (its metrics).
 	writer *jsonl.Writer
+	// elsewhere is set by registerPrint (vigil run): the results reach NATS, the web view and
+	// the history whatever the sinks, so printing none is fine. print is --print.
+	elsewhere bool
+	print     printFlag
 }
 
 func (f *sinkFlags) register(fs *flag.FlagSet, cfg *config.Sink) {
@@ -421,7 +425,7 @@ func (f *sinkFlags) sinks(env Env, reg prometheus.Registerer) ([]sink.Sink, erro
 		}
 		out = append(out, j)
 	}
-	if len(out) == 0 && !f.hasOutputs() {
+	if len(out) == 0 && !f.hasOutputs() && !f.elsewhere {
 		if f.webhooks || f.store {
 			return nil, errors.New("--quiet without --jsonl, --webhook, --events-db or --events-dsn leaves results nowhere to go")
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
@@ -69,6 +70,7 @@ type runFlags struct {
 	stf     streamFlags
 	wf      webFlags
 	streams []ingest.StreamConfig
+	started *atomic.Bool // set once the web view's URL is logged: info lines pass from then on
 }
 
 // parseRunFlags registers vigil run's flags, parses the settings (defaults, file, environment,
@@ -86,6 +88,7 @@ func parseRunFlags(env Env, args []string) (*runFlags, error) {
 	f.af.register(fs)
 	f.sf.register(fs, &st.cfg.Sink)
 	f.sf.registerWebhooks(fs)
+	f.sf.registerPrint(fs)
 	f.tf.register(fs, false)
 	f.ff.register(fs)
 	f.stf.register(fs)
@@ -97,9 +100,13 @@ func parseRunFlags(env Env, args []string) (*runFlags, error) {
 	if err := st.parse(fs, env, args); err != nil {
 		return nil, err
 	}
+	if err := f.sf.applyPrint(f.inf.once); err != nil {
+		return nil, err
+	}
 	if f.log, err = f.lf.logger(env.Stderr); err != nil {
 		return nil, err
 	}
+	f.log, f.started = quietStartup(f.log) // the web view's URL comes first (runIngest)
 	if len(f.inf.sources) == 0 && len(st.cfg.Ingest.Streams) == 0 {
 		f.inf.sources = stringList{DemoVideo}
 	}
@@ -446,6 +453,7 @@ func (r *runStack) runIngest(ctx context.Context) error {
 	if err := r.fr.srv.Start(ctx); err != nil {
 		return err
 	}
+	r.started.Store(true)
 	r.log.Info("Vigil is running: open the web view", "url", webURL(r.fr.srv, r.ui), "api_docs", docsURL(r.fr.srv, r.ff.http.docs))
 	r.log.Info("results are on NATS subjects vigil.results.<stream>", "nats", r.url, "try", fmt.Sprintf("nats sub 'vigil.results.>' --server %s", r.url))
 	var err error
@@ -775,6 +783,9 @@ func sinkCmd(ctx context.Context, env Env, args []string) error {
 		if err := st.cfg.Validate(); err != nil {
 			return err
 		}
+	}
+	if err := st.annotate(checkSinkQuiet(&st.cfg)); err != nil {
+		return err
 	}
 	log, err := lf.logger(env.Stderr)
 	if err != nil {

@@ -584,7 +584,8 @@ func TestSinkOutputFlags(t *testing.T) {
 	if code, _, errOut := runCLI(t, nil, "sink", "--quiet", "--events-db", "/tmp/e.db", "--check-config"); code != 0 {
 		t.Errorf("--quiet --events-db: exit %d\n%s", code, errOut)
 	}
-	// vigil run keeps refusing --quiet without --jsonl: it runs no webhook.
+	// A command that runs no webhook (registerWebhooks not called) refuses --quiet without
+	// --jsonl. (vigil run never refuses it: TestRunPrint.)
 	sf := sinkFlags{cfg: &config.Sink{Quiet: true, Webhook: config.Webhook{URLs: []string{"https://x/y"}}}}
 	if _, err := sf.sinks(Env{}, nil); err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("vigil run's sinks with --quiet only: %v", err)
