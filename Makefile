@@ -36,7 +36,7 @@ BENCH_PKGS ?= ./pkg/onnx/
 ARGS      ?=
 # Packages that must build (and type-check with their tests) without cgo;
 # patterns that match no package yet are skipped.
-PURE_PKGS ?= ./pkg/frame/... ./pkg/result/... ./pkg/bus/... ./pkg/batch/... ./pkg/imageguard/... \
+PURE_PKGS ?= ./pkg/frame/... ./pkg/result/... ./pkg/bus/... ./pkg/batch/... ./pkg/imageguard/... ./pkg/admit/... \
 	./pkg/config/... ./pkg/onnx/graph/... ./models/... ./pkg/httpapi/... ./pkg/metrics/... \
 	./pkg/event/... ./analyze/track ./analyze/gallery/... ./analyze/faceapi/... ./analyze/eval/... \
 	./analyze/classify/manifest/... ./analyze/classify/dataset/... ./analyze/classify/train/... \
