@@ -44,6 +44,8 @@ registration or deletion reaches every analyzer within moments, without a restar
                                 or "face" for face classifiers on the face embedding), print its
                                 report and register it (progress on stderr)
   classify IMAGE...             run the registered classifiers on images locally, print JSON lines
+  backbone add|list|delete      manage the ImageNet backbones frame classifiers train on in the
+                                web UI and the HTTP API (see vigil classifiers backbone --help)
 
 vigil classifiers SUBCOMMAND --help lists its flags (--nats-url, --bucket, ...).
 `
@@ -59,7 +61,7 @@ func classifiersCmd(ctx context.Context, env Env, args []string) error {
 	}
 	sub := map[string]func(context.Context, Env, []string) error{
 		"list": classifiersList, "register": classifiersRegister, "delete": classifiersDelete,
-		"train": classifiersTrain, "classify": classifiersClassify,
+		"train": classifiersTrain, "classify": classifiersClassify, "backbone": classifiersBackbone,
 	}[args[0]]
 	if sub == nil {
 		fmt.Fprintf(env.Stderr, "vigil classifiers: unknown subcommand %q\n\n%s", args[0], classifiersUsage)

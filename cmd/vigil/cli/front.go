@@ -126,12 +126,16 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 	}
 	backbones := map[string]classify.Backbone{"face": faceBackbone}
 	trainer := &classify.ProjectTrainer{Runtime: d.an.rt, Registry: fr.registry, Faces: faces, Backbones: backbones}
+	// Frame classifiers train on an ImageNet backbone uploaded once (vigil classifiers backbone add).
+	if trainer.Stored, err = store.OpenBackbones(ctx, js, store.Config{}); err != nil {
+		return nil, err
+	}
 	if fr.projects, err = project.Open(project.Config{Dir: filepath.Join(d.storeDir, "classifier-projects"), Train: trainer.Train,
 		MaxUploadBytes: fr.srv.UploadLimit(api.DatasetSetting, project.DefaultMaxUploadBytes), // the route's limit, --max-dataset-mb
 		Log: d.log.With("role", "classifiers")}); err != nil {
 		return nil, err
 	}
-	api.Mount(fr.srv, api.Config{Backend: &classify.Service{Registry: fr.registry, Faces: faces}, Projects: fr.projects,
+	api.Mount(fr.srv, api.Config{Backend: &classify.Service{Registry: fr.registry, Faces: faces}, Projects: fr.projects, Backbones: trainer,
 		Log: d.log.With("role", "classifiers")})
 
 	// Event history: events from the track role with snapshots cut from recent frames.
