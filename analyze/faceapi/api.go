@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/analyze/gallery"
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/result"
 )
@@ -117,6 +118,11 @@ type Config struct {
 	// MaxWaiting bounds the requests waiting for an Engine slot; more get 503 busy at once,
 	// before their body is read. Default 4 * MaxConcurrent.
 	MaxWaiting int
+	// Gate admits each image's decode and Engine call, with the pixels its header declares:
+	// beyond its concurrency, pixel budget, queue or wait a request gets 503 busy with
+	// Retry-After. Share one between APIs to bound them together. Default a Gate of
+	// MaxConcurrent jobs and MaxWaiting waiters holding at most admit.DefaultMaxPixels pixels.
+	Gate *admit.Gate
 	// Model names the embedding model in responses. Default gallery.DefaultModel ("fr_feature").
 	Model string
 	// Log receives errors the API answers with 500. Default slog.Default().
@@ -126,7 +132,6 @@ type Config struct {
 // API is the mounted face API. Its handlers are safe for concurrent use.
 type API struct {
 	cfg      Config
-	slots    chan struct{}
 	admitted atomic.Int64
 	routes   []route
 }
@@ -171,7 +176,10 @@ func New(cfg Config) (*API, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	a := &API{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
+	if cfg.Gate == nil {
+		cfg.Gate = &admit.Gate{MaxConcurrent: cfg.MaxConcurrent, MaxWaiting: cfg.MaxWaiting}
+	}
+	a := &API{cfg: cfg}
 	a.routes = a.table()
 	return a, nil
 }
@@ -229,6 +237,9 @@ func (a *API) handler(rt route) http.HandlerFunc {
 			}
 		}
 		if err := rt.handle(w, r); err != nil {
+			if err.Code == "busy" {
+				w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
+			}
 			if err.Status >= 500 && err.Code == "internal" {
 				a.cfg.Log.Error("face API request failed", "method", r.Method, "path", r.URL.Path, "err", err.Message)
 				err.Message = "the server failed on this request; see its log"
@@ -238,17 +249,30 @@ func (a *API) handler(rt route) http.HandlerFunc {
 	}
 }
 
-// analyzeImage vets img and runs the engine on it in a concurrency slot.
+// Analyze runs the Engine on img as the routes do: vetted by CheckImage, then admitted by the
+// Gate (an *Error 503 busy when it is full). Use it, not the Engine, for images from clients.
+func (a *API) Analyze(ctx context.Context, img []byte, opts Options) (Analysis, error) {
+	res, err := a.analyzeImage(ctx, "image", img, opts)
+	if err != nil {
+		return Analysis{}, err
+	}
+	return res, nil
+}
+
+// analyzeImage vets img and runs the engine on it once the Gate admits its pixels.
 func (a *API) analyzeImage(ctx context.Context, what string, img []byte, opts Options) (Analysis, *Error) {
-	if _, err := CheckImage(img, a.cfg.MaxPixels); err != nil {
+	info, err := CheckImage(img, a.cfg.MaxPixels)
+	if err != nil {
 		return Analysis{}, imageError(what, err)
 	}
-	select {
-	case a.slots <- struct{}{}:
-	case <-ctx.Done():
-		return Analysis{}, errorf(http.StatusServiceUnavailable, "canceled", "request canceled while waiting: %v", ctx.Err())
+	release, err := a.cfg.Gate.Acquire(ctx, int64(info.Width)*int64(info.Height))
+	if errors.Is(err, admit.ErrBusy) {
+		return Analysis{}, errorf(http.StatusServiceUnavailable, "busy", "%s: %v", what, err)
 	}
-	defer func() { <-a.slots }()
+	if err != nil {
+		return Analysis{}, errorf(http.StatusServiceUnavailable, "canceled", "request canceled while waiting: %v", err)
+	}
+	defer release()
 	res, err := a.cfg.Engine.Analyze(ctx, img, opts)
 	if err != nil {
 		switch {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,6 +43,7 @@ type Gate struct {
 	MaxWait time.Duration
 
 	once    sync.Once
+	entered atomic.Int64 // requests between Enter and leave
 	mu      sync.Mutex
 	running int
 	pixels  int64
@@ -131,6 +133,23 @@ func (g *Gate) Acquire(ctx context.Context, pixels int64) (release func(), err e
 	}
 	g.grant() // the head may have changed
 	return nil, err
+}
+
+// Enter counts a request in before its body is read, so that at most MaxConcurrent +
+// MaxWaiting requests hold an upload in memory at once: beyond that it returns ok false (and
+// counts a refusal), and the caller answers 503 with Retry-After without reading the body.
+// Otherwise call leave when the request ends.
+func (g *Gate) Enter() (leave func(), ok bool) {
+	g.init()
+	if g.entered.Add(1) > int64(g.MaxConcurrent+g.MaxWaiting) {
+		g.entered.Add(-1)
+		g.mu.Lock()
+		g.stats.Refused++
+		g.mu.Unlock()
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { g.entered.Add(-1) }) }, true
 }
 
 // Stats returns the gate's counters.

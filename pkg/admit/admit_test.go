@@ -97,6 +97,26 @@ func TestGateBoundsPixelsInOrder(t *testing.T) {
 	huge()
 }
 
+func TestGateEnter(t *testing.T) {
+	g := &Gate{MaxConcurrent: 1, MaxWaiting: 1}
+	l1, ok1 := g.Enter()
+	l2, ok2 := g.Enter()
+	if _, ok3 := g.Enter(); !ok1 || !ok2 || ok3 {
+		t.Fatalf("Enter: %v %v %v, want two in and the third refused", ok1, ok2, ok3)
+	}
+	l1()
+	l1()
+	if l, ok := g.Enter(); !ok {
+		t.Fatal("Enter after a leave refused")
+	} else {
+		l()
+	}
+	l2()
+	if s := g.Stats(); s.Refused != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 func TestGateWaitEnds(t *testing.T) {
 	g := &Gate{MaxConcurrent: 1, MaxWait: time.Millisecond}
 	hold, err := g.Acquire(context.Background(), 1)

@@ -27,6 +27,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/classify/manifest"
 	"github.com/vigil-video/vigil/analyze/classify/project"
 	"github.com/vigil-video/vigil/analyze/classify/store"
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 )
 
@@ -118,6 +120,11 @@ type Config struct {
 	MaxModelBytes int64
 	// Log receives handler errors. Default slog.Default().
 	Log *slog.Logger
+	// Gate admits classifications (POST /v1/classify, .../predict): requests beyond its
+	// concurrency and queue get 503 busy with Retry-After before their body is read, and each
+	// image waits for room for the pixels its header declares. Default a Gate of NumCPU jobs
+	// and admit.DefaultMaxPixels pixels.
+	Gate *admit.Gate
 }
 
 // Mount adds the classifier routes and their OpenAPI description to srv. Call it before
@@ -134,6 +141,9 @@ func Mount(srv *httpapi.Server, cfg Config) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Gate == nil {
+		cfg.Gate = &admit.Gate{}
 	}
 	h := &handlers{cfg: cfg}
 	srv.HandleFunc("GET /v1/classifiers", h.list)
@@ -242,12 +252,17 @@ func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
 // classify takes the image as the body or as the "image" part of a multipart form; the models
 // come from ?model= (repeatable, comma-separated) or "model" form fields.
 func (h *handlers) classify(w http.ResponseWriter, r *http.Request) {
+	leave, ok := h.enter(w)
+	if !ok {
+		return
+	}
+	defer leave()
 	img, models, err := h.readImage(r)
 	if err != nil {
 		h.readFail(w, r, err)
 		return
 	}
-	res, err := h.cfg.Backend.Classify(r.Context(), img, models)
+	res, err := h.classifyAdmitted(r.Context(), img, models)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -383,6 +398,9 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusBadRequest, "bad_dataset_layout"
 	case errors.Is(err, dataset.ErrArchive):
 		status, code = http.StatusBadRequest, "invalid_archive"
+	case errors.Is(err, admit.ErrBusy):
+		w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
+		status, code = http.StatusServiceUnavailable, "busy"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		status, code = http.StatusServiceUnavailable, "timeout"
 	}

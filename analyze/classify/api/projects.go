@@ -128,12 +128,17 @@ func (h *handlers) predict(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusConflict, "not_trained", fmt.Sprintf("project %s has no trained classifier yet (state %s)", p.Name, p.State))
 		return
 	}
+	leave, ok := h.enter(w)
+	if !ok {
+		return
+	}
+	defer leave()
 	img, _, err := h.readImage(r)
 	if err != nil {
 		h.readFail(w, r, err)
 		return
 	}
-	res, err := h.cfg.Backend.Classify(r.Context(), img, []string{p.Classifier})
+	res, err := h.classifyAdmitted(r.Context(), img, []string{p.Classifier})
 	if err != nil {
 		h.fail(w, r, err)
 		return
