@@ -400,6 +400,9 @@ func (t *Tracker) Label(res *result.Result) {
 				tr.hasHeads, tr.headsAt, tr.headsQuality = true, res.CapturedAt, q
 			}
 			tr.attrs.take(f, q, res.Seq, res.CapturedAt, t.cfg.AgeWindow)
+			if len(tr.emb) == 0 && len(f.Embedding) > 0 { // the track's embedding (face.left, search by photo)
+				tr.emb = append([]float32(nil), f.Embedding...)
+			}
 			t.label(tr, f)
 		} else {
 			t.clearIdentity(f)
