@@ -78,12 +78,12 @@ func TestClassifiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	modelPath := filepath.Join(td, "models", "mobilenetv2-12-int8.onnx")
-	model, err := os.ReadFile(modelPath)
+	// No built-in frame backbone: the page uploads one (MobileNetV2) before training.
+	stored, err := store.OpenBackbones(ctx, js, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	trainer := &classify.ProjectTrainer{Runtime: rt, Registry: reg,
-		Backbones: map[string]classify.Backbone{"default": classify.ImageNetBackbone("mobilenetv2-12-int8", model)}, Folds: -1}
+	trainer := &classify.ProjectTrainer{Runtime: rt, Registry: reg, Stored: stored, Folds: -1}
 	pm, err := project.Open(project.Config{Dir: filepath.Join(t.TempDir(), "projects"), Train: trainer.Train, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestClassifiers(t *testing.T) {
 	t.Cleanup(func() { pm.Close() })
 
 	srv := &httpapi.Server{Addr: "127.0.0.1:0", Log: quiet, MaxUploadBytes: 64 << 20}
-	api.Mount(srv, api.Config{Backend: &classify.Service{Registry: reg}, Projects: pm, Log: quiet})
+	api.Mount(srv, api.Config{Backend: &classify.Service{Registry: reg}, Projects: pm, Backbones: trainer, Log: quiet})
 	ui, err := web.New(web.Config{Conn: conn("web"), Log: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +159,32 @@ func TestClassifiers(t *testing.T) {
 	// Try one image with it.
 	label := tryImage(ctx, t, page, "imagenet", shoe)
 	t.Logf("imagenet on %s: %s", filepath.Base(shoe), label)
+
+	// No ImageNet backbone yet: the page says how to add one; add MobileNetV2 through the form,
+	// and the backbone list offers it.
+	var noBackbone bool
+	if err := page.WaitFor(ctx, `document.getElementById("proj-backbone").dataset.count === "0" && !document.getElementById("proj-no-backbone").hidden`,
+		10*time.Second, &noBackbone); err != nil {
+		t.Fatal(err)
+	}
+	if err := page.SetInputFiles(ctx, "#bb-file", []string{modelPath}); err != nil {
+		t.Fatal(err)
+	}
+	if err := page.Click(ctx, "#bb-form button"); err != nil {
+		t.Fatal(err)
+	}
+	var added string
+	if err := page.WaitFor(ctx, `(() => { const s = document.getElementById("bb-status").textContent; return /^(Added|Refused)/.test(s) && s; })()`,
+		60*time.Second, &added); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(added, "Added backbone mobilenetv2-12-int8") {
+		t.Fatalf("add a backbone: %s", added)
+	}
+	if err := page.WaitFor(ctx, `document.getElementById("proj-backbone").value === "mobilenetv2-12-int8" &&
+		document.getElementById("proj-no-backbone").hidden && document.querySelector('#backbones li[data-name="mobilenetv2-12-int8"]')`, 10*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
 
 	// Train from the ZIP, with progress.
 	if err := page.Eval(ctx, `document.getElementById("proj-name").value = "clothes"`, nil); err != nil {

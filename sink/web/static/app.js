@@ -92,7 +92,7 @@
     document.body.dataset.features = Object.keys(features).filter((k) => features[k]).join(" ");
     if (features.gallery) loadIdentities(ids);
     if (features.classifiers) loadClassifiers(clf);
-    if (features.projects) loadProjects(proj);
+    if (features.projects) { loadProjects(proj); loadBackbones(); }
   }
 
   // ---- Tabs ------------------------------------------------------------------------------
@@ -102,7 +102,7 @@
     document.body.dataset.tab = name;
     if (name === "events") renderHistory();
     if (name === "gallery" && features.gallery) loadIdentities();
-    if (name === "classifiers") { loadClassifiers(); if (features.projects) loadProjects(); }
+    if (name === "classifiers") { loadClassifiers(); if (features.projects) { loadProjects(); loadBackbones(); } }
   }
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
 
@@ -896,6 +896,55 @@
         el("span", { class: "muted", text: p.dataset ? p.dataset.images + " images, " + p.dataset.classes.length + " classes" : (p.error || "") })));
     }
   }
+  // loadBackbones offers only the backbones the server has (GET /v1/classifier-backbones): each
+  // says what its classifiers look at; without an ImageNet one, a note says how to add one.
+  async function loadBackbones() {
+    const r = await apiJSON("/v1/classifier-backbones");
+    const sel = $("proj-backbone"), was = sel.value;
+    sel.textContent = "";
+    let list = [];
+    if (r.status === 200) list = r.body.backbones || [];
+    else list = [{ name: "default", target: "frame" }, { name: "face", target: "face" }]; // a server without the route
+    $("bb-box").hidden = r.status !== 200;
+    for (const b of list) {
+      sel.append(el("option", { value: b.name, "data-target": b.target, text: b.name + " — " + (b.target === "face" ? "each face" : "whole frame") }));
+    }
+    if (list.some((b) => b.name === was)) sel.value = was;
+    else { const frame = list.find((b) => b.target === "frame"); if (frame) sel.value = frame.name; }
+    const hasFrame = list.some((b) => b.target === "frame");
+    $("proj-no-backbone").hidden = hasFrame;
+    sel.dataset.count = list.length;
+    const ul = $("backbones");
+    ul.textContent = "";
+    for (const b of list.filter((b) => !b.builtin && r.status === 200)) {
+      ul.append(el("li", { "data-name": b.name },
+        el("span", { class: "name", text: b.name }),
+        el("span", { class: "muted", text: Math.round(b.size / 1e5) / 10 + " MB · sha256 " + (b.sha256 || "").slice(0, 12) + "…", title: b.sha256 || "" }),
+        el("button", { type: "button", class: "danger", text: "delete", onclick: async () => {
+          if (!confirm("Delete the backbone " + b.name + "? Classifiers trained on it keep working.")) return;
+          const d = await apiJSON("/v1/classifier-backbones/" + encodeURIComponent(b.name), { method: "DELETE" });
+          if (d.status !== 204) $("bb-status").textContent = errText(d);
+          loadBackbones();
+        } })));
+    }
+  }
+  $("bb-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const file = $("bb-file").files[0], st = $("bb-status");
+    if (!file) return;
+    const name = $("bb-name").value.trim() || file.name.replace(/\.onnx$/i, "").replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 64);
+    st.className = ""; st.textContent = "Uploading " + name + "…";
+    const r = await apiJSON("/v1/classifier-backbones/" + encodeURIComponent(name), { method: "PUT",
+      headers: { "Content-Type": "application/octet-stream" }, body: file });
+    if (r.status === 201) {
+      st.className = "status-ok"; st.textContent = "Added backbone " + r.body.name + " (sha256 " + r.body.sha256.slice(0, 12) + "…): pick it above to train.";
+      $("bb-form").reset();
+    } else {
+      st.className = "status-err"; st.textContent = "Refused: " + errText(r);
+    }
+    await loadBackbones();
+    if (r.status === 201) $("proj-backbone").value = r.body.name;
+  });
   // reportLine summarises a training report's accuracy, when it has one.
   function reportLine(r) {
     if (!r) return "";
@@ -923,7 +972,7 @@
     const fail = (what, r) => { st.className = "status-err"; st.textContent = what + ": " + errText(r); bar.hidden = true; };
     st.className = ""; st.textContent = "Creating the project…"; st.dataset.phases = "";
     let r = await apiJSON("/v1/classifier-projects", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name, target: $("proj-target").value }) });
+      body: JSON.stringify({ name, backbone: $("proj-backbone").value, target: ($("proj-backbone").selectedOptions[0] || { dataset: {} }).dataset.target || "frame" }) });
     if (r.status !== 201 && !(r.status === 409 && r.body && r.body.error.code === "project_exists")) return fail("Create", r);
     bar.hidden = false; bar.value = 0;
     st.textContent = "Uploading the dataset…";
