@@ -354,6 +354,7 @@ func (r *runStack) newIngest() error {
 			return err
 		}
 		r.managed.Mount(r.fr.srv)
+		r.managed.from += " in --store-dir " + r.storeDir // where resumed streams come from
 	}
 	attached := &ingest.Attached{Conn: nc, Log: log,
 		Defaults: ingest.StreamConfig{FPS: r.inf.fps, MaxWidth: r.inf.maxWidth, MaxHeight: r.inf.maxHeight, JPEGQuality: r.inf.quality}}

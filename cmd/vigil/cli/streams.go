@@ -70,6 +70,9 @@ func (f *streamFlags) check() error {
 type managedIngest struct {
 	mgr *ingest.Manager
 	reg *streams.Registry
+	// from names where the stream list persists, for the log of resumed streams; vigil run
+	// adds its --store-dir.
+	from string
 }
 
 // newManaged builds (without starting anything) the managed ingest publishing on nc: the list is
@@ -91,7 +94,9 @@ func (f *streamFlags) newManaged(ctx context.Context, nc *nats.Conn, js jetstrea
 	}
 	seed = append(seed, fromFile...)
 	var store streams.Store = &streams.MemoryStore{}
+	from := "this process's memory"
 	if js != nil && f.bucket != noBucket {
+		from = "JetStream key-value bucket " + f.bucket
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		kv, err := streams.OpenKV(sctx, js, f.bucket, replicas)
 		cancel()
@@ -102,7 +107,7 @@ func (f *streamFlags) newManaged(ctx context.Context, nc *nats.Conn, js jetstrea
 	} else {
 		log.Info("streams: the stream list is kept in this process only (no JetStream bucket)")
 	}
-	m := &managedIngest{mgr: &ingest.Manager{Conn: nc, Log: log}}
+	m := &managedIngest{mgr: &ingest.Manager{Conn: nc, Log: log}, from: from}
 	if err := m.mgr.Initialize(); err != nil {
 		return nil, err
 	}
@@ -122,6 +127,7 @@ func (m *managedIngest) Start(ctx context.Context) error {
 	if err := m.reg.Start(ctx); err != nil {
 		return err
 	}
+	logResumed(m.reg.Log, m.reg.List(), m.reg.Seed, m.from)
 	return m.reg.ServeNATS(m.mgr.Conn)
 }
 
