@@ -4,15 +4,12 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"go.uber.org/goleak"
-
-	"github.com/vigil-video/vigil/pkg/vision"
 )
 
 // RepoRoot walks up from the working directory to the directory holding go.mod.
@@ -111,10 +108,8 @@ func Main(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
 		return 1
 	}
-	if n, ok := vision.LiveMats(); ok && n != 0 {
-		var b bytes.Buffer
-		_ = vision.WriteMatProfile(&b)
-		fmt.Fprintf(os.Stderr, "%d gocv Mats were not closed:\n%s\n", n, b.String())
+	if msg := unclosedMats(); msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
 		return 1
 	}
 	return 0
