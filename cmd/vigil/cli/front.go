@@ -150,6 +150,7 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 			return nil, err
 		}
 		(&eventstore.API{Store: fr.events}).Mount(fr.srv)
+		mountSearch(fr.srv, fr.events, fr.faces)
 		fr.ring = &snapshot.Ring{Conn: d.nc}
 		if err := fr.ring.Start(ctx); err != nil {
 			return nil, err

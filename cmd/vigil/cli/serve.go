@@ -160,6 +160,8 @@ type faceService struct {
 	Store   *gallery.Store
 	Gallery *gallery.Gallery
 	API     *faceapi.API
+	// Engine runs the face models (search by photo uses it too).
+	Engine faceapi.Engine
 }
 
 // Close stops the gallery watcher.
@@ -188,7 +190,7 @@ func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, model
 	if err != nil {
 		return nil, err
 	}
-	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log})}
+	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log}), Engine: eng}
 	svc.API, err = faceapi.Mount(srv, faceapi.Config{Engine: eng, Store: store, Gallery: svc.Gallery, Threshold: float32(gf.threshold),
 		MaxConcurrent: maxConcurrent, Log: log})
 	if err != nil {
@@ -301,6 +303,7 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		}
 		defer store.Close() // after the HTTP server closed
 		(&eventstore.API{Store: store}).Mount(srv)
+		mountSearch(srv, store, svc)
 		history = true
 	}
 	ui, err := wf.mount(srv, nc, svc, log.With("role", "web"))

@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/testenv"
+	"github.com/vigil-video/vigil/sink/eventstore"
+)
+
+// videoFrameJPEG returns the frame at second sec of the video at path, as a JPEG.
+func videoFrameJPEG(t *testing.T, path string, sec float64) []byte {
+	t.Helper()
+	vc, err := gocv.VideoCaptureFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	vc.Set(gocv.VideoCapturePosMsec, sec*1000)
+	m := gocv.NewMat()
+	defer m.Close()
+	if !vc.Read(&m) || m.Empty() {
+		t.Fatalf("no frame at %.1f s of %s", sec, path)
+	}
+	buf, err := gocv.IMEncode(gocv.JPEGFileExt, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	return append([]byte(nil), buf.GetBytes()...)
+}
+
+// representFaces returns the embedding of each image's largest face, computed by vigil represent
+// (the real models).
+func representFaces(t *testing.T, images ...string) [][]float32 {
+	t.Helper()
+	code, stdout, stderr := vigil(t, nil, append([]string{"represent"}, images...)...)
+	if code != 0 {
+		t.Fatalf("vigil represent exited %d: %s", code, stderr)
+	}
+	var out [][]float32
+	dec := json.NewDecoder(bytes.NewReader([]byte(stdout)))
+	for dec.More() {
+		var doc struct {
+			Faces []struct {
+				Embedding []float32 `json:"embedding"`
+			} `json:"faces"`
+		}
+		if err := dec.Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Faces) == 0 || len(doc.Faces[0].Embedding) == 0 {
+			t.Fatalf("vigil represent found no face: %s", stdout)
+		}
+		out = append(out, doc.Faces[0].Embedding)
+	}
+	return out
+}
+
+// searchPhoto posts img to /v1/search/faces as multipart and returns the status and answer.
+func searchPhoto(t *testing.T, base string, img []byte) (int, eventstore.SearchResponse, string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("image", "photo.jpg")
+	_, _ = fw.Write(img)
+	_ = mw.Close()
+	resp, err := http.Post(base+eventstore.PathSearchFaces, mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out eventstore.SearchResponse
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+	}
+	return resp.StatusCode, out, string(b)
+}
+
+// TestSearchByPhoto is search by photo end to end on real parts: vigil run tracks the face in
+// the shared video (embedded NATS, OpenCV, the real models) and its event store keeps the
+// track's embedding from face.left; beside it are tracks of four other people (embeddings of
+// their photos by the real models). vigil serve answers POST /v1/search/faces with a frame of
+// the video: the video's track comes first; a photo of Obama finds Obama's track first, one
+// without a face gets 422; vigil search prints the same answer.
+func TestSearchByPhoto(t *testing.T) {
+	data := testenv.TestData(t)
+	video := filepath.Join(data, "video", "fer_test.mp4")
+	db := filepath.Join(t.TempDir(), "events.db")
+	code, _, stderr := vigil(t, nil, "run", "--once", "--nats-port", "0", "--source", video, "--stream", "fer", "--events-db", db, "--quiet")
+	if code != 0 {
+		t.Fatalf("vigil run exited %d:\n%s", code, stderr)
+	}
+	st := openHistory(t, db)
+	ctx := context.Background()
+	left, err := st.Events(ctx, eventstore.EventFilter{Stream: "fer", Kind: event.KindLeft})
+	if err != nil || len(left) == 0 {
+		t.Fatalf("no face.left stored for the video: %v\n%s", err, stderr)
+	}
+	// The tracks that got an embedding (the embedding head runs per track, on request).
+	var videoTracks []string
+	for _, ev := range left {
+		if _, _, err := st.TrackEmbedding(ctx, "fer", ev.TrackID); err == nil {
+			videoTracks = append(videoTracks, ev.TrackID)
+		}
+	}
+	if len(videoTracks) == 0 {
+		t.Fatalf("none of the video's %d tracks kept an embedding", len(left))
+	}
+	t.Logf("video tracks %d, with an embedding %d", len(left), len(videoTracks))
+
+	faces := filepath.Join(data, "faces")
+	others := []string{"Barack_Obama/obama.jpg", "Joe_Biden/biden.jpg", "John_Salley/000179_02159509.jpg", "John_Savage/000264_01099001.jpg"}
+	paths := make([]string, len(others))
+	for i, p := range others {
+		paths[i] = filepath.Join(faces, p)
+	}
+	at := time.Date(2026, 11, 22, 0, 5, 14, 0, time.UTC)
+	for i, emb := range representFaces(t, paths...) {
+		ev := event.Event{Schema: event.EventSchema, Kind: event.KindLeft, Stream: "lobby", TrackID: filepath.Dir(others[i]), Seq: 1,
+			CapturedAt: at, At: at, FirstSeen: at, LastSeen: at, Frames: 5, Reason: event.ReasonLost, Embedding: emb}
+		if _, err := st.StoreEvent(ctx, ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := startSinkBus(t)
+	run := startCommand(t, map[string]string{"VIGIL_DEPS": testenv.DepsDir(t), "VIGIL_EVENTS_DB": db}, "serve",
+		"--nats-url", b.url, "--http-addr", "127.0.0.1:0", "--log-json")
+	base := run.logValue(t, time.Minute, "face API listening", "url")
+
+	status, out, body := searchPhoto(t, base, videoFrameJPEG(t, video, 2))
+	if status != http.StatusOK || len(out.Sightings) == 0 || out.Sightings[0].Stream != "fer" {
+		t.Fatalf("search with a frame of the video: %d %s, want the video's track first", status, body)
+	}
+	for _, sg := range out.Sightings {
+		if sg.Stream != "fer" {
+			t.Errorf("a frame of the video matched %s/%s (%.2f)", sg.Stream, sg.TrackID, sg.Similarity)
+		}
+	}
+	obama, err := os.ReadFile(filepath.Join(faces, "Barack_Obama", "obama2.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, out, body = searchPhoto(t, base, obama)
+	if status != http.StatusOK || len(out.Sightings) == 0 || out.Sightings[0].TrackID != "Barack_Obama" {
+		t.Fatalf("search with another photo of Obama: %d %s, want his track first", status, body)
+	}
+	if status, _, body := searchPhoto(t, base, testJPEG(t, 160, 120)); status != http.StatusUnprocessableEntity {
+		t.Errorf("a photo without a face: %d %s, want 422", status, body)
+	}
+	if status, _, body := searchPhoto(t, base, []byte("not an image")); status != http.StatusBadRequest {
+		t.Errorf("bytes that are no image: %d %s, want 400", status, body)
+	}
+
+	photo := filepath.Join(t.TempDir(), "obama.jpg")
+	if err := os.WriteFile(photo, obama, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := vigil(t, nil, "search", "--server", base, "--stream", "lobby", photo)
+	var cli eventstore.SearchResponse
+	if code != 0 || json.Unmarshal([]byte(stdout), &cli) != nil || len(cli.Sightings) == 0 || cli.Sightings[0].TrackID != "Barack_Obama" {
+		t.Fatalf("vigil search: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := vigil(t, nil, "search", "--server", base, filepath.Join(t.TempDir(), "missing.jpg")); code == 0 || stderr == "" {
+		t.Errorf("vigil search of a missing file: exit %d, %q", code, stderr)
+	}
+	if code := run.stop(t); code != 0 {
+		t.Fatalf("vigil serve exited %d:\n%s", code, run.stderr.String())
+	}
+}
