@@ -6,13 +6,17 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // MaxNameRunes bounds an identity name's length in characters (after trimming).
 const MaxNameRunes = 64
 
-// maxIDLen bounds an identity id: every character of a maximal name escaped (see IDFor).
-const maxIDLen = MaxNameRunes * len("_10ffff_")
+// maxIDLen bounds an identity id: every character of a maximal name case-folded to three
+// characters (the most full case folding gives) and each escaped (see IDFor).
+const maxIDLen = MaxNameRunes * 3 * len("_10ffff_")
 
 // ErrInvalidName is wrapped by the errors for names that are not acceptable identity names.
 var ErrInvalidName = errors.New("invalid identity name")
@@ -26,8 +30,10 @@ func isSeparator(r rune) bool {
 	return false
 }
 
-// CanonicalName validates an identity name and returns its canonical form: surrounding spaces
-// trimmed and runs of spaces inside collapsed to one. A name is 1 to MaxNameRunes characters of
+// CanonicalName validates an identity name and returns its canonical form: Unicode NFC
+// (so "Zoë" typed with a combining diaeresis and with the precomposed ë is one name, and the
+// Kelvin sign is the letter K), surrounding spaces trimmed and runs of spaces inside collapsed
+// to one. A name is 1 to MaxNameRunes characters of
 // valid UTF-8: letters and digits of any script, combining marks, spaces and the punctuation
 // . - _ ' ’, with at least one letter or digit. Anything else (control characters, slashes,
 // emoji, ...) wraps ErrInvalidName with a message saying what is wrong.
@@ -35,6 +41,7 @@ func CanonicalName(s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
 	}
+	s = norm.NFC.String(s)
 	var b strings.Builder
 	n, alnum := 0, false
 	space := false
@@ -70,7 +77,8 @@ func CanonicalName(s string) (string, error) {
 }
 
 // IDFor validates name (see CanonicalName) and returns its identity id, the key under which the
-// gallery stores it and the {id} of the HTTP API. The id is the name in lower case with ASCII
+// gallery stores it and the {id} of the HTTP API. The id is the canonical name case-folded
+// (Unicode full case folding, then NFC again: "STRASSE", "Straße" and "strasse" are one id) with ASCII
 // letters and digits kept, each run of spaces and punctuation turned into one '-' (none at either
 // end), and every other character written as '_' + its lower-case code point in hex + '_':
 // "Barack Obama" is barack-obama, "Zoë Saldaña" zo_eb_-salda_f1_a. Two names with the same id
@@ -82,8 +90,7 @@ func IDFor(name string) (string, error) {
 	}
 	var b strings.Builder
 	dash := false
-	for _, r := range c {
-		r = unicode.ToLower(r)
+	for _, r := range norm.NFC.String(cases.Fold().String(c)) {
 		switch {
 		case isSeparator(r):
 			dash = b.Len() > 0
@@ -101,7 +108,7 @@ func IDFor(name string) (string, error) {
 	return b.String(), nil
 }
 
-// ValidID reports whether id has the form of an identity id: 1 to 512 characters from
+// ValidID reports whether id has the form of an identity id: 1 to 1536 characters from
 // [a-z0-9_-], not starting or ending with '-'. Only ids that pass are ever turned into KV keys.
 func ValidID(id string) bool {
 	if id == "" || len(id) > maxIDLen || id[0] == '-' || id[len(id)-1] == '-' {
