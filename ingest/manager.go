@@ -416,7 +416,13 @@ func (ms *managed) status(now time.Time) streams.RunStatus {
 	}
 	o := ms.obs
 	st.Decoded, st.Published = o.decoded.Load(), o.published.Load()
-	st.Dropped = o.dropped() + live.FramesReplaced
+	st.SampledOut = o.drops[dropSampled].Load()
+	st.Dropped = live.FramesReplaced
+	for i := range o.drops {
+		if dropReason(i) != dropSampled {
+			st.Dropped += o.drops[i].Load()
+		}
+	}
 	st.FPS, st.LastPublished = o.fps(now)
 	st.Width, st.Height = int(o.outW.Load()), int(o.outH.Load())
 	return st

@@ -130,14 +130,6 @@ func (o *streamObs) fps(now time.Time) (float64, time.Time) {
 	return float64(o.n-1) / span.Seconds(), last
 }
 
-func (o *streamObs) dropped() uint64 {
-	var n uint64
-	for i := range o.drops {
-		n += o.drops[i].Load()
-	}
-	return n
-}
-
 // Metric names and help of a Manager's collector.
 var (
 	descDecoded = prometheus.NewDesc("vigil_ingest_stream_frames_decoded_total",

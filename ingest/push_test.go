@@ -119,8 +119,8 @@ func TestPushFrames(t *testing.T) {
 	if st := e.mgr.Stats()["door"]; st.Published != 7 || st.Skipped != 1 || st.Decoded != 7 {
 		t.Fatalf("stats %+v, want 7 decoded and published, 1 sampled out", st)
 	}
-	if st, _ := e.mgr.Status("door"); st.Dropped != 2 {
-		t.Fatalf("dropped %d, want 2 (1 sampled, 1 invalid)", st.Dropped)
+	if st, _ := e.mgr.Status("door"); st.Dropped != 1 || st.SampledOut != 1 {
+		t.Fatalf("dropped %d, sampled out %d: want 1 dropped (invalid) and 1 sampled out, apart", st.Dropped, st.SampledOut)
 	}
 
 	// Disabled: refused; the stream's frames stop.

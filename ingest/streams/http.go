@@ -349,8 +349,10 @@ func (r *Registry) openAPI() httpapi.Doc {
 		"error":     map[string]any{"type": "string"},
 		"stats": map[string]any{"type": "object", "properties": map[string]any{
 			"decoded": map[string]any{"type": "integer"}, "published": map[string]any{"type": "integer"},
-			"dropped": map[string]any{"type": "integer"}, "reconnects": map[string]any{"type": "integer"},
-			"fps": map[string]any{"type": "number"}, "width": map[string]any{"type": "integer"}, "height": map[string]any{"type": "integer"},
+			"dropped":     map[string]any{"type": "integer", "description": "frames lost: replaced by a newer live frame, not encoded or published, invalid or refused pushed images"},
+			"sampled_out": map[string]any{"type": "integer", "description": "frames skipped by design: the source sampled down to the stream's fps (not a loss)"},
+			"reconnects":  map[string]any{"type": "integer"},
+			"fps":         map[string]any{"type": "number"}, "width": map[string]any{"type": "integer"}, "height": map[string]any{"type": "integer"},
 			"last_published": map[string]any{"type": "string", "format": "date-time"}}},
 	}
 	for k, v := range specProps {

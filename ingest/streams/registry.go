@@ -394,7 +394,7 @@ func (r *Registry) Get(name string) (Status, error) {
 		switch {
 		case ok:
 			st.State, st.Error = rs.State, rs.Error
-			st.Stats = &RunStats{Decoded: rs.Decoded, Published: rs.Published, Dropped: rs.Dropped, Reconnects: rs.Reconnects,
+			st.Stats = &RunStats{Decoded: rs.Decoded, Published: rs.Published, Dropped: rs.Dropped, SampledOut: rs.SampledOut, Reconnects: rs.Reconnects,
 				FPS: rs.FPS, Width: rs.Width, Height: rs.Height}
 			if !rs.LastPublished.IsZero() {
 				t := rs.LastPublished.UTC()

@@ -267,9 +267,11 @@ type RunStatus struct {
 	State string
 	// Error is the last failure ("" if none), with URL passwords redacted.
 	Error string
-	// Decoded, Published and Dropped count frames since the stream started on this process
-	// (Dropped: every reason, sampling to FPS included).
-	Decoded, Published, Dropped uint64
+	// Decoded, Published and Dropped count frames since the stream started on this process.
+	// Dropped counts frames lost (replaced by a newer live frame, not encoded, not published,
+	// invalid or refused pushed images); SampledOut counts those skipped by design, sampling the
+	// source down to FPS. Decoded = Published + Dropped + SampledOut, frames in hand aside.
+	Decoded, Published, Dropped, SampledOut uint64
 	// Reconnects counts the times a live source was reopened after a failure.
 	Reconnects uint64
 	// FPS is the published rate over the last frames; 0 when idle.
@@ -285,6 +287,7 @@ type RunStats struct {
 	Decoded       uint64     `json:"decoded"`
 	Published     uint64     `json:"published"`
 	Dropped       uint64     `json:"dropped"`
+	SampledOut    uint64     `json:"sampled_out"`
 	Reconnects    uint64     `json:"reconnects"`
 	FPS           float64    `json:"fps"`
 	Width         int        `json:"width"`
