@@ -372,8 +372,9 @@ func (r *Role) onResult(res *result.Result, now time.Time) {
 			st = r.state(res.Stream, true)
 			st.lastActive = now
 		} else {
-			st.tracker.Label(res)
+			step := st.tracker.late(res) // labels it; heads that ran on it still count
 			r.publishResult(res)
+			r.scheduleHeads(res.Stream, st, Step{HeadsSeen: step.HeadsSeen, Fresh: step.Fresh})
 			r.mu.Lock()
 			r.stats.Late++
 			r.mu.Unlock()

@@ -79,8 +79,11 @@ type TrackerConfig struct {
 	HeadsInterval time.Duration
 	// BetterView asks for the heads again when a sighting's Quality (size, sharpness,
 	// frontality) reaches this multiple of the quality of the sighting they last ran on.
-	// Default 1.3; negative: never.
+	// Default 1.3; negative: never. At most once per BetterViewGap of capture time per track.
 	BetterView float64
+	// BetterViewGap is the least capture time between two better-view runs of a track's heads
+	// (quality flickers from frame to frame). Default 1s.
+	BetterViewGap time.Duration
 	// AgeWindow is how many age estimates a track keeps for its robust mean (the mean of the
 	// middle half of them). Default 9.
 	AgeWindow int
@@ -132,6 +135,9 @@ func (c *TrackerConfig) setDefaults() {
 	}
 	if c.BetterView == 0 {
 		c.BetterView = 1.3
+	}
+	if c.BetterViewGap == 0 {
+		c.BetterViewGap = time.Second
 	}
 	if c.AgeWindow <= 0 {
 		c.AgeWindow = 9
@@ -235,8 +241,7 @@ func (t *Tracker) Tracks() int { return len(t.tracks) }
 // order; an older one is only labelled (see Label).
 func (t *Tracker) Update(res *result.Result) Step {
 	if t.lastSeq != 0 && res.Seq <= t.lastSeq {
-		t.Label(res)
-		return Step{}
+		return t.late(res)
 	}
 	if t.idPrefix == "" {
 		t.idPrefix = strconv.FormatInt(res.CapturedAt.UnixMilli(), 36)
@@ -351,7 +356,7 @@ func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
 	switch {
 	case now.Sub(tr.headsAt) >= t.cfg.HeadsInterval:
 		return t.cfg.Heads, event.RequestStale
-	case t.cfg.BetterView > 0 && q > 0 && q >= t.cfg.BetterView*tr.headsQuality:
+	case t.cfg.BetterView > 0 && q > 0 && q >= t.cfg.BetterView*tr.headsQuality && now.Sub(tr.headsAt) >= t.cfg.BetterViewGap:
 		return t.cfg.Heads, RequestBetterView
 	}
 	return nil, ""
@@ -387,7 +392,12 @@ func (s *Step) need(id string, heads []string, reason string, all []string) {
 // for a result that arrived after later ones were already tracked. Fresh head outputs on it
 // still join the track's aggregated values. A face gets the track it associates with (by
 // the same gates as Update), or no track.
-func (t *Tracker) Label(res *result.Result) {
+func (t *Tracker) Label(res *result.Result) { t.late(res) }
+
+// late is Label, returning the heads whose output res's faces carried (a late answer to a heads
+// request is still an answer).
+func (t *Tracker) late(res *result.Result) Step {
+	var step Step
 	match := t.associate(res)
 	for fi := range res.Faces {
 		f := &res.Faces[fi]
@@ -396,8 +406,15 @@ func (t *Tracker) Label(res *result.Result) {
 			// Heads that ran on a late frame (a slow, heads-carrying frame is the likeliest to
 			// arrive late) still count for the track's values and its schedule.
 			q := Quality(*f)
-			if fresh := freshHeads(*f, t.cfg.Heads); len(t.cfg.Heads) > 0 && len(fresh) == len(t.cfg.Heads) && res.CapturedAt.After(tr.headsAt) {
-				tr.hasHeads, tr.headsAt, tr.headsQuality = true, res.CapturedAt, q
+			fresh := freshHeads(*f, t.cfg.Heads)
+			if len(t.cfg.Heads) > 0 {
+				step.addFresh(fresh, t.cfg.Heads)
+				if len(fresh) == len(t.cfg.Heads) && res.CapturedAt.After(tr.headsAt) {
+					tr.hasHeads, tr.headsAt, tr.headsQuality = true, res.CapturedAt, q
+				}
+			}
+			if len(f.Embedding) > 0 {
+				tr.embSamples++
 			}
 			tr.attrs.take(f, q, res.Seq, res.CapturedAt, t.cfg.AgeWindow)
 			if len(tr.emb) == 0 && len(f.Embedding) > 0 { // the track's embedding (face.left, search by photo)
@@ -408,6 +425,7 @@ func (t *Tracker) Label(res *result.Result) {
 			t.clearIdentity(f)
 		}
 	}
+	return step
 }
 
 // Finish ends every track: it returns face.left with reason for each confirmed one (Seq and

@@ -6,6 +6,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,11 +62,16 @@ func modelSet(t *testing.T) *analyze.ModelSet { return analyzetest.ModelSet(t) }
 // its results for the track role.
 func startAnalyzer(t *testing.T, nc *nats.Conn, ms *analyze.ModelSet) {
 	t.Helper()
-	p, err := analyze.NewPipeline(analyze.PipelineConfig{
+	startAnalyzerWith(t, nc, ms, analyze.PipelineConfig{
 		Heads:          []string{analyze.HeadEmbedding, analyze.HeadAge, analyze.HeadGender},
 		OnDemand:       []string{analyze.HeadEmotion, analyze.HeadLiveness, analyze.HeadPose},
 		KeepEmbeddings: true,
-	}, ms.Get)
+	})
+}
+
+func startAnalyzerWith(t *testing.T, nc *nats.Conn, ms *analyze.ModelSet, cfg analyze.PipelineConfig) {
+	t.Helper()
+	p, err := analyze.NewPipeline(cfg, ms.Get)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +285,78 @@ func TestVideoOneTrackForTheWoman(t *testing.T) {
 	}
 	// Measured association margins, for tuning: similarity of consecutive embeddings.
 	logConsecutiveSimilarity(t, obs.raw)
+}
+
+// TestHeadsPerTrackByDefault runs the face video through analyzers configured as vigil run's
+// defaults (every frame: detection and landmarks; every head on request) and the track role
+// with its default heads: the heads run on the track's first requested frame, then only on
+// requested frames (settling, the schedule), far from every frame; every later result of the
+// track carries its aggregated age, gender, emotion, liveness and pose with heads_seq naming a
+// frame they really ran on.
+func TestHeadsPerTrackByDefault(t *testing.T) {
+	video := filepath.Join(testenv.TestData(t), "video", "fer_test.mp4")
+	conn := natsConns(t)
+	obs := observe(t, conn("observer"), "fer")
+	startAnalyzerWith(t, conn("analyze"), modelSet(t), analyze.PipelineConfig{OnDemand: analyze.AllHeads, KeepEmbeddings: true})
+	tr := &track.Role{Conn: conn("track"), Input: bus.ResultsPrefix, Output: trackedPrefix,
+		Tracker: track.TrackerConfig{HeadsInterval: 2 * time.Second}}
+	run(t, tr.Run, tr.Ready())
+	in := &ingest.Role{Conn: conn("ingest"), Streams: []ingest.StreamConfig{{Name: "fer", Source: video, FPS: 10, Once: true}}}
+	if err := in.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	frames := int(in.Stats()["fer"].Published)
+	obs.waitEnded(t, frames)
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	ran := map[uint64]bool{}
+	for seq, r := range obs.raw {
+		for _, f := range r.Faces {
+			_, requested := obs.headsFrames[seq]
+			if f.Embedding != nil || f.Age != nil || f.Pose != nil {
+				if !requested {
+					t.Fatalf("seq %d: heads ran on a frame that did not request them", seq)
+				}
+				ran[seq] = true
+			}
+		}
+	}
+	var seqs []uint64
+	for seq := range ran {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	t.Logf("%d frames; heads ran on %v", frames, seqs)
+	if len(seqs) < 2 || len(seqs) > frames/2 {
+		t.Fatalf("heads ran on %d of %d frames: want per track (first frame, settling, schedule), not every frame", len(seqs), frames)
+	}
+	if got := obs.headsFrames[seqs[0]]; strings.Join(got, ",") != strings.Join(event.DefaultHeads, ",") {
+		t.Fatalf("first heads frame %d requested %v, want all of %v (a new track)", seqs[0], got, event.DefaultHeads)
+	}
+	// From the second half of the video on (results the track role published before the slow
+	// first heads frame's result reached it carry nothing yet; on a loaded machine that can be
+	// many frames, as ingest reads a recording up to 16 frames ahead).
+	carried := 0
+	for seq, r := range obs.tracked {
+		for _, f := range r.Faces {
+			if seq <= max(seqs[0]+4, uint64(frames/2)) || f.TrackID == "" {
+				continue
+			}
+			if f.HeadsSeq == 0 || f.HeadsSeq > seq || !ran[f.HeadsSeq] || f.HeadsCapturedAt == nil {
+				t.Fatalf("seq %d: heads_seq %d does not name a frame the heads ran on before it", seq, f.HeadsSeq)
+			}
+			if f.Age == nil || f.Gender == nil || f.Emotion == nil || f.Liveness == nil || f.Pose == nil {
+				t.Fatalf("seq %d: the track's values are not all carried: %+v", seq, f)
+			}
+			if f.Gender.Score < 0 || f.Gender.Score > 1 {
+				t.Fatalf("seq %d: gender score %v is not a probability", seq, f.Gender.Score)
+			}
+			carried++
+		}
+	}
+	if carried < frames/3 {
+		t.Fatalf("%d results carry the track's values, want the second half of %d", carried, frames)
+	}
 }
 
 func logConsecutiveSimilarity(t *testing.T, raw map[uint64]result.Result) {

@@ -18,9 +18,12 @@ import (
 )
 
 func benchCmd(ctx context.Context, env Env, args []string) error {
+	if len(args) > 0 && args[0] == "live" {
+		return benchLiveCmd(ctx, env, args[1:])
+	}
 	fs := newFlagSet("bench", "Measures, on this machine: each model's latency per sample at batch 1 and 8 (one onnxruntime\n"+
 		"thread), and the analyzer's frames/s on a video with the default heads and with all heads, with the\n"+
-		"share of time spent inside onnxruntime.")
+		"share of time spent inside onnxruntime. `vigil bench live --help`: streams in real time through vigil run.")
 	var (
 		lf      logFlags
 		deps    string
