@@ -122,9 +122,10 @@ test: setup ## Vet, check the pure-Go packages build with CGO_ENABLED=0, run eve
 	echo "test: $$n tests skipped for want of the shared test data, which goes in $${VIGIL_TESTDATA:-$(abspath ../shared/testdata)} (or set VIGIL_TESTDATA; README, Tests; the skipped tests are listed in $$skips)"; \
 	exit $$status
 
-bench: setup build ## Model benchmarks (BENCH_PKGS, 20 iterations each), then bin/vigil bench: per-model ms, analyzer frames/s
+bench: setup build ## Model benchmarks (BENCH_PKGS, 20 iterations each), bin/vigil bench (per-model ms, analyzer frames/s), a short bin/vigil bench live
 	VIGIL_DEPS=$(abspath $(DEPS_DIR)) $(GO) test -tags $(TEST_TAGS) -run '^$$' -bench . -benchtime 20x $(BENCH_PKGS)
 	$(BIN) bench --deps $(DEPS_DIR)
+	$(BIN) bench live --deps $(DEPS_DIR) --streams 4 --fps 5 --duration 10s --warmup 3s
 
 lint: setup ## gofmt, go mod tidy -diff, go vet (with and without -tags matprofile), staticcheck when installed
 	@$(GO) mod tidy -diff || { echo "lint: go.mod or go.sum is not tidy (the diff above): run go mod tidy" >&2; exit 1; }
