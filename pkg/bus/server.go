@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,6 +21,10 @@ type EmbeddedServer struct {
 	Host string
 	// Port is the client port; 0 picks a free port. `vigil run` uses 4222.
 	Port int
+	// User and Password, when set, are required of every client. A server whose Host is not a
+	// loopback address refuses to start without them: anyone who can reach it would read every
+	// frame, embedding and stored secret. Default none (loopback only).
+	User, Password string
 	// StoreDir enables JetStream with file storage in this directory when non-empty.
 	StoreDir string
 	// ReadyTimeout bounds how long Start waits for the server to accept clients. Default 10s.
@@ -44,6 +50,12 @@ func (e *EmbeddedServer) Start(ctx context.Context) error {
 	if e.Logger == nil {
 		e.Logger = slog.Default()
 	}
+	if (e.User == "") != (e.Password == "") {
+		return errors.New("embedded NATS: give both a user and a password, or neither")
+	}
+	if e.User == "" && !IsLoopback(e.Host) {
+		return fmt.Errorf("embedded NATS: listening on %s, reachable from other machines, needs a user and password", e.Host)
+	}
 	port := e.Port
 	if port == 0 {
 		port = server.RANDOM_PORT
@@ -63,6 +75,9 @@ func (e *EmbeddedServer) Start(ctx context.Context) error {
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
 		HTTPPort:   0,
+	}
+	if e.User != "" {
+		opts.Username, opts.Password = e.User, e.Password
 	}
 	if e.StoreDir != "" {
 		opts.JetStream = true
@@ -89,7 +104,17 @@ func (e *EmbeddedServer) Start(ctx context.Context) error {
 	return nil
 }
 
-// ClientURL is the URL clients connect to; empty before Start.
+// IsLoopback reports whether host (a listen address without port) is reachable from this
+// machine only: "localhost" or a loopback IP. "", "0.0.0.0" and "::" listen everywhere.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// ClientURL is the URL clients connect to (without credentials); empty before Start.
 func (e *EmbeddedServer) ClientURL() string {
 	if e.srv == nil {
 		return ""

@@ -156,6 +156,9 @@ func (s *settings) registerRun(fs *flag.FlagSet) {
 	fs.StringVar(&r.NATSHost, "nats-host", r.NATSHost, "address the embedded NATS server listens on")
 	fs.IntVar(&r.NATSPort, "nats-port", r.NATSPort, "port of the embedded NATS server (0: any free port)")
 	fs.StringVar(&r.StoreDir, "store-dir", r.StoreDir, "JetStream storage directory of the embedded server (default: a temporary directory)")
+	fs.StringVar(&s.cfg.NATS.User, "nats-user", s.cfg.NATS.User, "user every client of the embedded NATS server must log in as (default: no login on a loopback --nats-host; "+
+		"on any other host \"vigil\" with a generated password, printed at start)")
+	fs.Var(secret{&s.cfg.NATS.Password}, "nats-password", "password of --nats-user on the embedded NATS server (prefer VIGIL_NATS_PASSWORD)")
 }
 
 // secret is a string flag whose value is never shown (usage defaults, errors).
