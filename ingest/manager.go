@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-video/vigil/ingest/streams"
+	"github.com/vigil-video/vigil/pkg/admit"
 )
 
 // Manager runs a changing set of live streams: it is the streams.Runner behind a
@@ -44,6 +45,11 @@ type Manager struct {
 	// PushQueue is how many pushed images of one stream may wait while one is processed; more
 	// are refused with streams.ErrBusy. Default 2.
 	PushQueue int
+	// PushGate admits the decodes of pushed images across all push streams, with the pixels
+	// each image's header declares, so that memory stays bounded however many streams push:
+	// beyond it a push gets 503 server_busy with Retry-After. Default a Gate of NumCPU decodes
+	// holding at most admit.DefaultMaxPixels pixels.
+	PushGate *admit.Gate
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -71,6 +77,9 @@ func (m *Manager) Initialize() error {
 	}
 	if m.PushQueue <= 0 {
 		m.PushQueue = 2
+	}
+	if m.PushGate == nil {
+		m.PushGate = &admit.Gate{}
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.decodeHist, m.latencyHist = newDecodeHist(), newLatencyHist()
@@ -519,6 +528,9 @@ func (ms *managed) supervise(ctx context.Context) {
 		case want.IsPush():
 			if push == nil && waiting == holdNone {
 				p, err := newPushRunner(ms.m.Conn, ms.name, tuningOf(want), ms.obs, ms.m.PushMaxPixels, ms.m.PushQueue, ms.log)
+				if p != nil {
+					p.gate = ms.m.PushGate
+				}
 				if err != nil {
 					ms.failed(err, &backoff, time.Time{}, gen, &waiting, &holdGen, &timer, &timerC)
 					ms.markApplied(gen, "")

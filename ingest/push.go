@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-video/vigil/ingest/streams"
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/vision"
@@ -35,6 +38,7 @@ type pushRunner struct {
 	obs       *streamObs
 	maxPixels int
 	slots     chan struct{} // admission: one being processed plus the queue
+	gate      *admit.Gate   // the decodes of every push stream together; nil: none
 	heads     *event.HeadsInbox
 	tune      atomic.Pointer[tuning]
 
@@ -91,6 +95,19 @@ func (p *pushRunner) push(ctx context.Context, data []byte, captured time.Time) 
 	if !p.sampler.Keep(captured.Sub(p.epoch)) {
 		p.obs.drop(dropSampled)
 		return streams.PushResult{Reason: DropSampled}, nil
+	}
+	if p.gate != nil {
+		pixels := int64(1) // a header that does not parse: Decode refuses it
+		if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
+			pixels = int64(cfg.Width) * int64(cfg.Height)
+		}
+		release, err := p.gate.Acquire(ctx, pixels)
+		if err != nil {
+			*p.sampler = before
+			p.obs.drop(dropBusy)
+			return streams.PushResult{}, fmt.Errorf("stream %s: %w", p.name, err)
+		}
+		defer release()
 	}
 	start := time.Now()
 	m, err := vision.Decode(data, p.maxPixels)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/frame"
 )
 
@@ -42,6 +43,9 @@ const (
 	CodeUnavailable = "store_unavailable"
 	// CodeSourceNotAllowed: the source policy refuses the source (ErrForbidden, 403).
 	CodeSourceNotAllowed = "source_not_allowed"
+	// CodeServerBusy: the process decodes as many pushed pixels as it may (admit.ErrBusy,
+	// 503 with Retry-After).
+	CodeServerBusy = "server_busy"
 )
 
 // AsError turns any error of the package's operations into an *Error: the sentinels to their
@@ -73,6 +77,8 @@ func AsError(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_image", Message: msg, err: err}
 	case errors.Is(err, ErrTooLarge):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "image_too_large", Message: msg, err: err}
+	case errors.Is(err, admit.ErrBusy): // the process's decode budget, not this stream's queue
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeServerBusy, Message: msg, err: err}
 	case errors.Is(err, ErrBusy):
 		return &Error{Status: http.StatusTooManyRequests, Code: "stream_busy", Message: msg, err: err}
 	case errors.Is(err, ErrLimit):

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 )
@@ -48,6 +49,9 @@ func (r *Registry) Mount(srv *httpapi.Server) {
 
 func writeErr(w http.ResponseWriter, err error) {
 	e := AsError(err)
+	if e.Code == CodeServerBusy || e.Status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
+	}
 	httpapi.WriteError(w, e.Status, e.Code, e.Message)
 }
 
