@@ -110,6 +110,9 @@ type head struct {
 	apply func(outs [][]float32, f faceInput)
 	// onDemand heads run only on faces whose frame requested them.
 	onDemand bool
+	// flip also runs the model on the horizontally mirrored crop and averages the two outputs
+	// (test-time augmentation), where measured to help (see PipelineConfig's head notes).
+	flip bool
 }
 
 // run crops every face, runs the model once for the batch and applies the outputs.
@@ -125,8 +128,7 @@ func (h *head) run(ctx context.Context, faces []faceInput) error {
 		if !ok {
 			continue
 		}
-		input = input[:len(input)+per]
-		err := vision.FillCHW(input[len(input)-per:], m, h.order, h.norm)
+		err := h.fill(&input, m, per)
 		m.Close()
 		if err != nil {
 			return fmt.Errorf("%s head: %w", h.name, err)
@@ -136,19 +138,80 @@ func (h *head) run(ctx context.Context, faces []faceInput) error {
 	if len(idx) == 0 {
 		return nil
 	}
-	outs, err := h.model.Run(ctx, len(idx), input)
+	views := 1
+	if h.flip {
+		views = 2
+	}
+	outs, err := h.model.Run(ctx, views*len(idx), input)
 	if err != nil {
 		return fmt.Errorf("%s head: %w", h.name, err)
 	}
 	for j, i := range idx {
 		per := make([][]float32, len(outs))
 		for k, o := range outs {
-			n := len(o) / len(idx)
-			per[k] = o[j*n : (j+1)*n]
+			n := len(o) / (views * len(idx))
+			per[k] = o[views*j*n : (views*j+1)*n]
+			if views == 2 { // the mean of the crop's and its mirror's outputs
+				avg := make([]float32, n)
+				for x := range avg {
+					avg[x] = (o[views*j*n+x] + o[(views*j+1)*n+x]) / 2
+				}
+				per[k] = avg
+			}
 		}
 		h.apply(per, faces[i])
 	}
 	return nil
+}
+
+// fill appends the model input for crop m to input (per floats), and for a flipping head the
+// input for its mirror image after it.
+func (h *head) fill(input *[]float32, m gocv.Mat, per int) error {
+	*input = append(*input, make([]float32, per)...)
+	if err := vision.FillCHW((*input)[len(*input)-per:], m, h.order, h.norm); err != nil {
+		return err
+	}
+	if !h.flip {
+		return nil
+	}
+	mirror := gocv.NewMat()
+	defer mirror.Close()
+	gocv.Flip(m, &mirror, 1)
+	*input = append(*input, make([]float32, per)...)
+	return vision.FillCHW((*input)[len(*input)-per:], mirror, h.order, h.norm)
+}
+
+// cropAligned returns a crop function warping the face by its five landmarks onto the ArcFace
+// template scaled to size x size and zoomed out by zoom (0.65: the template's face fills 65% of
+// the crop, leaving hair, chin and cheeks in view), so that faces are upright and equally
+// framed whatever the detector's box. Faces without landmarks are skipped.
+func cropAligned(zoom float64) func(faceInput, int) (gocv.Mat, bool) {
+	return func(f faceInput, size int) (gocv.Mat, bool) {
+		if !f.hasLM {
+			return gocv.Mat{}, false
+		}
+		var dst [5]detect.Point
+		k, c := float64(size)/112*zoom, float64(size)/2
+		for i, p := range detect.Template112 {
+			dst[i] = detect.Point{X: float32((float64(p.X)-56)*k + c), Y: float32((float64(p.Y)-56)*k + c)}
+		}
+		a, ok := detect.Similarity(f.pts5, dst)
+		if !ok {
+			return gocv.Mat{}, false
+		}
+		m, err := vision.WarpAffine(f.frame, a, size, size)
+		return m, err == nil
+	}
+}
+
+// cropCentred returns a crop function taking the face box scaled by s about its centre, the
+// part outside the frame left out (the crop is then resized to a square regardless).
+func cropCentred(s float32) func(faceInput, int) (gocv.Mat, bool) {
+	return func(f faceInput, size int) (gocv.Mat, bool) {
+		b := f.box
+		cx, cy, hw, hh := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2, b.W()*s/2, b.H()*s/2
+		return cropTo(f.frame, image.Rect(int(cx-hw), int(cy-hh), int(cx+hw), int(cy+hh)), size)
+	}
 }
 
 // cropExpanded returns a crop function taking the face box scaled by s (kept inside the frame).

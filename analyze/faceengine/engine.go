@@ -54,6 +54,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.JPEGQuality <= 0 || cfg.JPEGQuality > 100 {
 		cfg.JPEGQuality = 90
 	}
+	cfg.Pipeline = analyze.ForImages(cfg.Pipeline) // tiled detection, more faces per image
 	e := &Engine{cfg: cfg, pipes: map[string]*analyze.Pipeline{}}
 	if _, err := e.pipeline(nil, false); err != nil {
 		return nil, err
