@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"sort"
 	"strings"
 	"sync"
 
@@ -136,9 +135,10 @@ func (e *Engine) Analyze(ctx context.Context, img []byte, opts faceapi.Options) 
 	return out, nil
 }
 
-// Draw draws the marks on the 8-bit BGR image m: each box, its title above it on a filled band
-// and its lines below it. Text is drawn in OpenCV's Hershey font, which has ASCII only: other
-// characters show as '?'. Sizes scale with the image.
+// Draw draws the marks on the 8-bit BGR image m: each box, and beside it a label block with its
+// title on a filled band and its lines below, blocks laid out so that the labels of adjacent faces
+// do not overlap (layoutLabels). Text is drawn in OpenCV's Hershey font, which has ASCII only:
+// other characters show as '?'. Sizes scale with the image.
 func Draw(m *gocv.Mat, marks []faceapi.Mark) {
 	w, h := m.Cols(), m.Rows()
 	short := min(w, h)
@@ -152,43 +152,50 @@ func Draw(m *gocv.Mat, marks []faceapi.Mark) {
 		white   = color.RGBA{R: 255, G: 255, B: 255, A: 255}
 		black   = color.RGBA{A: 255}
 	)
-	// Draw smaller faces last so that their labels stay on top of large ones.
-	order := make([]int, len(marks))
-	for i := range order {
-		order[i] = i
+	type row struct {
+		text  string
+		scale float64
+		h     int // band height
 	}
-	area := func(i int) float32 { b := marks[i].Box; return (b.X2 - b.X1) * (b.Y2 - b.Y1) }
-	sort.SliceStable(order, func(a, b int) bool { return area(order[a]) > area(order[b]) })
-	for _, i := range order {
-		mk := marks[i]
-		c := plain
+	boxes := make([]image.Rectangle, len(marks))
+	rows := make([][]row, len(marks))
+	sizes := make([]image.Point, len(marks))
+	colors := make([]color.RGBA, len(marks))
+	for i, mk := range marks {
+		colors[i] = plain
 		if mk.Title != "" {
-			c = unknown
+			colors[i] = unknown
 			if mk.Known {
-				c = known
+				colors[i] = known
 			}
 		}
-		r := image.Rect(int(mk.Box.X1), int(mk.Box.Y1), int(mk.Box.X2), int(mk.Box.Y2))
-		gocv.Rectangle(m, r, c, thick)
+		boxes[i] = image.Rect(int(mk.Box.X1), int(mk.Box.Y1), int(mk.Box.X2), int(mk.Box.Y2))
+		gocv.Rectangle(m, boxes[i], colors[i], thick)
 		if mk.Title != "" {
-			t := ascii(mk.Title)
-			sz := gocv.GetTextSize(t, font, scale, thick)
-			top := max(sz.Y+2*thick+4, r.Min.Y)
-			band := image.Rect(r.Min.X, top-sz.Y-2*thick-4, r.Min.X+sz.X+6, top)
-			gocv.Rectangle(m, band, c, -1)
-			gocv.PutText(m, t, image.Pt(r.Min.X+3, top-thick-2), font, scale, white, thick)
+			rows[i] = append(rows[i], row{text: ascii(mk.Title), scale: scale})
 		}
-		y := r.Max.Y
 		for _, line := range mk.Lines {
-			t := ascii(line)
-			sz := gocv.GetTextSize(t, font, scale*0.8, thick)
-			y += sz.Y + 2*thick + 4
-			if y > h {
-				break
+			rows[i] = append(rows[i], row{text: ascii(line), scale: scale * 0.8})
+		}
+		for k, r := range rows[i] {
+			sz := gocv.GetTextSize(r.text, font, r.scale, thick)
+			rows[i][k].h = sz.Y + 2*thick + 6
+			sizes[i].X = max(sizes[i].X, sz.X+6)
+			sizes[i].Y += rows[i][k].h
+		}
+	}
+	blocks := layoutLabels(boxes, sizes, w, h)
+	for i, b := range blocks {
+		y := b.Min.Y
+		for k, r := range rows[i] {
+			band := image.Rect(b.Min.X, y, b.Max.X, y+r.h)
+			bg := black
+			if k == 0 && marks[i].Title != "" {
+				bg = colors[i]
 			}
-			band := image.Rect(r.Min.X, y-sz.Y-thick-4, r.Min.X+sz.X+6, y+thick)
-			gocv.Rectangle(m, band, black, -1)
-			gocv.PutText(m, t, image.Pt(r.Min.X+3, y-2), font, scale*0.8, white, thick)
+			gocv.Rectangle(m, band, bg, -1)
+			gocv.PutText(m, r.text, image.Pt(b.Min.X+3, y+r.h-thick-3), font, r.scale, white, thick)
+			y += r.h
 		}
 	}
 }

@@ -366,7 +366,7 @@
   // placeLabel picks where a w x h label block of a face box goes: above, below, right or left of
   // the box, inside its top, or stacked above or below a block already placed, kept inside the
   // cw x ch canvas; the spot overlapping the placed blocks least (then other faces' boxes, then
-  // the farthest from the box) wins. Adjacent faces' labels so never cover each other while a
+  // nearest the box, covering the least of it) wins. Adjacent faces' labels so never cover each other while a
   // free spot exists.
   function placeLabel(box, w, h, placed, others, cw, ch) {
     const g = 2;
@@ -378,7 +378,8 @@
       let cost = 0;
       for (const p of placed) cost += 1e6 * overlap(r, p);
       for (const o of others) cost += 10 * overlap(r, o);
-      cost += Math.abs(r.x - box.x) + Math.abs(r.y + h / 2 - (box.y + box.h / 2)) - box.h / 2 - h / 2 + overlap(r, box) / 4 + k / 100;
+      const dx = Math.max(0, r.x - (box.x + box.w), box.x - (r.x + w)), dy = Math.max(0, r.y - (box.y + box.h), box.y - (r.y + h));
+      cost += 3 * (dx + dy) + Math.abs(r.x - box.x) + overlap(r, box) / 8 + k / 100;
       if (cost < bestCost) { best = r; bestCost = cost; }
     }
     return best;
@@ -430,7 +431,12 @@
         for (const p of f.landmarks) { ctx2d.beginPath(); ctx2d.arc(p.x * s, p.y * s, 2 * dpr, 0, 2 * Math.PI); ctx2d.fill(); }
       }
     });
-    faces.forEach((f, i) => {
+    // Labels in reading order (top to bottom, left to right), so a face's nearest free spot is
+    // not taken by a face further down; labels[] keeps the faces' order.
+    const order = faces.map((_, i) => i).sort((a, b) => boxes[a].y - boxes[b].y || boxes[a].x - boxes[b].x);
+    const faceLines = [];
+    for (const i of order) {
+      const f = faces[i];
       const b = boxes[i];
       const L = faceLabels(f, byTarget.faces[i]);
       const color = L.fake ? "#f85149" : L.known ? "#3fb950" : L.small ? "#8b949e" : "#f0a020";
@@ -448,8 +454,9 @@
         ctx2d.fillStyle = "#fff";
         lines.slice(1).forEach((l, k) => ctx2d.fillText(l, r.x + pad, r.y + (k + 1) * lh + pad));
       }
-      labels.push(L.title + (L.attrs ? " | " + L.attrs : "") + (L.classes.length ? " | " + L.classes.join(", ") : ""));
-    });
+      faceLines[i] = L.title + (L.attrs ? " | " + L.attrs : "") + (L.classes.length ? " | " + L.classes.join(", ") : "");
+    }
+    labels.push(...faceLines);
     canvas.dataset.blocks = JSON.stringify(placed.map((r) => [r.x, r.y, r.w, r.h].map(Math.round)));
     renderClasses(byTarget.frame);
     return labels;
