@@ -264,6 +264,12 @@ func (r *Registry) httpPush(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
+	leave, ok := r.PushAdmission.Enter()
+	if !ok {
+		writeErr(w, fmt.Errorf("%w: too many images are being pushed at once; retry shortly", admit.ErrBusy))
+		return
+	}
+	defer leave()
 	want := ""
 	if ct := req.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)

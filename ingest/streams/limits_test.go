@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 )
 
@@ -54,5 +55,28 @@ func TestUploadLimitsPerRoute(t *testing.T) {
 				t.Fatalf("JSON body over 64 KiB: %s, want 413 naming its own fixed limit", r)
 			}
 		})
+	}
+}
+
+// Push bodies are admitted before they are read: with PushAdmission full, a push is 503
+// server_busy with Retry-After, so concurrent uploads cannot hold unbounded memory.
+func TestPushAdmissionBeforeTheBody(t *testing.T) {
+	gate := &admit.Gate{MaxConcurrent: 1, MaxWaiting: 1}
+	e := startRegistry(t, &Registry{PushAdmission: gate}, true)
+	base := e.url + "/v1/streams"
+	if r := call(t, "POST", base, []byte(`{"name":"door","source":"push"}`)); r.status != http.StatusCreated {
+		t.Fatalf("create: %s", r)
+	}
+	img := []byte{0xff, 0xd8, 0xff, 0xe0}
+	l1, _ := gate.Enter()
+	l2, _ := gate.Enter()
+	r := call(t, "POST", base+"/door/frames", img, "Content-Type", "image/jpeg")
+	if r.status != http.StatusServiceUnavailable || r.code() != CodeServerBusy || r.header.Get("Retry-After") == "" {
+		t.Fatalf("push with the admission full: %s (Retry-After %q), want 503 server_busy with Retry-After", r, r.header.Get("Retry-After"))
+	}
+	l1()
+	l2()
+	if r := call(t, "POST", base+"/door/frames", img, "Content-Type", "image/jpeg"); r.status == http.StatusServiceUnavailable {
+		t.Fatalf("push with room: %s", r)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/vigil-video/vigil/pkg/admit"
 )
 
 // Registry is the stream list of one ingest process: it seeds the store with the streams from
@@ -49,6 +51,10 @@ type Registry struct {
 	PushMaxBytes int64
 	// PushMaxPixels bounds a pushed image's width x height. Default DefaultMaxPixels.
 	PushMaxPixels int
+	// PushAdmission bounds the push requests holding a body at once, over all streams
+	// (admit.Gate.Enter: MaxConcurrent + MaxWaiting of them); beyond it a push gets 503
+	// server_busy with Retry-After before its body is read. Default DefaultPushAdmission().
+	PushAdmission *admit.Gate
 	// ApplyTimeout bounds how long a request waits for its change to be applied here.
 	// Default 20 s.
 	ApplyTimeout time.Duration
@@ -84,6 +90,9 @@ func (r *Registry) setDefaults() {
 	}
 	if r.PushMaxPixels <= 0 {
 		r.PushMaxPixels = DefaultMaxPixels
+	}
+	if r.PushAdmission == nil {
+		r.PushAdmission = DefaultPushAdmission()
 	}
 	if r.ApplyTimeout <= 0 {
 		r.ApplyTimeout = 20 * time.Second
