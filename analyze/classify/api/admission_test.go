@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -77,5 +78,62 @@ func TestClassifyAdmission(t *testing.T) {
 	}
 	if counts["200 OK"] != 2 || counts["503 Service Unavailable"] != n-2 {
 		t.Fatalf("answers %v, want 2 x 200 and %d x 503", counts, n-2)
+	}
+}
+
+// At most two model uploads (up to --max-model-mb each) are held in memory at once; a third is
+// 503 busy with Retry-After until one finishes.
+func TestModelUploadsBounded(t *testing.T) {
+	ts, _, _ := server(t, 1<<20, nil)
+	var writers []*io.PipeWriter
+	done := make(chan struct{}, 2)
+	for range 2 { // two uploads whose bodies are still arriving
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, err := http.NewRequest("POST", ts.URL+"/v1/classifiers", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+		go func() {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			done <- struct{}{}
+		}()
+		if _, err := pw.Write([]byte("--x\r\nContent-Disposition: form-data; name=\"model\"; filename=\"m.onnx\"\r\n\r\nonnx")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Post(ts.URL+"/v1/classifiers", "multipart/form-data; boundary=x", bytes.NewReader([]byte("--x--\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a third upload beside two in progress: %d, want 503", resp.StatusCode)
+		}
+		<-time.After(5 * time.Millisecond) // poll interval: the two uploads are being admitted
+	}
+	for _, pw := range writers {
+		_ = pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	<-done
+	<-done
+	resp, err := http.Post(ts.URL+"/v1/classifiers", "multipart/form-data; boundary=x", bytes.NewReader([]byte("--x--\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("an upload once the others ended: %d, want 400 (an empty form)", resp.StatusCode)
 	}
 }

@@ -145,7 +145,7 @@ func Mount(srv *httpapi.Server, cfg Config) {
 	if cfg.Gate == nil {
 		cfg.Gate = &admit.Gate{}
 	}
-	h := &handlers{cfg: cfg}
+	h := &handlers{cfg: cfg, modelUploads: &admit.Gate{MaxConcurrent: 1, MaxWaiting: 1}}
 	srv.HandleFunc("GET /v1/classifiers", h.list)
 	// The model's own limit names its setting; the form around it adds the manifest.
 	srv.HandleUpload("POST /v1/classifiers", ModelSetting, cfg.MaxModelBytes+manifest.MaxSize+formSlack, http.HandlerFunc(h.register))
@@ -170,6 +170,8 @@ func Mount(srv *httpapi.Server, cfg Config) {
 
 type handlers struct {
 	cfg Config
+	// modelUploads bounds the model uploads held in memory at once (2 x MaxModelBytes).
+	modelUploads *admit.Gate
 }
 
 func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
@@ -202,6 +204,13 @@ func (h *handlers) delete(w http.ResponseWriter, r *http.Request) {
 // register reads a multipart form with a "manifest" part (YAML or JSON) and a "model" part
 // (the ONNX file), streaming and bounding each.
 func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
+	leave, ok := h.modelUploads.Enter()
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "busy", "two model uploads are in progress; retry when one has finished")
+		return
+	}
+	defer leave()
 	mr, err := r.MultipartReader()
 	if err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "bad_request",
