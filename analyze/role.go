@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/batch"
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/vision"
@@ -41,9 +42,10 @@ type Role struct {
 	Analyzer Analyzer
 	// Workers is the number of batches analysed in parallel. Default: the number of CPUs.
 	Workers int
-	// MaxBatch is the most frames in one batch. Default 8.
+	// MaxBatch is the most frames in one batch. Default config.Default().Analyze.MaxBatch (4).
 	MaxBatch int
-	// MaxWait is how long a batch waits for more frames after its first. Default 10ms.
+	// MaxWait is how long a batch waits for more frames after its first. Default
+	// config.Default().Analyze.MaxWait (10ms).
 	MaxWait time.Duration
 	// QueueSize bounds the frames waiting for a worker. The queue holds at most one frame per
 	// stream, the newest: a frame arriving while an older frame of its stream still waits takes
@@ -216,10 +218,10 @@ func (r *Role) setDefaults() {
 		r.Workers = runtime.NumCPU()
 	}
 	if r.MaxBatch <= 0 {
-		r.MaxBatch = 8
+		r.MaxBatch = config.Default().Analyze.MaxBatch
 	}
 	if r.MaxWait <= 0 {
-		r.MaxWait = 10 * time.Millisecond
+		r.MaxWait = config.Default().Analyze.MaxWait
 	}
 	if r.QueueSize <= 0 {
 		r.QueueSize = max(64, 4*r.MaxBatch*r.Workers)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -50,17 +51,21 @@ type Role struct {
 	// JetStream, when set, selects durable delivery from bus.ResultsStream (which must exist:
 	// bus.EnsureStreams).
 	JetStream jetstream.JetStream
-	// Durable names the consumer. Sinks sharing it share the work. Default "vigil-sink".
+	// Durable names the consumer. Sinks sharing it share the work. Default
+	// config.Default().Sink.Durable ("vigil-sink").
 	Durable string
 	// DeliverNew makes a newly created consumer start with messages stored from now on instead of
 	// every stored one. An existing consumer keeps its position either way.
 	DeliverNew bool
-	// AckWait is how long a delivered, unacknowledged message waits before redelivery. Default 30s.
+	// AckWait is how long a delivered, unacknowledged message waits before redelivery. Default
+	// config.Default().Sink.AckWait (30s).
 	AckWait time.Duration
-	// MaxAckPending bounds the messages delivered but not acknowledged. Default 1024.
+	// MaxAckPending bounds the messages delivered but not acknowledged. Default
+	// config.Default().Sink.MaxAckPending (1024).
 	MaxAckPending int
 	// LostAfter is how long after an ended stream's last outcome its frames still without one
-	// are counted lost (ReasonLost). Default 15s; negative disables it.
+	// are counted lost (ReasonLost). Default config.Default().Sink.LostAfter (15s); negative
+	// disables it.
 	LostAfter time.Duration
 	// DrainTimeout bounds how long, once ctx ends, a JetStream sink keeps writing what the stream
 	// holds before it stops (the rest waits in the stream for the next sink). Default 10s.
@@ -138,20 +143,21 @@ func (r *Role) setDefaults() {
 	if r.Buffer <= 0 {
 		r.Buffer = 1024
 	}
+	def := config.Default().Sink
 	if r.Durable == "" {
-		r.Durable = "vigil-sink"
+		r.Durable = def.Durable
 	}
 	if r.AckWait <= 0 {
-		r.AckWait = 30 * time.Second
+		r.AckWait = def.AckWait
 	}
 	if r.MaxAckPending <= 0 {
-		r.MaxAckPending = 1024
+		r.MaxAckPending = def.MaxAckPending
 	}
 	if r.DrainTimeout <= 0 {
 		r.DrainTimeout = 10 * time.Second
 	}
 	if r.LostAfter == 0 {
-		r.LostAfter = 15 * time.Second
+		r.LostAfter = def.LostAfter
 	}
 	if r.Log == nil {
 		r.Log = slog.Default()
