@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/vision"
@@ -49,17 +50,18 @@ type StreamConfig struct {
 
 // SetDefaults fills zero fields with their defaults.
 func (c *StreamConfig) SetDefaults() {
+	def := config.Default().Ingest
 	if c.FPS == 0 {
-		c.FPS = 5
+		c.FPS = def.FPS
 	}
 	if c.MaxWidth == 0 {
-		c.MaxWidth = 1280
+		c.MaxWidth = def.MaxWidth
 	}
 	if c.MaxHeight == 0 {
-		c.MaxHeight = 720
+		c.MaxHeight = def.MaxHeight
 	}
 	if c.JPEGQuality == 0 {
-		c.JPEGQuality = 80
+		c.JPEGQuality = def.JPEGQuality
 	}
 	if c.Window == 0 {
 		c.Window = 16

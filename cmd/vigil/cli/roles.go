@@ -55,14 +55,15 @@ func (f *ingestFlags) register(fs *flag.FlagSet, demo bool) {
 		help += "; default the demo video " + DemoVideo
 	}
 	fs.Var(&f.sources, "source", help)
+	d := config.Default().Ingest
 	fs.Var(&f.streams, "stream", "stream name for the --source at the same position (repeatable; default derived from the source; [A-Za-z0-9_-], at most 64)")
-	fs.Float64Var(&f.fps, "fps", 5, "frames per second of video analysed per stream")
-	fs.IntVar(&f.maxWidth, "max-width", 1280, "published frames are scaled down to at most this width")
-	fs.IntVar(&f.maxHeight, "max-height", 720, "published frames are scaled down to at most this height")
-	fs.IntVar(&f.quality, "jpeg-quality", 80, "JPEG quality of published frames, 1-100")
-	fs.BoolVar(&f.once, "once", false, "read each file source to its end once, wait until every frame has a result or a counted drop, then exit")
-	fs.BoolVar(&f.realtime, "realtime", true, "pace file sources at their own frame rate, as a camera would (ignored with --once)")
-	fs.BoolVar(&f.loop, "loop", true, "restart file sources at their end (ignored with --once)")
+	fs.Float64Var(&f.fps, "fps", d.FPS, "frames per second of video analysed per stream")
+	fs.IntVar(&f.maxWidth, "max-width", d.MaxWidth, "published frames are scaled down to at most this width")
+	fs.IntVar(&f.maxHeight, "max-height", d.MaxHeight, "published frames are scaled down to at most this height")
+	fs.IntVar(&f.quality, "jpeg-quality", d.JPEGQuality, "JPEG quality of published frames, 1-100")
+	fs.BoolVar(&f.once, "once", d.Once, "read each file source to its end once, wait until every frame has a result or a counted drop, then exit")
+	fs.BoolVar(&f.realtime, "realtime", d.Realtime, "pace file sources at their own frame rate, as a camera would (ignored with --once)")
+	fs.BoolVar(&f.loop, "loop", d.Loop, "restart file sources at their end (ignored with --once)")
 }
 
 // streamConfigs turns the flags into validated stream configurations. The --source and
@@ -211,18 +212,19 @@ type analyzeFlags struct {
 }
 
 func (f *analyzeFlags) register(fs *flag.FlagSet) {
+	d := config.Default().Analyze
 	fs.StringVar(&f.deps, "deps", models.DefaultDepsDir(), "directory \"make setup\" filled with onnxruntime and the models")
-	fs.StringVar(&f.heads, "heads", "none", "face heads to run on every face of every frame: comma-separated from "+strings.Join(analyze.AllHeads, ", ")+
+	fs.StringVar(&f.heads, "heads", d.Heads, "face heads to run on every face of every frame: comma-separated from "+strings.Join(analyze.AllHeads, ", ")+
 		"; or all, default ("+strings.Join(analyze.DefaultHeads, ",")+"), none (detection and landmarks only; the track role asks for heads per track). "+
 		"default or all is the every-frame mode")
-	fs.StringVar(&f.onDemand, "on-demand-heads", "all", "heads loaded but run only on frames that request them (the track role asks per track: new, until its identity settles, on a schedule, on a better view); same syntax as --heads")
-	fs.IntVar(&f.workers, "workers", 0, "batches analysed in parallel, one onnxruntime thread each (0: one per CPU)")
-	fs.IntVar(&f.maxBatch, "max-batch", 4, "most frames per model batch (on CPU small batches and one worker per core win; raise it for GPUs)")
-	fs.DurationVar(&f.maxWait, "max-wait", 10*time.Millisecond, "how long a batch waits for more frames after its first")
-	fs.DurationVar(&f.deadline, "deadline", 2*time.Second, "drop frames older than this when a worker takes them (0: never; --once sets 0)")
-	fs.BoolVar(&f.keepEmbeddings, "keep-embeddings", false, "include each face's 512-d embedding in results")
-	fs.Float64Var(&f.genderThr, "gender-threshold", 0.6, "gender score above which a face is labelled male")
-	fs.Float64Var(&f.livenessThr, "liveness-threshold", 0.5, "liveness score from which a face is called real")
+	fs.StringVar(&f.onDemand, "on-demand-heads", d.OnDemandHeads, "heads loaded but run only on frames that request them (the track role asks per track: new, until its identity settles, on a schedule, on a better view); same syntax as --heads")
+	fs.IntVar(&f.workers, "workers", d.Workers, "batches analysed in parallel, one onnxruntime thread each (0: one per CPU)")
+	fs.IntVar(&f.maxBatch, "max-batch", d.MaxBatch, "most frames per model batch (on CPU small batches and one worker per core win; raise it for GPUs)")
+	fs.DurationVar(&f.maxWait, "max-wait", d.MaxWait, "how long a batch waits for more frames after its first")
+	fs.DurationVar(&f.deadline, "deadline", d.Deadline, "drop frames older than this when a worker takes them (0: never; --once sets 0)")
+	fs.BoolVar(&f.keepEmbeddings, "keep-embeddings", d.KeepEmbeddings, "include each face's 512-d embedding in results")
+	fs.Float64Var(&f.genderThr, "gender-threshold", d.GenderThreshold, "gender score above which a face is labelled male")
+	fs.Float64Var(&f.livenessThr, "liveness-threshold", d.LivenessThreshold, "liveness score from which a face is called real")
 	f.device.register(fs)
 }
 

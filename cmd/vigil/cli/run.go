@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -73,13 +74,8 @@ type runFlags struct {
 	started *atomic.Bool // set once the web view's URL is logged: info lines pass from then on
 }
 
-// parseRunFlags registers vigil run's flags, parses the settings (defaults, file, environment,
-// flags) and checks them.
-func parseRunFlags(env Env, args []string) (*runFlags, error) {
-	st, err := newSettings(env, args)
-	if err != nil {
-		return nil, err
-	}
+// newRunFlags registers vigil run's flags on a new flag set, bound to st's configuration.
+func newRunFlags(st *settings) (*runFlags, *flag.FlagSet) {
 	fs := newFlagSet("run", "Runs every role in one process with an embedded NATS server: ingest reads the sources,\n"+
 		"analyze runs the face models, sink prints results as JSON lines. Ctrl-C stops cleanly.")
 	f := &runFlags{st: st}
@@ -97,6 +93,17 @@ func parseRunFlags(env Env, args []string) (*runFlags, error) {
 	st.registerRun(fs)
 	st.registerJetStream(fs)
 	st.registerMetrics(fs)
+	return f, fs
+}
+
+// parseRunFlags registers vigil run's flags, parses the settings (defaults, file, environment,
+// flags) and checks them.
+func parseRunFlags(env Env, args []string) (*runFlags, error) {
+	st, err := newSettings(env, args)
+	if err != nil {
+		return nil, err
+	}
+	f, fs := newRunFlags(st)
 	if err := st.parse(fs, env, args); err != nil {
 		return nil, err
 	}

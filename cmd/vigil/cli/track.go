@@ -5,8 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
+	"github.com/vigil-video/vigil/pkg/config"
 
 	"github.com/vigil-video/vigil/pkg/event"
 
@@ -36,8 +36,8 @@ type trackFlags struct {
 func (f *trackFlags) register(fs *flag.FlagSet, standalone bool) {
 	if standalone {
 		fs.Var(&f.streams, "stream", "track only these streams (repeatable; default every stream): shard streams over several track roles")
-		fs.StringVar(&f.onDemand, "on-demand-heads", strings.Join(event.DefaultHeads, ","),
-			"heads the analyzers run on request (their --on-demand-heads): asked for per track, when new and every --heads-interval; none: never ask")
+		fs.StringVar(&f.onDemand, "on-demand-heads", config.Default().Analyze.OnDemandHeads,
+			"heads the analyzers run on request (their --on-demand-heads): asked for per track, when new, until its identity settles (embedding, age, gender), every --heads-interval and on a better view; none: never ask")
 		fs.BoolVar(&f.keepEmbeddings, "keep-embeddings", false, "keep each face's 512-d embedding in the results republished on vigil.results")
 	} else {
 		fs.BoolVar(&f.enabled, "track", true, "run the track role: analyzers publish on vigil.analyzed.<stream>; the track role adds track ids, identities and carried heads, republishes on vigil.results.<stream> and announces events on vigil.events.<stream>.<kind> (false: analyzers publish results directly, without tracking)")
