@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-	"github.com/vigil-video/vigil/pkg/config"
 
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/event"
 
 	"github.com/nats-io/nats.go"
