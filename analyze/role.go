@@ -88,6 +88,8 @@ type Role struct {
 	publishErrors             atomic.Uint64
 	busy                      atomic.Int64 // nanoseconds workers spent on batches
 	dropped                   sync.Map     // reason -> *atomic.Uint64
+	streamDrops               sync.Map     // streamDrop -> *atomic.Uint64
+	streams                   sync.Map     // stream -> struct{}: every stream a frame came from
 	batches                   sync.Map     // batch size (frames handed to a worker) -> *atomic.Uint64
 	queue                     *batch.Latest[string, job]
 	intakeDrops               chan intakeDrop // drops decided while receiving, for the drop publisher
@@ -152,6 +154,10 @@ type intakeDrop struct {
 type Stats struct {
 	Received, Analyzed, Faces uint64
 	Dropped                   map[string]uint64
+	// DroppedByStream counts the frames not analysed by stream, then reason: every stream the
+	// role received a frame of is present, with an empty map before its first drop. Frames
+	// whose stream is unknown (slow_consumer, an invalid subject) count only in Dropped.
+	DroppedByStream map[string]map[string]uint64
 	// Batches counts the batches workers took, by size (frames per batch, before deadline and
 	// decode drops).
 	Batches map[int]uint64
@@ -171,6 +177,19 @@ func (r *Role) Stats() Stats {
 		Batches: map[int]uint64{}, Busy: time.Duration(r.busy.Load()), PublishErrors: r.publishErrors.Load()}
 	r.dropped.Range(func(k, v any) bool {
 		s.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	s.DroppedByStream = map[string]map[string]uint64{}
+	r.streams.Range(func(k, _ any) bool {
+		s.DroppedByStream[k.(string)] = map[string]uint64{}
+		return true
+	})
+	r.streamDrops.Range(func(k, v any) bool {
+		d := k.(streamDrop)
+		if s.DroppedByStream[d.stream] == nil {
+			s.DroppedByStream[d.stream] = map[string]uint64{}
+		}
+		s.DroppedByStream[d.stream][d.reason] = v.(*atomic.Uint64).Load()
 		return true
 	})
 	r.batches.Range(func(k, v any) bool {
@@ -260,6 +279,11 @@ func (r *Role) Run(ctx context.Context) error {
 	sub, err := r.Conn.QueueSubscribe(bus.All(bus.FramesPrefix), bus.AnalyzeQueue, func(m *nats.Msg) {
 		r.received.Add(1)
 		f, err := frame.FromMsg(m)
+		if err == nil {
+			if _, seen := r.streams.Load(f.Stream); !seen {
+				r.streams.Store(f.Stream, struct{}{})
+			}
+		}
 		if err != nil {
 			// The drop goes to the subject's stream, never to one a header names.
 			reason := result.ReasonDecode
@@ -444,7 +468,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 
 // drop counts a frame a worker gives up on and announces it through the Publisher.
 func (r *Role) drop(ctx context.Context, f frame.Frame, reason, detail string) {
-	r.countDrop(reason)
+	r.countDrop(f.Stream, reason)
 	r.announce(ctx, f, reason, detail)
 }
 
@@ -452,7 +476,7 @@ func (r *Role) drop(ctx context.Context, f frame.Frame, reason, detail string) {
 // publisher, or, when its buffer is full, publishes it on Conn at once (no acknowledgement:
 // delivery never waits).
 func (r *Role) dropOnIntake(f frame.Frame, reason, detail string) {
-	r.countDrop(reason)
+	r.countDrop(f.Stream, reason)
 	select {
 	case r.intakeDrops <- intakeDrop{f: f, reason: reason, detail: detail}:
 	default:
@@ -460,8 +484,18 @@ func (r *Role) dropOnIntake(f frame.Frame, reason, detail string) {
 	}
 }
 
-func (r *Role) countDrop(reason string) {
+// streamDrop keys the drops of one stream for one reason.
+type streamDrop struct{ stream, reason string }
+
+// countDrop counts a dropped frame of stream for reason, by stream too when the stream id is
+// valid (an invalid one would only make an unbounded label).
+func (r *Role) countDrop(stream, reason string) {
 	v, _ := r.dropped.LoadOrStore(reason, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+	if frame.ValidateStream(stream) != nil {
+		return
+	}
+	v, _ = r.streamDrops.LoadOrStore(streamDrop{stream, reason}, new(atomic.Uint64))
 	v.(*atomic.Uint64).Add(1)
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -79,6 +80,7 @@ type Session struct {
 	outSizes  []int
 
 	placement Placement
+	lat       latencyHist // inference latency per onnxruntime invocation (Latency)
 
 	mu   sync.RWMutex // Run holds it shared, close exclusively
 	sess *ort.DynamicAdvancedSession
@@ -339,12 +341,14 @@ func (s *Session) Run(ctx context.Context, n int, input []float32) ([][]float32,
 			return nil, fmt.Errorf("onnx: session %s: %w", s.name, err)
 		}
 		b := min(s.maxBatch, n-off)
+		start := time.Now()
 		if err := s.runChunk(ctx, off, b, input, outs); err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				err = ctxErr
 			}
 			return nil, fmt.Errorf("onnx: session %s: samples %d-%d: %w", s.name, off, off+b-1, err)
 		}
+		s.lat.observe(time.Since(start))
 	}
 	return outs, nil
 }

@@ -814,14 +814,10 @@ func analyzeMetrics(r *analyze.Role, workers, maxBatch int) *metrics.Collector {
 			Collect: stats(func(s analyze.Stats) float64 { return float64(s.Analyzed) })},
 		{Name: "vigil_analyze_faces_total", Help: "Faces found.", Type: counter,
 			Collect: stats(func(s analyze.Stats) float64 { return float64(s.Faces) })},
-		{Name: "vigil_analyze_frames_dropped_total", Help: "Frames not analysed, by reason (deadline, queue, decode, inference, slow_consumer).", Type: counter, Labels: []string{"reason"},
-			Collect: func() []metrics.Sample {
-				var out []metrics.Sample
-				for reason, n := range r.Stats().Dropped {
-					out = append(out, metrics.Sample{Labels: []string{reason}, Value: float64(n)})
-				}
-				return out
-			}},
+		{Name: "vigil_analyze_frames_dropped_total", Help: "Frames not analysed, by stream and reason (deadline, queue, superseded, decode, inference, ...; " +
+			"every stream at 0 from its first frame); stream \"\" counts frames whose stream is unknown (slow_consumer: dropped by the NATS client unread).",
+			Type: counter, Labels: []string{"stream", "reason"},
+			Collect: func() []metrics.Sample { return analyzeDropSamples(r.Stats()) }},
 		{Name: "vigil_analyze_busy_seconds_total", Help: "Time workers spent on batches, summed over workers.", Type: counter,
 			Collect: stats(func(s analyze.Stats) float64 { return s.Busy.Seconds() })},
 		{Name: "vigil_analyze_workers", Help: "Workers (batches analysed in parallel).", Type: gauge,

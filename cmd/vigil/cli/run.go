@@ -390,6 +390,7 @@ func (r *runStack) startMetrics() error {
 	if r.fr != nil && r.fr.faces != nil && r.fr.faces.Gallery != nil {
 		r.reg.MustRegister(galleryMetrics(r.fr.faces))
 	}
+	r.reg.MustRegister(r.extraCollectors()...) // HTTP requests, event history, model latency
 	m, err := startMetrics(r.st.cfg.Metrics.Addr, r.reg, r.log)
 	if err != nil {
 		return err
@@ -748,7 +749,7 @@ func analyzeCmd(ctx context.Context, env Env, args []string) error {
 	defer rs.close()
 	role := af.role(rs.nc, rs.js, an, log)
 	role.Name = hostname() + fmt.Sprintf("-%d", os.Getpid())
-	if err := rs.serve(st.cfg.Metrics.Addr, analyzeMetrics(role, effectiveWorkers(af.workers), af.maxBatch)); err != nil {
+	if err := rs.serve(st.cfg.Metrics.Addr, analyzeMetrics(role, effectiveWorkers(af.workers), af.maxBatch), modelMetrics{an.rt}); err != nil {
 		return err
 	}
 	err = role.Run(ctx)
