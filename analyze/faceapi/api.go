@@ -125,6 +125,12 @@ type Config struct {
 	Gate *admit.Gate
 	// Model names the embedding model in responses. Default gallery.DefaultModel ("fr_feature").
 	Model string
+	// Erase, when set, lets DELETE /v1/identities/{id}?erase=true remove every stored trace of
+	// the person (event store, unknown people) before the identity itself: it is called with the
+	// identity (photos with their embeddings) and returns a report of what it removed, the
+	// answer's "erased". Optional: without it, or when it returns an error wrapping
+	// ErrEraseUnavailable, erase=true answers 501 and deletes nothing.
+	Erase func(ctx context.Context, ident gallery.Identity) (any, error)
 	// Log receives errors the API answers with 500. Default slog.Default().
 	Log *slog.Logger
 }

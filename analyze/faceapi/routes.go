@@ -201,7 +201,12 @@ func (a *API) table() []route {
 			params: [][3]string{idParam}, okStatus: 200, okSchema: "GalleryIdentity",
 			errors: map[int]string{404: "identity_not_found, identity_corrupt (the stored record does not decode: DELETE it)", 503: "gallery_unavailable"}, handle: a.getIdentity},
 		route{method: "DELETE", path: "/v1/identities/{id}", tag: "gallery", summary: "Delete an identity and its embeddings",
-			params: [][3]string{idParam}, okStatus: 204, errors: map[int]string{404: "identity_not_found", 503: "gallery_unavailable"},
+			details: "With erase=true it first erases every stored trace of the person (the event store's tracks recognised as them or " +
+				"matching their embeddings, with their events, snapshots and embeddings; the result summaries naming them; matching " +
+				"unknown people) and answers 200 with what it removed (EraseResponse); without, 204.",
+			params: [][3]string{idParam, {"erase", "query", "true: erase every stored trace of the person too (default false)"}},
+			okStatus: 204, errors: map[int]string{400: "invalid_query", 404: "identity_not_found", 500: "erase_failed",
+				501: "erase_unavailable (this server has no event store)", 503: "gallery_unavailable"},
 			handle: a.deleteIdentity},
 		route{method: "POST", path: "/v1/identities/{id}/photos", tag: "gallery", summary: "Add photos to an identity",
 			details: "Each photo must show exactly one face or one dominant face, or come with its box (as for POST /v1/identities); " +
@@ -621,17 +626,53 @@ func (a *API) getIdentity(w http.ResponseWriter, r *http.Request) *Error {
 	return nil
 }
 
+// ErrEraseUnavailable is wrapped by a Config.Erase error when the server keeps nothing to erase
+// from (no event store): the request answers 501.
+var ErrEraseUnavailable = errors.New("this server keeps no event store")
+
+// EraseResponse is the answer of DELETE /v1/identities/{id}?erase=true.
+type EraseResponse struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Erased is what the erasure removed besides the identity (Config.Erase's report).
+	Erased any `json:"erased"`
+}
+
 func (a *API) deleteIdentity(w http.ResponseWriter, r *http.Request) *Error {
 	id := r.PathValue("id")
+	erase := false
+	for k, vs := range r.URL.Query() {
+		b, err := strconv.ParseBool(strings.Join(vs, ","))
+		if k != "erase" || len(vs) != 1 || err != nil {
+			return errorf(http.StatusBadRequest, "invalid_query", "the only query parameter is erase=true or erase=false (got %.40q)", k+"="+strings.Join(vs, ","))
+		}
+		erase = b
+	}
+	if erase && a.cfg.Erase == nil {
+		return errorf(http.StatusNotImplemented, "erase_unavailable", "this server keeps no event store: nothing was deleted (run erase on the server with --events-db or --events-dsn)")
+	}
 	cur, err := a.cfg.Store.Get(r.Context(), id)
 	if err != nil && !errors.Is(err, gallery.ErrRecord) { // a corrupt record can be deleted
 		return galleryError(err)
+	}
+	var erased any
+	if erase {
+		if erased, err = a.cfg.Erase(r.Context(), cur); errors.Is(err, ErrEraseUnavailable) {
+			return errorf(http.StatusNotImplemented, "erase_unavailable", "%v: nothing was deleted (erase on the server with --events-db or --events-dsn)", err)
+		} else if err != nil {
+			a.cfg.Log.Error("erase an identity's traces", "id", id, "err", err)
+			return errorf(http.StatusInternalServerError, "erase_failed", "erasing the stored traces failed (the identity was kept: retry): %v", err)
+		}
 	}
 	if err := a.cfg.Store.Delete(r.Context(), id); err != nil {
 		return galleryError(err)
 	}
 	if cur.Revision != 0 {
 		a.cfg.Gallery.Forget(id, cur.Revision)
+	}
+	if erase {
+		httpapi.WriteJSON(w, http.StatusOK, EraseResponse{ID: id, Name: cur.Name, Erased: erased})
+		return nil
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

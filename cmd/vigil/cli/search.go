@@ -76,6 +76,9 @@ func galleryEmbeddings(store *gallery.Store) eventstore.IdentityEmbeddings {
 // gallery when svc has them.
 func mountSearch(srv *httpapi.Server, store *eventstore.Store, svc *faceService) {
 	api := &eventstore.SearchAPI{Store: store, MinSimilarity: track.DefaultThreshold}
+	if svc != nil {
+		svc.events = store // erasure (DELETE /v1/identities/{id}?erase=true) cleans it
+	}
 	if svc != nil && svc.Engine != nil {
 		api.Faces = faceEmbedder{svc.Engine}
 	}
@@ -83,6 +86,24 @@ func mountSearch(srv *httpapi.Server, store *eventstore.Store, svc *faceService)
 		api.Identities = galleryEmbeddings(svc.Store)
 	}
 	api.Mount(srv)
+}
+
+// erase removes every stored trace of ident (faceapi.Config.Erase): its tracks in the event
+// store, recognised or matching its embeddings at the tracker's identity threshold.
+func (s *faceService) erase(ctx context.Context, ident gallery.Identity) (any, error) {
+	if s.events == nil {
+		return nil, faceapi.ErrEraseUnavailable
+	}
+	req := eventstore.EraseRequest{Identity: ident.Name, MinSimilarity: track.DefaultThreshold}
+	for _, p := range ident.Photos {
+		if len(p.Embedding) > 0 {
+			req.Vectors = append(req.Vectors, p.Embedding)
+		}
+	}
+	if req.Identity == "" && len(req.Vectors) == 0 { // a record that did not decode
+		return eventstore.Erased{}, nil
+	}
+	return s.events.Erase(ctx, req)
 }
 
 func searchCmd(ctx context.Context, env Env, args []string) error {

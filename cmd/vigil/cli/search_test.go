@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/testenv"
 	"github.com/vigil-video/vigil/sink/eventstore"
 )
@@ -96,12 +98,14 @@ func searchPhoto(t *testing.T, base string, img []byte) (int, eventstore.SearchR
 // track's embedding from face.left; beside it are tracks of four other people (embeddings of
 // their photos by the real models). vigil serve answers POST /v1/search/faces with a frame of
 // the video: the video's track comes first; a photo of Obama finds Obama's track first, one
-// without a face gets 422; vigil search prints the same answer.
+// without a face gets 422; vigil search prints the same answer. Then Obama is enrolled, found by
+// identity, and erased (DELETE /v1/identities/{id}?erase=true): a search finds nothing of him.
 func TestSearchByPhoto(t *testing.T) {
 	data := testenv.TestData(t)
 	video := filepath.Join(data, "video", "fer_test.mp4")
 	db := filepath.Join(t.TempDir(), "events.db")
-	code, _, stderr := vigil(t, nil, "run", "--once", "--nats-port", "0", "--source", video, "--stream", "fer", "--events-db", db, "--quiet")
+	code, _, stderr := vigil(t, nil, "run", "--once", "--nats-port", "0", "--source", video, "--stream", "fer", "--events-db", db, "--quiet",
+		"--heads", "embedding") // every frame: the test is about storing and searching, not the heads schedule
 	if code != 0 {
 		t.Fatalf("vigil run exited %d:\n%s", code, stderr)
 	}
@@ -111,7 +115,7 @@ func TestSearchByPhoto(t *testing.T) {
 	if err != nil || len(left) == 0 {
 		t.Fatalf("no face.left stored for the video: %v\n%s", err, stderr)
 	}
-	// The tracks that got an embedding (the embedding head runs per track, on request).
+	// The tracks that got an embedding.
 	var videoTracks []string
 	for _, ev := range left {
 		if _, _, err := st.TrackEmbedding(ctx, "fer", ev.TrackID); err == nil {
@@ -136,6 +140,13 @@ func TestSearchByPhoto(t *testing.T) {
 		if _, err := st.StoreEvent(ctx, ev, nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// A track recognised as "Barack Obama" (the gallery name) without an embedding: erasure finds it by name.
+	named := event.Event{Schema: event.EventSchema, Kind: event.KindRecognized, Stream: "door", TrackID: "obama-named", Seq: 1,
+		CapturedAt: at, At: at, FirstSeen: at, LastSeen: at, Frames: 5, Identity: &result.Identity{Name: "Barack Obama", Similarity: 0.8}}
+	if _, err := st.StoreEvent(ctx, named, testJPEG(t, 32, 32)); err != nil {
+		t.Fatal(err)
 	}
 
 	b := startSinkBus(t)
@@ -179,7 +190,86 @@ func TestSearchByPhoto(t *testing.T) {
 	if code, _, stderr := vigil(t, nil, "search", "--server", base, filepath.Join(t.TempDir(), "missing.jpg")); code == 0 || stderr == "" {
 		t.Errorf("vigil search of a missing file: exit %d, %q", code, stderr)
 	}
+
+	// Erasure: enrol Obama from the photo his stored track came from, search by identity, then
+	// DELETE the identity with erase=true: his tracks (by embedding and by name) go, and a
+	// search finds nothing of him.
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	_ = mw.WriteField("name", "Barack Obama")
+	fw, _ := mw.CreateFormFile("photos", "obama.jpg")
+	enrolPhoto, err := os.ReadFile(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = fw.Write(enrolPhoto)
+	_ = mw.Close()
+	resp, err := http.Post(base+"/v1/identities", mw.FormDataContentType(), &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("enrol: %d", resp.StatusCode)
+	}
+	byName := postJSON(t, base+eventstore.PathSearchFaces, `{"identity":"Barack Obama"}`, http.StatusOK)
+	var found eventstore.SearchResponse
+	if err := json.Unmarshal(byName, &found); err != nil || len(found.Sightings) == 0 || found.Sightings[0].TrackID != "Barack_Obama" {
+		t.Fatalf("search by identity: %s", byName)
+	}
+	postJSON(t, base+eventstore.PathSearchFaces, `{"identity":"Nobody Known"}`, http.StatusNotFound)
+	del := func(query string, want int) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodDelete, base+"/v1/identities/barack-obama"+query, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("DELETE %s: %d %s, want %d", query, resp.StatusCode, body, want)
+		}
+		return body
+	}
+	del("?erase=maybe", http.StatusBadRequest)
+	var erased struct {
+		ID, Name string
+		Erased   eventstore.Erased
+	}
+	if body := del("?erase=true", http.StatusOK); json.Unmarshal(body, &erased) != nil || erased.Name != "Barack Obama" ||
+		erased.Erased.Tracks != 2 || erased.Erased.Embeddings != 1 || erased.Erased.Snapshots != 1 || erased.Erased.Events != 2 {
+		t.Fatalf("erase: %s", body)
+	}
+	del("?erase=true", http.StatusNotFound)
+	status, out, body = searchPhoto(t, base, obama)
+	for _, sg := range out.Sightings {
+		if sg.TrackID == "Barack_Obama" || sg.TrackID == "obama-named" {
+			t.Errorf("after erasure a search finds %s: %s", sg.TrackID, body)
+		}
+	}
+	if status != http.StatusOK {
+		t.Errorf("search after erasure: %d %s", status, body)
+	}
+	if evs, _ := st.Events(ctx, eventstore.EventFilter{Identity: "Barack Obama"}); len(evs) != 0 {
+		t.Errorf("events of Barack_Obama kept: %+v", evs)
+	}
 	if code := run.stop(t); code != 0 {
 		t.Fatalf("vigil serve exited %d:\n%s", code, run.stderr.String())
 	}
+}
+
+// postJSON posts body to u and checks the status.
+func postJSON(t *testing.T, u, body string, want int) []byte {
+	t.Helper()
+	resp, err := http.Post(u, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("POST %s %s: %d %s, want %d", u, body, resp.StatusCode, b, want)
+	}
+	return b
 }

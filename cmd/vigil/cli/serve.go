@@ -162,6 +162,8 @@ type faceService struct {
 	API     *faceapi.API
 	// Engine runs the face models (search by photo uses it too).
 	Engine faceapi.Engine
+	// events is the event store erasure cleans (set by mountSearch before the server starts).
+	events *eventstore.Store
 }
 
 // Close stops the gallery watcher.
@@ -192,7 +194,7 @@ func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, model
 	}
 	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log}), Engine: eng}
 	svc.API, err = faceapi.Mount(srv, faceapi.Config{Engine: eng, Store: store, Gallery: svc.Gallery, Threshold: float32(gf.threshold),
-		MaxConcurrent: maxConcurrent, Log: log})
+		MaxConcurrent: maxConcurrent, Erase: svc.erase, Log: log})
 	if err != nil {
 		svc.Close()
 		return nil, err
