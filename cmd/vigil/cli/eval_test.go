@@ -87,10 +87,13 @@ func TestEvalDetect(t *testing.T) {
 			t.Errorf("%s: %d faces, expected %v: %s %s", row.Image, row.Faces, row.Expected, row.Status, row.Error)
 		}
 	}
-	if r.Checked != 6 || len(r.Images) != 6 || !r.OK() {
-		t.Errorf("%d images, %d checked, %d failed: want 6, 6, 0", len(r.Images), r.Checked, r.Failed)
+	if r.Checked != 11 || len(r.Images) != 11 || !r.OK() {
+		t.Errorf("%d images, %d checked, %d failed: want 11, 11, 0", len(r.Images), r.Checked, r.Failed)
 	}
-	for _, none := range []string{"no-faces.jpg", "dogs.jpg"} {
+	if r.Negatives != 3 || r.FalseFaces != 0 {
+		t.Errorf("%d false faces on %d negatives, want none on 3 (no-faces, dogs, the cat)", r.FalseFaces, r.Negatives)
+	}
+	for _, none := range []string{"no-faces.jpg", "dogs.jpg", "cat_chelsea.png"} {
 		if n, ok := found[none]; !ok || n != 0 {
 			t.Errorf("%s: %d faces (listed %v), want 0", none, n, ok)
 		}
