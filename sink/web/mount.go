@@ -27,6 +27,7 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 //
 //	GET  /                                  the page (index.html)
 //	GET  /ui/{file}                         its assets (app.js, app.css)
+//	GET  /favicon.ico                       the page's icon (SVG)
 //	GET  /v1/ui/config                      what this UI can do (rename, ring size)
 //	GET  /v1/ui/streams                     the streams seen on NATS: state, fps, drops
 //	GET  /v1/ui/live/{stream}               the live stream of frames with results (see live.go)
@@ -40,6 +41,7 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 func (u *UI) Mount(srv *httpapi.Server) {
 	srv.HandleFunc("GET /{$}", u.servePage)
 	srv.Handle("GET /ui/", http.StripPrefix("/ui/", u.assetHandler()))
+	srv.HandleFunc("GET /favicon.ico", u.serveFavicon)
 	srv.HandleFunc("GET /v1/ui/config", u.serveConfig)
 	srv.HandleFunc("GET /v1/ui/streams", u.serveStreams)
 	srv.HandleFunc("GET /v1/ui/live/{stream}", u.serveLive)
@@ -69,6 +71,23 @@ func (u *UI) servePage(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(page)
+	}
+}
+
+// serveFavicon answers browsers' /favicon.ico with the page's SVG icon (Chromium and Firefox
+// take SVG there), so that it is no 404 in the logs.
+func (u *UI) serveFavicon(w http.ResponseWriter, r *http.Request) {
+	icon, err := fs.ReadFile(u.static, "favicon.svg")
+	if err != nil {
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", "no icon in this build")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "image/svg+xml")
+	h.Set("Cache-Control", "max-age=86400")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(icon)
 	}
 }
 

@@ -61,7 +61,7 @@ func (f *webFlags) mount(srv *httpapi.Server, nc *nats.Conn, svc *faceService, l
 		return nil, err
 	}
 	ui.Mount(srv)
-	srv.MarkPublic("/", "/ui/") // the static page and assets: a browser loads them before it can send a key
+	srv.MarkPublic("/", "/ui/", "/favicon.ico") // the static page, assets and icon: a browser loads them before it can send a key
 	return ui, nil
 }
 

@@ -479,7 +479,7 @@
       const id = f.identity && f.identity.name;
       const who = id ? id + " (" + fmt(f.identity.similarity, 2) + ")" : f.too_small ? "too small" : "unknown";
       tb.append(el("tr", { "data-track": f.track_id || "", "data-identity": id || "" },
-        el("td", {}, el("code", { text: f.track_id || "–" })),
+        el("td", {}, trackLink(f.track_id)),
         el("td", { class: id ? "known" : f.too_small ? "small" : "unknown", text: who,
           title: !id && f.too_small ? "The face is below the analyzer's minimum size for recognition: no identity or liveness is guessed." : "" }),
         el("td", { text: typeof f.age === "number" ? Math.round(f.age) : "–" }),
@@ -556,7 +556,8 @@
     if (src) setImg(img, src);
     img.addEventListener("error", () => { img.style.visibility = "hidden"; });
     const who = e.identity && e.identity.name ? e.identity.name : (e.kind === "face.recognized" ? "?" : "unknown");
-    return el("li", { "data-kind": e.kind, "data-identity": (e.identity && e.identity.name) || "", "data-track": e.track_id },
+    return el("li", { "data-kind": e.kind, "data-identity": (e.identity && e.identity.name) || "", "data-track": e.track_id,
+      class: "clickable", title: "open this event", onclick: () => openEvent(e) },
       img,
       el("div", { class: "what" },
         el("div", {}, el("span", { class: "kind " + (e.kind || "").replace(".", "-"), text: kindName(e.kind) }), " ",
@@ -587,6 +588,7 @@
     const stream = $("ev-stream").value, kind = $("ev-kind").value;
     if (stream) q.set("stream", stream);
     if (kind) q.set("kind", kind);
+    if (trackFilter) q.set("track_id", trackFilter);
     if (before) q.set("before", String(before));
     return q;
   }
@@ -609,7 +611,7 @@
       const q = historyQuery(0);
       q.set("limit", "1000");
       const r = await apiJSON("/v1/ui/events?" + q);
-      list = r.status === 200 ? r.body.events.slice().reverse() : [];
+      list = r.status === 200 ? r.body.events.slice().reverse().filter((e) => !trackFilter || e.track_id === trackFilter) : [];
       source += "live feed: the latest events this server holds";
     }
     $("ev-source").textContent = source;
@@ -621,10 +623,11 @@
       if (src) setImg(img, src);
       img.addEventListener("error", () => { img.style.visibility = "hidden"; });
       const dur = (Date.parse(e.last_seen) - Date.parse(e.first_seen)) / 1000;
-      tb.append(el("tr", { "data-kind": e.kind, "data-identity": (e.identity && e.identity.name) || "" },
+      tb.append(el("tr", { "data-kind": e.kind, "data-identity": (e.identity && e.identity.name) || "", "data-track": e.track_id,
+        class: "clickable", title: "open this event", onclick: () => openEvent(e) },
         el("td", {}, img), el("td", { text: new Date(e.at).toLocaleString() }), el("td", { text: e.stream }),
         el("td", {}, el("span", { class: "kind " + e.kind.replace(".", "-"), text: kindName(e.kind) }), e.reason ? " (" + e.reason + ")" : ""),
-        el("td", {}, el("code", { text: e.track_id })),
+        el("td", {}, trackLink(e.track_id)),
         el("td", { class: e.identity ? "known" : "unknown", text: e.identity ? e.identity.name + " " + fmt(e.identity.similarity, 2) : "–" }),
         el("td", { text: e.frames }), el("td", { text: isFinite(dur) ? fmt(dur) + " s" : "" })));
     }
@@ -632,6 +635,47 @@
     document.body.dataset.history = features.eventStore && source.startsWith("from") ? "store" : "live";
   }
   $("ev-more").addEventListener("click", () => renderHistory(true));
+
+  // Track ids link to the track's events: the Events tab filtered to the track.
+  let trackFilter = "";
+  function showTrack(id) {
+    trackFilter = id || "";
+    $("ev-track").hidden = !trackFilter;
+    $("ev-track-id").textContent = trackFilter;
+    document.body.dataset.track = trackFilter;
+    showTab("events");
+  }
+  function trackLink(id) {
+    if (!id) return el("span", { class: "muted", text: "–" });
+    return el("a", { href: "#", class: "track", text: id, title: "every event of track " + id, "data-track-link": id,
+      onclick: (ev) => { ev.preventDefault(); ev.stopPropagation(); showTrack(id); } });
+  }
+  $("ev-track-clear").addEventListener("click", () => showTrack(""));
+
+  // openEvent shows an event in the dialog: its snapshot, kind and identity, track, stream, time.
+  function openEvent(e) {
+    const d = $("event-dialog");
+    const who = e.identity && e.identity.name ? e.identity.name + " (" + fmt(e.identity.similarity, 2) + ")" : "unknown";
+    $("evd-title").textContent = kindName(e.kind) + ": " + who;
+    const img = $("evd-snap");
+    let src = snapshotOf(e);
+    if (src.includes("&size=")) src = src.replace(/&size=\d+/, "&size=320");
+    img.hidden = !src;
+    img.style.visibility = "";
+    if (src) setImg(img, src);
+    const dl = $("evd-fields");
+    dl.textContent = "";
+    const dur = (Date.parse(e.last_seen) - Date.parse(e.first_seen)) / 1000;
+    const rows = [["Event", kindName(e.kind) + (e.reason ? " (" + e.reason + ")" : "")], ["Identity", who],
+      ["Track", trackLink(e.track_id)], ["Stream", e.stream], ["Time", e.at || e.received ? new Date(e.at || e.received).toLocaleString() : "–"],
+      ["Frame", e.seq ? "#" + e.seq : "–"], ["Seen", isFinite(dur) ? fmt(dur) + " s, " + (e.frames || 0) + " frames" : "–"]];
+    for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { "data-field": k.toLowerCase() }, v));
+    $("evd-watch").onclick = () => { d.close(); showTab("live"); select(e.stream); };
+    $("evd-track").onclick = () => { d.close(); showTrack(e.track_id); };
+    d.dataset.event = e.id || "";
+    if (!d.open) d.showModal();
+  }
+  $("event-dialog").addEventListener("close", () => { $("evd-snap").removeAttribute("src"); });
   $("ev-stream").addEventListener("change", () => renderHistory());
   $("ev-kind").addEventListener("change", () => renderHistory());
 
@@ -1022,6 +1066,7 @@
     $("camera-frame").src = "/publish/" + encodeURIComponent(name) + (token ? "#token=" + encodeURIComponent(token) : "");
     $("camera").hidden = false;
     $("camera-btn").hidden = true;
+    $("panel-live").classList.add("camera-on"); // a wider column: the publish page's preview and controls
     document.body.dataset.camera = name;
     select(name);
   });
@@ -1029,6 +1074,7 @@
     $("camera-frame").src = "about:blank"; // the publish page ends its WHIP session on pagehide
     $("camera").hidden = true;
     $("camera-btn").hidden = false;
+    $("panel-live").classList.remove("camera-on");
     delete document.body.dataset.camera;
   });
 
