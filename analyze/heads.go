@@ -10,26 +10,27 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/detect"
+	"github.com/vigil-video/vigil/pkg/heads"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/vision"
 )
 
-// Head names, as used in configuration (--heads) and in the models manifest.
+// Head names, as used in configuration (--heads) and in the models manifest (pkg/heads).
 const (
-	HeadEmbedding = "embedding"
-	HeadAge       = "age"
-	HeadGender    = "gender"
-	HeadEmotion   = "emotion"
-	HeadLiveness  = "liveness"
-	HeadPose      = "pose"
+	HeadEmbedding = heads.Embedding
+	HeadAge       = heads.Age
+	HeadGender    = heads.Gender
+	HeadEmotion   = heads.Emotion
+	HeadLiveness  = heads.Liveness
+	HeadPose      = heads.Pose
 )
 
-// AllHeads lists every face head in the order they run.
-var AllHeads = []string{HeadEmbedding, HeadAge, HeadGender, HeadEmotion, HeadLiveness, HeadPose}
+// AllHeads lists every face head in the order they run (heads.All).
+var AllHeads = heads.All()
 
-// DefaultHeads are the heads `vigil run` enables: all but emotion, whose DenseNet-121 costs ~66 ms
-// per face on one core (30x the detector) and would keep a 2-core laptop from real time.
-var DefaultHeads = []string{HeadEmbedding, HeadAge, HeadGender, HeadLiveness, HeadPose}
+// DefaultHeads are the heads `vigil run` enables (heads.Default): all but emotion, whose
+// DenseNet-121 costs ~66 ms per face on one core (30x the detector).
+var DefaultHeads = heads.Default()
 
 // Emotions are the expression model's classes in output order.
 var Emotions = []string{"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}

@@ -25,27 +25,26 @@ import (
 
 	"github.com/vigil-video/vigil/analyze/gallery"
 	"github.com/vigil-video/vigil/pkg/admit"
+	"github.com/vigil-video/vigil/pkg/heads"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
 // Attribute head names a request may choose (the "heads" field of /v1/analyze and /v1/annotate).
 const (
-	HeadAge      = "age"
-	HeadGender   = "gender"
-	HeadEmotion  = "emotion"
-	HeadLiveness = "liveness"
-	HeadPose     = "pose"
+	HeadAge      = heads.Age
+	HeadGender   = heads.Gender
+	HeadEmotion  = heads.Emotion
+	HeadLiveness = heads.Liveness
+	HeadPose     = heads.Pose
 )
 
-// AttributeHeads returns every attribute head, in the order they run.
-func AttributeHeads() []string {
-	return []string{HeadAge, HeadGender, HeadEmotion, HeadLiveness, HeadPose}
-}
+// AttributeHeads returns every attribute head, in the order they run (heads.Attributes).
+func AttributeHeads() []string { return heads.Attributes() }
 
 // DefaultHeads returns the heads /v1/analyze runs when a request names none: all but emotion,
 // whose model costs ~66 ms per face on one CPU core (30x the detector).
-func DefaultHeads() []string { return []string{HeadAge, HeadGender, HeadLiveness, HeadPose} }
+func DefaultHeads() []string { return heads.Without(heads.Default(), heads.Embedding) }
 
 // Engine runs the face models on encoded images. Implementations must be safe for concurrent
 // use; the API bounds how many calls run at once (Config.MaxConcurrent).

@@ -11,13 +11,14 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/heads"
 )
 
 // DefaultHeads are the heads the track role schedules per track by default: every face head
 // (the analyzers' default on-demand heads, `vigil analyze --on-demand-heads all`). Analyzers run
 // only detection and landmarks on every frame; these run on a track's frames when the track
 // role asks (new track, until its identity settles, on a schedule, on a better view).
-var DefaultHeads = []string{"embedding", "age", "gender", "emotion", "liveness", "pose"}
+var DefaultHeads = heads.All()
 
 // Heads-request reasons.
 const (
