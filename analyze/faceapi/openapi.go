@@ -111,6 +111,8 @@ func (a *API) doc() httpapi.Doc {
 		case "":
 		case "jpeg":
 			ok["content"] = map[string]any{"image/jpeg": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
+			ok["headers"] = map[string]any{"X-Faces": map[string]any{"description": "the number of faces found (and drawn)",
+				"schema": map[string]any{"type": "integer", "minimum": 0}}}
 		default:
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.okSchema)}}
 		}

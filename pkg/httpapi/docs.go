@@ -167,15 +167,155 @@ type docOp struct {
 }
 
 type docParam struct{ Name, In, Type, Description string }
-type docResp struct{ Status, Description string }
+
+// docResp is a response: its status and meaning, and for one with a body its media type, the
+// schema's name (a link to the Schemas section) and top-level fields, and its headers.
+type docResp struct {
+	Status, Description string
+	Media, Schema       string
+	Fields              []docParam
+	Headers             []docParam
+}
+
+// docSchema is a components schema listed in the Schemas section.
+type docSchema struct {
+	Name, Description string
+	Fields            []docParam
+}
 
 type docTag struct {
 	Name, Description string
 	Ops               []docOp
 }
 
+// refName returns the schema name of a "#/components/schemas/NAME" reference in schema, or "".
+func refName(schema map[string]any) string {
+	ref, _ := schema["$ref"].(string)
+	return strings.TrimPrefix(ref, "#/components/schemas/")
+}
+
+// schemaType describes a property's type: a referenced schema's name, "array of X", a type with
+// its enum values.
+func schemaType(p map[string]any) string {
+	if n := refName(p); n != "" {
+		return n
+	}
+	t, _ := p["type"].(string)
+	if items, ok := p["items"].(map[string]any); ok && t == "array" {
+		return "array of " + schemaType(items)
+	}
+	if ap, ok := p["additionalProperties"].(map[string]any); ok && t == "object" {
+		return "object of " + schemaType(ap)
+	}
+	if enum, ok := p["enum"].([]any); ok {
+		vals := make([]string, 0, len(enum))
+		for _, v := range enum {
+			vals = append(vals, fmt.Sprint(v))
+		}
+		t += ": " + strings.Join(vals, ", ")
+	}
+	if f, ok := p["format"].(string); ok && t == "string" {
+		t += " (" + f + ")"
+	}
+	return t
+}
+
+// schemaFields lists a schema's properties (following one $ref into schemas), sorted, required
+// ones marked.
+func schemaFields(schema map[string]any, schemas map[string]any) []docParam {
+	if n := refName(schema); n != "" {
+		schema, _ = schemas[n].(map[string]any)
+	}
+	props, _ := schema["properties"].(map[string]any)
+	required := map[string]bool{}
+	if rs, ok := schema["required"].([]any); ok {
+		for _, r := range rs {
+			if name, ok := r.(string); ok {
+				required[name] = true
+			}
+		}
+	}
+	var out []docParam
+	for name, v := range props {
+		pm, _ := v.(map[string]any)
+		f := docParam{Name: name, Type: schemaType(pm)}
+		if required[name] {
+			f.In = "required"
+		}
+		f.Description, _ = pm["description"].(string)
+		if f.Description == "" {
+			if items, ok := pm["items"].(map[string]any); ok {
+				f.Description, _ = items["description"].(string)
+			}
+		}
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// docResponse describes response x with status st: its body's media type and schema, and its
+// headers.
+func docResponse(st string, x any, schemas map[string]any) docResp {
+	rm, _ := x.(map[string]any)
+	r := docResp{Status: st}
+	r.Description, _ = rm["description"].(string)
+	if c, ok := rm["content"].(map[string]any); ok {
+		media := make([]string, 0, len(c))
+		for ct := range c {
+			media = append(media, ct)
+		}
+		sort.Strings(media)
+		if len(media) > 0 {
+			r.Media = strings.Join(media, ", ")
+			m, _ := c[media[0]].(map[string]any)
+			schema, _ := m["schema"].(map[string]any)
+			if r.Schema = refName(schema); r.Schema != "ErrorResponse" {
+				r.Fields = schemaFields(schema, schemas)
+			}
+			if r.Schema == "" && len(r.Fields) == 0 {
+				r.Schema = schemaType(schema)
+			}
+		}
+	}
+	if hs, ok := rm["headers"].(map[string]any); ok {
+		for name, v := range hs {
+			hm, _ := v.(map[string]any)
+			h := docParam{Name: name, In: "header"}
+			h.Description, _ = hm["description"].(string)
+			if sc, ok := hm["schema"].(map[string]any); ok {
+				h.Type = schemaType(sc)
+			}
+			r.Headers = append(r.Headers, h)
+		}
+		sort.Slice(r.Headers, func(i, j int) bool { return r.Headers[i].Name < r.Headers[j].Name })
+	}
+	return r
+}
+
+// docSchemas lists every components schema with its fields, by name.
+func docSchemas(doc map[string]any) []docSchema {
+	comps, _ := doc["components"].(map[string]any)
+	schemas, _ := comps["schemas"].(map[string]any)
+	names := make([]string, 0, len(schemas))
+	for n := range schemas {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]docSchema, 0, len(names))
+	for _, n := range names {
+		sc, _ := schemas[n].(map[string]any)
+		d := docSchema{Name: n, Fields: schemaFields(sc, schemas)}
+		d.Description, _ = sc["description"].(string)
+		out = append(out, d)
+	}
+	return out
+}
+
 // docsPage turns the OpenAPI document into the docs page's model, grouped by tag.
 func docsPage(doc map[string]any) []docTag {
+	comps, _ := doc["components"].(map[string]any)
+	schemas, _ := comps["schemas"].(map[string]any)
 	var tags []docTag
 	index := map[string]int{}
 	if ts, ok := doc["tags"].([]any); ok {
@@ -236,9 +376,7 @@ func docsPage(doc map[string]any) []docTag {
 			}
 			if rs, ok := op["responses"].(map[string]any); ok {
 				for st, x := range rs {
-					rm, _ := x.(map[string]any)
-					desc, _ := rm["description"].(string)
-					d.Responses = append(d.Responses, docResp{Status: st, Description: desc})
+					d.Responses = append(d.Responses, docResponse(st, x, schemas))
 				}
 				sort.Slice(d.Responses, func(i, j int) bool { return d.Responses[i].Status < d.Responses[j].Status })
 			}
@@ -312,7 +450,7 @@ h2{border-bottom:1px solid #ddd;margin-top:2.5rem}code,pre{font:13px ui-monospac
 .m{display:inline-block;min-width:4.5rem;font-weight:bold;font-family:ui-monospace,monospace}
 .get{color:#0a6}.post{color:#06c}.delete{color:#c30}.put{color:#a60}
 table{border-collapse:collapse;margin:.4rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
-.pub{font-size:12px;color:#666}
+.pub{font-size:12px;color:#666}.body{margin:.3rem 0 0}table.fields{font-size:13px}
 </style></head><body>
 <h1>{{.Title}} <small>{{.Version}}</small></h1>
 <p>{{.Description}}</p>
@@ -327,8 +465,15 @@ table{border-collapse:collapse;margin:.4rem 0}td,th{border:1px solid #ddd;paddin
 {{range .Params}}<tr><td><code>{{.Name}}</code></td><td>{{.In}}</td><td>{{.Type}}</td><td>{{.Description}}</td></tr>{{end}}
 {{range .Fields}}<tr><td><code>{{.Name}}</code></td><td>{{.In}}</td><td>{{.Type}}</td><td>{{.Description}}</td></tr>{{end}}</table>{{end}}
 {{if .Bodies}}<p>Body: {{range $i, $b := .Bodies}}{{if $i}}, {{end}}<code>{{$b}}</code>{{end}}</p>{{end}}
-<table><tr><th>status</th><th>meaning</th></tr>{{range .Responses}}<tr><td>{{.Status}}</td><td>{{.Description}}</td></tr>{{end}}</table>
+<table><tr><th>status</th><th>meaning</th></tr>{{range .Responses}}<tr><td>{{.Status}}</td><td>{{.Description}}
+{{if .Media}}<div class="body">Body: <code>{{.Media}}</code>{{if .Schema}} &mdash; <a href="#schema-{{.Schema}}">{{.Schema}}</a>{{end}}</div>{{end}}
+{{if .Fields}}<table class="fields"><tr><th>field</th><th>type</th><th></th></tr>{{range .Fields}}<tr><td><code>{{.Name}}</code>{{if .In}} <span class="pub">{{.In}}</span>{{end}}</td><td>{{.Type}}</td><td>{{.Description}}</td></tr>{{end}}</table>{{end}}
+{{range .Headers}}<div class="body">Header <code>{{.Name}}</code> ({{.Type}}): {{.Description}}</div>{{end}}</td></tr>{{end}}</table>
 </div>{{end}}{{end}}
+{{if .Schemas}}<h2 id="schemas">Schemas</h2><p>The JSON documents the operations answer with and take.</p>
+{{range .Schemas}}<h3 id="schema-{{.Name}}">{{.Name}}</h3>{{if .Description}}<p>{{.Description}}</p>{{end}}
+{{if .Fields}}<table class="fields"><tr><th>field</th><th>type</th><th></th></tr>{{range .Fields}}<tr><td><code>{{.Name}}</code>{{if .In}} <span class="pub">{{.In}}</span>{{end}}</td><td>{{.Type}}</td><td>{{.Description}}</td></tr>{{end}}</table>{{end}}
+{{end}}{{end}}
 </body></html>
 `))
 
@@ -338,5 +483,6 @@ func (s *Server) serveDocs(w http.ResponseWriter, _ *http.Request) {
 	desc, _ := info["description"].(string)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	_ = docsTemplate.Execute(w, map[string]any{"Title": s.Title, "Version": s.Version, "Description": desc, "Tags": docsPage(doc)})
+	_ = docsTemplate.Execute(w, map[string]any{"Title": s.Title, "Version": s.Version, "Description": desc, "Tags": docsPage(doc),
+		"Schemas": docSchemas(doc)})
 }
