@@ -3,11 +3,13 @@ package ingest
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-video/vigil/ingest/streams"
 	"github.com/vigil-video/vigil/pkg/admit"
+	"github.com/vigil-video/vigil/pkg/imageguard/guardtest"
 	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
@@ -42,5 +44,25 @@ func TestPushSharesTheDecodeGate(t *testing.T) {
 	}
 	if s := gate.Stats(); s.Refused != 2 || s.Running != 0 {
 		t.Fatalf("gate %+v", s)
+	}
+}
+
+// A pushed PNG bomb (100x100 declared, 2 GiB of image data) is 400 invalid_image naming the
+// cause, and uses no sequence number.
+func TestPushRefusesPNGBomb(t *testing.T) {
+	testenv.NeedsTestData(t)
+	nc, _ := startNATS(t)
+	p, err := newPushRunner(nc, "bomb", tuning{FPS: 240, MaxWidth: 64, MaxHeight: 64, JPEGQuality: 80}, &streamObs{}, 0, 1, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	_, err = p.push(context.Background(), guardtest.BombPNG(100, 100, 2<<10), time.Now())
+	if e := streams.AsError(err); e.Status != http.StatusBadRequest || !strings.Contains(e.Message, "inflates past") {
+		t.Fatalf("push of a PNG bomb: %v, want 400 naming the inflated size", err)
+	}
+	res, err := p.push(context.Background(), testImage(t, "no-faces.jpg"), time.Now())
+	if err != nil || res.Seq != 1 {
+		t.Fatalf("the next push: %+v %v, want seq 1", res, err)
 	}
 }
