@@ -73,7 +73,7 @@ func (s *Server) OpenAPI() map[string]any {
 	for p, methods := range ops {
 		item := map[string]any{}
 		for m, op := range methods {
-			item[m] = s.withPolicy(op)
+			item[m] = s.withPolicy(strings.ToUpper(m)+" "+p, op)
 		}
 		paths[p] = item
 	}
@@ -106,8 +106,8 @@ func (s *Server) OpenAPI() map[string]any {
 	return doc
 }
 
-// withPolicy returns op with the responses the policy can add.
-func (s *Server) withPolicy(op any) any {
+// withPolicy returns op, the operation mounted on pattern, with the responses the policy can add.
+func (s *Server) withPolicy(pattern string, op any) any {
 	m, ok := op.(map[string]any)
 	if !ok {
 		return op
@@ -125,8 +125,14 @@ func (s *Server) withPolicy(op any) any {
 	if len(s.APIKeys) > 0 {
 		resp["401"] = ErrorResponse("missing_api_key or invalid_api_key: send \"Authorization: Bearer <key>\"")
 	}
-	if _, ok := m["requestBody"]; ok && s.MaxUploadBytes > 0 {
-		resp["413"] = ErrorResponse(fmt.Sprintf("body_too_large: the request body exceeds %s", formatBytes(s.MaxUploadBytes)))
+	if _, ok := m["requestBody"]; ok {
+		if limit, setting := s.patternLimit(pattern); limit > 0 {
+			how := "fixed"
+			if setting != "" {
+				how = "server setting " + setting
+			}
+			resp["413"] = ErrorResponse(fmt.Sprintf("body_too_large: the request body exceeds %s (%s)", formatBytes(limit), how))
+		}
 	}
 	if s.RatePerMinute > 0 {
 		resp["429"] = ErrorResponse("rate_limited: too many requests for this API key; see the Retry-After header")

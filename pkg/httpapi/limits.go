@@ -66,3 +66,13 @@ func (s *Server) settingOf(pattern string) string {
 }
 
 type ctxSetting struct{}
+
+// patternLimit is the body limit of the route mounted on pattern and its setting.
+func (s *Server) patternLimit(pattern string) (int64, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.limits[pattern]; ok {
+		return l, s.settingOf(pattern)
+	}
+	return s.MaxUploadBytes, UploadSetting
+}

@@ -29,6 +29,8 @@ func TestRouteLimitsNameTheirSetting(t *testing.T) {
 	s.HandleUpload("POST /dataset", "--max-dataset-mb", 3000, http.HandlerFunc(read))
 	s.HandleLimit("POST /json", 1<<10, http.HandlerFunc(read))
 	s.HandleFunc("POST /image", read)
+	body := func() map[string]any { return map[string]any{"requestBody": map[string]any{}, "responses": map[string]any{}} }
+	s.Describe(Doc{Paths: map[string]map[string]any{"/push": {"post": body()}, "/json": {"post": body()}, "/image": {"post": body()}}})
 	if got := s.UploadLimit("--max-push-mb", 1000); got != 2000 {
 		t.Fatalf("UploadLimit(--max-push-mb) = %d, want the override 2000", got)
 	}
@@ -38,6 +40,13 @@ func TestRouteLimitsNameTheirSetting(t *testing.T) {
 	}
 	ts := httptest.NewServer(h)
 	defer ts.Close()
+	// The OpenAPI document gives each route's own 413.
+	doc, _ := json.Marshal(s.OpenAPI()["paths"])
+	for _, want := range []string{"exceeds 2000 bytes (server setting --max-push-mb)", "exceeds 1 KiB (fixed)", "exceeds 4000 bytes (server setting --max-upload-mb)"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("OpenAPI paths do not say %q: %s", want, doc)
+		}
+	}
 	for _, tc := range []struct {
 		path    string
 		n       int
