@@ -32,6 +32,8 @@ type Attached struct {
 type attachedRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	cfg    StreamConfig
+	obs    *streamObs // counters for Statuses and the collector
 }
 
 // ErrAttachedClosed is returned by Attach after Close.
@@ -68,9 +70,9 @@ func (a *Attached) Attach(name string, src Source) error {
 		a.running = map[string]*attachedRun{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &attachedRun{cancel: cancel, done: make(chan struct{})}
+	run := &attachedRun{cancel: cancel, done: make(chan struct{}), cfg: cfg, obs: &streamObs{}}
 	a.running[name] = run
-	r := &streamRunner{cfg: cfg, nc: a.Conn, log: a.Log, open: func(context.Context) (Source, error) { return src, nil }}
+	r := &streamRunner{cfg: cfg, nc: a.Conn, log: a.Log, obs: run.obs, open: func(context.Context) (Source, error) { return src, nil }}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,11 @@ type Registry struct {
 	// Log receives one line per applied change and per failure, never per frame.
 	// Default slog.Default().
 	Log *slog.Logger
+	// Attached, when set, lists the streams that run outside the list (browsers publishing over
+	// WHIP: ingest.Attached.Statuses): List shows them beside the stored streams and Get finds
+	// them; they cannot be changed through the Registry (they end with their publisher). A stored
+	// stream of the same name hides one. Default none.
+	Attached func() []Status
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -378,10 +384,20 @@ func (r *Registry) List() []Status {
 	r.mu.Unlock()
 	slices.Sort(names)
 	out := make([]Status, 0, len(names))
+	stored := make(map[string]bool, len(names))
 	for _, n := range names {
+		stored[n] = true
 		if st, err := r.Get(n); err == nil {
 			out = append(out, st)
 		}
+	}
+	if r.Attached != nil {
+		for _, st := range r.Attached() {
+			if !stored[st.Name] {
+				out = append(out, st)
+			}
+		}
+		slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return out
 }
@@ -392,6 +408,13 @@ func (r *Registry) Get(name string) (Status, error) {
 	e, ok := r.desired[name]
 	r.mu.Unlock()
 	if !ok {
+		if r.Attached != nil {
+			for _, st := range r.Attached() {
+				if st.Name == name {
+					return st, nil
+				}
+			}
+		}
 		return Status{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	st := Status{Spec: e.Spec.Redacted(), Revision: e.Revision, RunsHere: r.runsHere(e.Spec)}

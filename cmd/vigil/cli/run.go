@@ -168,6 +168,7 @@ type runStack struct {
 	trRole   *track.Role // nil without the track role
 	inRole   *ingest.Role
 	managed  *managedIngest // nil with --once
+	attached *ingest.Attached
 }
 
 // onClose registers fn to run when runCmd returns, before everything registered earlier.
@@ -366,6 +367,7 @@ func (r *runStack) newIngest() error {
 	attached := &ingest.Attached{Conn: nc, Log: log,
 		Defaults: ingest.StreamConfig{FPS: r.inf.fps, MaxWidth: r.inf.maxWidth, MaxHeight: r.inf.maxHeight, JPEGQuality: r.inf.quality}}
 	r.onClose(func() { attached.Close() })
+	r.attachStreams(attached) // WHIP streams in /v1/streams and the ingest metrics
 	whipEP := &webrtc.Endpoint{Log: log, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}
 	if err := whipEP.Initialize(); err != nil {
 		return err
@@ -383,7 +385,7 @@ func (r *runStack) startMetrics() error {
 	}
 	inMetrics := prometheus.Collector(ingestMetrics(r.inRole))
 	if r.managed != nil {
-		inMetrics = r.managed.mgr.Collector()
+		inMetrics = ingest.StreamsCollector(r.managed.mgr, r.attached) // browsers' WHIP streams too
 	}
 	r.reg.MustRegister(natsMetrics(r.clients...), sinkMetrics(r.sinkRole),
 		analyzeMetrics(r.anRole, effectiveWorkers(r.af.workers), r.af.maxBatch), inMetrics)
@@ -670,6 +672,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	attached := &ingest.Attached{Conn: rs.nc, Log: log,
 		Defaults: ingest.StreamConfig{FPS: inf.fps, MaxWidth: inf.maxWidth, MaxHeight: inf.maxHeight, JPEGQuality: inf.quality}}
 	defer attached.Close()
+	managed.reg.Attached = attached.Statuses // WHIP streams in /v1/streams
 	whipEP := &webrtc.Endpoint{Log: log, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}
 	if err := whipEP.Initialize(); err != nil {
 		return err
@@ -677,7 +680,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	defer whipEP.Close()
 	whipEP.Mount(srv)
 	srv.MarkPublic("/publish/")
-	if err := rs.serve(st.cfg.Metrics.Addr, managed.mgr.Collector()); err != nil {
+	if err := rs.serve(st.cfg.Metrics.Addr, ingest.StreamsCollector(managed.mgr, attached)); err != nil {
 		return err
 	}
 	if err := managed.Start(ctx); err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/pkg/onnx"
@@ -91,7 +92,18 @@ func (r *runStack) extraCollectors() []prometheus.Collector {
 	if r.an != nil && r.an.rt != nil {
 		out = append(out, modelMetrics{r.an.rt})
 	}
+	if r.managed == nil && r.attached != nil { // --once: the WHIP streams' series (else with the managed ones)
+		out = append(out, ingest.StreamsCollector(nil, r.attached))
+	}
 	return out
+}
+
+// attachStreams records the WHIP streams' runner and lists its streams in /v1/streams.
+func (r *runStack) attachStreams(a *ingest.Attached) {
+	r.attached = a
+	if r.managed != nil {
+		r.managed.reg.Attached = a.Statuses
+	}
 }
 
 // analyzeDropReasons are the reasons vigil_analyze_frames_dropped_total shows for every stream
