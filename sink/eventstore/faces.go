@@ -292,17 +292,8 @@ func (s *Store) sighting(ctx context.Context, id int64) (Sighting, error) {
 		return sg, err
 	}
 	sg.EventID, sg.Identity, sg.UnknownID, sg.FirstSeen, sg.LastSeen = id, identity.String, unknown.String, fromNS(first), fromNS(last)
-	var snap int64
-	err = s.DB.QueryRowContext(ctx, s.bind(`SELECT e.id FROM vigil_events e JOIN vigil_snapshots s ON s.event_id = e.id
-		WHERE e.stream = ? AND e.track_id = ?
-		ORDER BY CASE e.kind WHEN 'face.recognized' THEN 0 WHEN 'face.left' THEN 1 ELSE 2 END LIMIT 1`), sg.Stream, sg.TrackID).Scan(&snap)
-	switch {
-	case err == nil:
-		sg.Snapshot = strings.Replace(PathSnapshot, "{id}", strconv.FormatInt(snap, 10), 1)
-	case !errors.Is(err, sql.ErrNoRows):
-		return sg, err
-	}
-	return sg, nil
+	sg.Snapshot, err = s.TrackSnapshot(ctx, sg.Stream, sg.TrackID)
+	return sg, err
 }
 
 // TrackEmbedding returns the stored embedding of a track (its face.left event's) and that
@@ -479,3 +470,49 @@ func (s *Store) Erase(ctx context.Context, r EraseRequest) (Erased, error) {
 
 // likeEscaper escapes LIKE's wildcards (with ESCAPE '\').
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// SetUnknown records that a track was filed under an unknown person (its face.left embedding
+// row): search results carry it as unknown_id. A track without a stored embedding changes
+// nothing.
+func (s *Store) SetUnknown(ctx context.Context, stream, trackID, unknownID string) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if _, err := s.DB.ExecContext(ctx, s.bind(`UPDATE vigil_faces SET unknown_id = ? WHERE event_id IN
+		(SELECT id FROM vigil_events WHERE stream = ? AND track_id = ? AND kind = ?)`), unknownID, stream, trackID, event.KindLeft); err != nil {
+		return fmt.Errorf("eventstore: %s: set unknown: %w", s.Dialect.Name, err)
+	}
+	return nil
+}
+
+// RelabelUnknown files every track of unknown from under to ("" clears it: the unknown was
+// deleted or enrolled).
+func (s *Store) RelabelUnknown(ctx context.Context, from, to string) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	var v any
+	if to != "" {
+		v = to
+	}
+	if _, err := s.DB.ExecContext(ctx, s.bind("UPDATE vigil_faces SET unknown_id = ? WHERE unknown_id = ?"), v, from); err != nil {
+		return fmt.Errorf("eventstore: %s: relabel unknown: %w", s.Dialect.Name, err)
+	}
+	return nil
+}
+
+// TrackSnapshot returns the path of a track's best snapshot (as Sighting.Snapshot), "" when it
+// has none.
+func (s *Store) TrackSnapshot(ctx context.Context, stream, trackID string) (string, error) {
+	var id int64
+	err := s.DB.QueryRowContext(ctx, s.bind(`SELECT e.id FROM vigil_events e JOIN vigil_snapshots s ON s.event_id = e.id
+		WHERE e.stream = ? AND e.track_id = ?
+		ORDER BY CASE e.kind WHEN 'face.recognized' THEN 0 WHEN 'face.left' THEN 1 ELSE 2 END LIMIT 1`), stream, trackID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("eventstore: %s: %w", s.Dialect.Name, err)
+	}
+	return strings.Replace(PathSnapshot, "{id}", strconv.FormatInt(id, 10), 1), nil
+}
