@@ -79,15 +79,18 @@ func benchCmd(ctx context.Context, env Env, args []string) error {
 		name    string
 		heads   []string
 		workers int
+		tiles   bool // --detect-tiles: the cost of finding small faces on streams
 	}
 	runs := []run{
-		{"default", analyze.DefaultHeads, workers},
-		{"all", analyze.AllHeads, workers},
-		{"embed+age+gender", []string{analyze.HeadEmbedding, analyze.HeadAge, analyze.HeadGender}, 1},
+		{"default", analyze.DefaultHeads, workers, false},
+		{"all", analyze.AllHeads, workers, false},
+		{"embed+age+gender", []string{analyze.HeadEmbedding, analyze.HeadAge, analyze.HeadGender}, 1, false},
+		{"none", nil, workers, false},
+		{"none --detect-tiles", nil, workers, true},
 	}
 	for _, r := range runs {
 		timed := &analyze.TimedModels{Models: ms.Get}
-		p, err := analyze.NewPipeline(analyze.PipelineConfig{Heads: r.heads}, timed.Get)
+		p, err := analyze.NewPipeline(analyze.PipelineConfig{Heads: r.heads, Tiles: tilesIf(r.tiles)}, timed.Get)
 		if err != nil {
 			return err
 		}

@@ -208,6 +208,8 @@ type analyzeFlags struct {
 	keepEmbeddings bool
 	genderThr      float64
 	livenessThr    float64
+	faceGate       float64    // --face-gate: analyze.PipelineConfig.MirrorTolerance
+	detectTiles    bool       // --detect-tiles: analyze.PipelineConfig.Tiles
 	device         deviceFlag // --device, gpu.go
 }
 
@@ -225,6 +227,9 @@ func (f *analyzeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.keepEmbeddings, "keep-embeddings", d.KeepEmbeddings, "include each face's 512-d embedding in results")
 	fs.Float64Var(&f.genderThr, "gender-threshold", d.GenderThreshold, "gender score above which a face is labelled male")
 	fs.Float64Var(&f.livenessThr, "liveness-threshold", d.LivenessThreshold, "liveness score from which a face is called real")
+	registerFaceGate(fs, &f.faceGate)
+	fs.BoolVar(&f.detectTiles, "detect-tiles", false, "also detect on overlapping 480x360 tiles of larger frames, finding faces under about 20 px; "+
+		"one more detector run per tile (6 for 1024x559, 24 for 1080p; vigil bench shows the cost)")
 	f.device.register(fs)
 }
 
@@ -270,6 +275,7 @@ func (f *analyzeFlags) loadAnalyzer(log *slog.Logger) (*analyzer, error) {
 	a.pipeline, err = analyze.NewPipeline(analyze.PipelineConfig{
 		Heads: heads, OnDemand: onDemand, KeepEmbeddings: f.keepEmbeddings,
 		GenderThreshold: float32(f.genderThr), LivenessThreshold: float32(f.livenessThr),
+		MirrorTolerance: mirrorTolerance(f.faceGate), Tiles: tilesIf(f.detectTiles),
 	}, a.models.Get)
 	if err == nil {
 		err = f.settleDevice(a.models, log)

@@ -216,12 +216,14 @@ func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.af.deps, "deps", models.DefaultDepsDir(), "directory \"make setup\" filled with onnxruntime and the models")
 	fs.Float64Var(&m.af.genderThr, "gender-threshold", 0.6, "gender score above which a face is labelled male")
 	fs.Float64Var(&m.af.livenessThr, "liveness-threshold", 0.5, "liveness score from which a face is called real")
+	registerFaceGate(fs, &m.af.faceGate)
 	m.af.device.register(fs)
 }
 
 // pipelineConfig is the base pipeline configuration the flags give.
 func (m *modelFlags) pipelineConfig() analyze.PipelineConfig {
-	return analyze.PipelineConfig{GenderThreshold: float32(m.af.genderThr), LivenessThreshold: float32(m.af.livenessThr)}
+	return analyze.PipelineConfig{GenderThreshold: float32(m.af.genderThr), LivenessThreshold: float32(m.af.livenessThr),
+		MirrorTolerance: mirrorTolerance(m.af.faceGate)}
 }
 
 // load verifies and loads onnxruntime and opens the model set (models load on first use).
