@@ -23,7 +23,6 @@ import (
 	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/ingest/webrtc"
 	"github.com/vigil-video/vigil/pkg/bus"
-	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/pkg/rungroup"
 	"github.com/vigil-video/vigil/sink"
@@ -234,8 +233,8 @@ func (r *runStack) startBus() error {
 		r.onClose(func() { os.RemoveAll(dir) })
 		r.storeDir = dir
 	}
-	srv := &bus.EmbeddedServer{Host: r.st.cfg.Run.NATSHost, Port: r.st.cfg.Run.NATSPort, StoreDir: r.storeDir, Logger: r.log}
-	if err := srv.Start(r.ctx); err != nil {
+	srv, client, err := startEmbeddedNATS(r.ctx, r.st.cfg.Run, r.st.cfg.NATS, r.storeDir, r.log, r.env.Stderr)
+	if err != nil {
 		return err
 	}
 	r.onClose(srv.Close)
@@ -250,7 +249,7 @@ func (r *runStack) startBus() error {
 	})
 	for _, role := range []string{"ingest", "analyze", "track", "sink", "api", "web"} {
 		ev := new(bus.Events)
-		nc, err := dial(r.ctx, config.NATS{URL: r.url}, role, r.log, ev)
+		nc, err := dial(r.ctx, client, role, r.log, ev)
 		if err != nil {
 			return err
 		}
@@ -260,7 +259,6 @@ func (r *runStack) startBus() error {
 	// The embedded server is a single node: one replica whatever the file says.
 	jsCfg := r.st.cfg.JetStream
 	jsCfg.Replicas = 1
-	var err error
 	r.jsSink, err = setupJetStream(r.ctx, r.conns["sink"], jsCfg, r.log)
 	return err
 }
