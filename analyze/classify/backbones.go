@@ -134,7 +134,7 @@ func (t *ProjectTrainer) AddBackbone(ctx context.Context, name string, model []b
 		return api.BackboneInfo{}, fmt.Errorf("%w: %q is a built-in backbone name; choose another", manifest.ErrInvalid, name)
 	}
 	if !manifest.ValidName(name) {
-		return api.BackboneInfo{}, fmt.Errorf("%w: backbone name %q: 1-64 letters, digits, '.', '_' or '-'", manifest.ErrInvalid, name)
+		return api.BackboneInfo{}, fmt.Errorf("%w: backbone name %q: 1-64 characters a-z, 0-9, '_' or '-', starting with a letter or digit", manifest.ErrInvalid, name)
 	}
 	if err := CheckImageNetBackbone(name, model); err != nil {
 		return api.BackboneInfo{}, err

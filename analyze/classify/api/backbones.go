@@ -54,7 +54,7 @@ func (h *handlers) mountBackbones(srv *httpapi.Server) {
 func backbonesOpenAPI() httpapi.Doc {
 	tag := []any{"classifiers"}
 	name := map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"},
-		"description": "backbone name: 1-64 letters, digits, '.', '_' or '-'"}
+		"description": "backbone name: 1-64 characters a-z, 0-9, '_' or '-', starting with a letter or digit"}
 	info := map[string]any{"$ref": "#/components/schemas/BackboneInfo"}
 	ok := func(desc string, schema map[string]any) map[string]any {
 		return map[string]any{"description": desc, "content": map[string]any{"application/json": map[string]any{"schema": schema}}}

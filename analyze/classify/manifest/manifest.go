@@ -286,8 +286,18 @@ func Parse(data []byte) (Manifest, error) {
 	return m, nil
 }
 
-// SetDefaults fills in the documented defaults of unset fields.
+// SetDefaults writes the enumerated fields (target, face.crop, input.layout, input.color,
+// input.resize, input.crop) in their canonical case, so that any case is accepted ("nchw",
+// "Frame"), and fills in the documented defaults of unset fields.
 func (m *Manifest) SetDefaults() {
+	m.Target = strings.ToLower(m.Target)
+	if m.Face != nil {
+		m.Face.Crop = strings.ToLower(m.Face.Crop)
+	}
+	m.Input.Layout = strings.ToUpper(m.Input.Layout)
+	m.Input.Color = strings.ToUpper(m.Input.Color)
+	m.Input.Resize = strings.ToLower(m.Input.Resize)
+	m.Input.Crop = strings.ToLower(m.Input.Crop)
 	if m.Target == "" {
 		m.Target = TargetFrame
 	}

@@ -79,7 +79,7 @@ func backboneEntry(info *jetstream.ObjectInfo) (BackboneEntry, error) {
 // returns its entry. A model over the size limit is ErrTooLarge.
 func (b *Backbones) Put(ctx context.Context, name string, model []byte) (BackboneEntry, error) {
 	if !manifest.ValidName(name) {
-		return BackboneEntry{}, fmt.Errorf("backbone %q: %w: a name is 1-64 letters, digits, '.', '_' or '-'", name, manifest.ErrInvalid)
+		return BackboneEntry{}, fmt.Errorf("backbone %q: %w: a name is 1-64 characters a-z, 0-9, '_' or '-', starting with a letter or digit", name, manifest.ErrInvalid)
 	}
 	if int64(len(model)) > b.max {
 		return BackboneEntry{}, fmt.Errorf("backbone %s: %w: %d bytes, at most %d", name, ErrTooLarge, len(model), b.max)

@@ -983,7 +983,7 @@
     e.preventDefault();
     const file = $("bb-file").files[0], st = $("bb-status");
     if (!file) return;
-    const name = $("bb-name").value.trim() || file.name.replace(/\.onnx$/i, "").replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 64);
+    const name = $("bb-name").value.trim() || file.name.replace(/\.onnx$/i, "").toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^[-_]+/, "").slice(0, 64);
     st.className = ""; st.textContent = "Uploading " + name + "…";
     const r = await apiJSON("/v1/classifier-backbones/" + encodeURIComponent(name), { method: "PUT",
       headers: { "Content-Type": "application/octet-stream" }, body: file });
