@@ -24,7 +24,7 @@ func openAPI(projects bool) httpapi.Doc {
 				"responses": map[string]any{"200": jsonBody("the classifiers", map[string]any{"type": "object", "properties": map[string]any{
 					"classifiers": map[string]any{"type": "array", "items": ref("ClassifierInfo")}}})}},
 			"post": map[string]any{"tags": tag, "summary": "Register an ONNX classifier with its manifest",
-				"description": "multipart/form-data with a `manifest` part (YAML or JSON) and a `model` part (.onnx). The model is loaded and run once; what does not fit the manifest is refused with a precise message. It replaces a classifier of the same name and reaches every analyzer through the object store.",
+				"description": "multipart/form-data with a `manifest` part (a ClassifierManifest as YAML or JSON) and a `model` part (.onnx). The model is loaded and run once; what does not fit the manifest is refused with a precise message. It replaces a classifier of the same name and reaches every analyzer through the object store.",
 				"requestBody": map[string]any{"required": true, "content": map[string]any{"multipart/form-data": map[string]any{"schema": map[string]any{
 					"type": "object", "required": []any{"manifest", "model"}, "properties": map[string]any{
 						"manifest": map[string]any{"type": "string", "format": "binary"}, "model": map[string]any{"type": "string", "format": "binary"}}}}}},
@@ -90,7 +90,7 @@ func openAPI(projects bool) httpapi.Doc {
 	schemas := map[string]any{
 		"ClassifierInfo": map[string]any{"type": "object", "properties": map[string]any{
 			"name": map[string]any{"type": "string"}, "state": map[string]any{"type": "string", "enum": []any{"loaded", "failed"}},
-			"error": map[string]any{"type": "string"}, "manifest": map[string]any{"type": "object"},
+			"error": map[string]any{"type": "string"}, "manifest": ref("ClassifierManifest"),
 			"size": map[string]any{"type": "integer"}, "loaded_at": map[string]any{"type": "string", "format": "date-time"}}},
 		"ClassifyResult": map[string]any{"type": "object", "properties": map[string]any{
 			"width": map[string]any{"type": "integer"}, "height": map[string]any{"type": "integer"}, "faces": map[string]any{"type": "integer"},
@@ -102,6 +102,9 @@ func openAPI(projects bool) httpapi.Doc {
 			"name": map[string]any{"type": "string"}, "state": map[string]any{"type": "string", "enum": []any{"new", "ready", "training", "trained", "failed", "interrupted"}},
 			"spec": map[string]any{"type": "object"}, "dataset": map[string]any{"type": "object"}, "progress": map[string]any{"type": "object"},
 			"error": map[string]any{"type": "string"}, "report": map[string]any{"type": "object"}, "classifier": map[string]any{"type": "string"}}},
+	}
+	for k, v := range manifestSchemas() {
+		schemas[k] = v
 	}
 	return httpapi.Doc{Paths: paths, Schemas: schemas, Tags: []map[string]any{
 		{"name": "classifiers", "description": "Custom image classifiers: register ONNX models, run them on images."},
