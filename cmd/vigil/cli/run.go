@@ -76,7 +76,8 @@ type runFlags struct {
 // newRunFlags registers vigil run's flags on a new flag set, bound to st's configuration.
 func newRunFlags(st *settings) (*runFlags, *flag.FlagSet) {
 	fs := newFlagSet("run", "Runs every role in one process with an embedded NATS server: ingest reads the sources,\n"+
-		"analyze runs the face models, sink prints results as JSON lines. Ctrl-C stops cleanly.")
+		"analyze runs the face models, track follows faces; results go to NATS (vigil.results.<stream>), the web view and the\n"+
+		"event history, and to stdout as JSON lines with --print (the default with --once). Ctrl-C stops cleanly.")
 	f := &runFlags{st: st}
 	f.lf.register(fs)
 	f.inf.register(fs, true)
