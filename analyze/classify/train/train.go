@@ -43,6 +43,11 @@ type Config struct {
 	L2Normalize bool
 	// Seed makes the split and the shuffling reproducible. Default 1.
 	Seed uint64
+	// Augment, when set, holds for each sample of x (same index) extra feature vectors of the
+	// same image augmented (mirrored, cropped). They join the training split with their image
+	// and never the validation split or a held-out fold, so that no image is scored on a copy
+	// of itself. Default none.
+	Augment [][][]float32
 	// Progress, when set, is called after every epoch.
 	Progress func(Progress)
 }
@@ -312,7 +317,79 @@ func (m *model) logits(x []float64, out []float64) {
 	}
 }
 
+// SelectL2 picks the weight decay by k-fold cross-validation: CrossValidate for each value of
+// grid, the best mean accuracy winning and, among equals, the larger decay (the simpler head).
+// It returns the choice with every value's figures; cfg.L2 is ignored.
+func SelectL2(ctx context.Context, x [][]float32, y []int, labels []string, k int, grid []float64, cfg Config) (L2Choice, error) {
+	if len(grid) == 0 {
+		return L2Choice{}, errors.New("train: empty weight-decay grid")
+	}
+	var ch L2Choice
+	for i, l2 := range grid {
+		c := cfg
+		c.L2 = l2
+		cv, err := CrossValidate(ctx, x, y, labels, k, c)
+		if err != nil {
+			return L2Choice{}, fmt.Errorf("weight decay %g: %w", l2, err)
+		}
+		ch.Grid = append(ch.Grid, L2Score{L2: l2, Mean: cv.Mean, Std: cv.Std})
+		if i == 0 || cv.Mean > ch.CV.Mean+1e-9 || math.Abs(cv.Mean-ch.CV.Mean) <= 1e-9 && l2 > ch.L2 {
+			ch.L2, ch.CV = l2, cv
+		}
+	}
+	return ch, nil
+}
+
+// L2Choice is SelectL2's result: the chosen weight decay, its cross-validation, and every
+// candidate's figures.
+type L2Choice struct {
+	L2   float64   `json:"l2"`
+	CV   CVReport  `json:"cross_validation"`
+	Grid []L2Score `json:"grid"`
+}
+
+// L2Score is one weight decay's k-fold accuracy (mean and standard deviation over folds).
+type L2Score struct {
+	L2   float64 `json:"l2"`
+	Mean float64 `json:"mean"`
+	Std  float64 `json:"std"`
+}
+
+// FitAll trains a head on every sample (no validation split) for exactly epochs epochs: the
+// final model once the number of epochs (and the other settings) have been chosen on held-out
+// data. Its report has no validation figures.
+func FitAll(ctx context.Context, x [][]float32, y []int, labels []string, epochs int, cfg Config) (*Head, Report, error) {
+	cfg.setDefaults()
+	if _, err := checkData(x, y, len(labels), 1); err != nil {
+		return nil, Report{}, err
+	}
+	cfg.MaxEpochs = max(epochs, 1)
+	all := make([]int, len(x))
+	for i := range all {
+		all[i] = i
+	}
+	return fitSplit(ctx, x, y, labels, all, nil, cfg, rand.New(rand.NewPCG(cfg.Seed, 0xa11)))
+}
+
 func fitSplit(ctx context.Context, x [][]float32, y []int, labels []string, trainIdx, valIdx []int, cfg Config, rng *rand.Rand) (*Head, Report, error) {
+	if cfg.Augment != nil {
+		// The training images' augmented copies join the training split (after the originals,
+		// so that indexes into x keep their meaning).
+		x, y, trainIdx = slices.Clone(x), slices.Clone(y), slices.Clone(trainIdx)
+		for _, i := range trainIdx[:len(trainIdx):len(trainIdx)] {
+			if i >= len(cfg.Augment) {
+				continue
+			}
+			for _, a := range cfg.Augment[i] {
+				if len(a) != len(x[0]) {
+					return nil, Report{}, fmt.Errorf("%w: augmented vector of sample %d has %d values, want %d", ErrData, i, len(a), len(x[0]))
+				}
+				trainIdx = append(trainIdx, len(x))
+				x = append(x, a)
+				y = append(y, y[i])
+			}
+		}
+	}
 	k, d := len(labels), len(x[0])
 	// Features as float64, normalised, then standardised with the training split's statistics.
 	feats := make([][]float64, len(x))
@@ -425,7 +502,9 @@ func fitSplit(ctx context.Context, x [][]float32, y []int, labels []string, trai
 		if cfg.Progress != nil {
 			cfg.Progress(Progress{Epoch: epoch, MaxEpochs: cfg.MaxEpochs, TrainLoss: trainLoss / float64(len(order)), ValLoss: valLoss, ValAccuracy: valAcc})
 		}
-		if valLoss < bestLoss-1e-6 {
+		if len(valIdx) == 0 { // FitAll: a fixed number of epochs, the last one kept
+			best, bestEpoch = m, epoch
+		} else if valLoss < bestLoss-1e-6 {
 			best, bestLoss, bestEpoch = m.clone(), valLoss, epoch
 		} else if epoch-bestEpoch >= cfg.Patience {
 			break
