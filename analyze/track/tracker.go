@@ -297,7 +297,7 @@ func (t *Tracker) Update(res *result.Result) Step {
 				tr.hasHeads, tr.headsAt, tr.headsQuality = true, now, q
 			}
 		}
-		if len(f.Embedding) > 0 {
+		if len(f.Embedding) > 0 || f.TooSmall && f.Age != nil && f.Gender != nil { // a too small face's settle run counts
 			tr.embSamples++
 		}
 		tr.attrs.take(f, q, res.Seq, now, t.cfg.AgeWindow)
@@ -681,6 +681,15 @@ func freshHeads(f result.Face, heads []string) []string {
 		}
 		if ok {
 			out = append(out, h)
+		}
+	}
+	// A face too small to recognise gets no embedding or liveness (result.Face.TooSmall): when
+	// its frame ran heads, those count as run, or the track would ask for them on every frame.
+	if f.TooSmall && len(out) > 0 {
+		for _, h := range heads {
+			if (h == "embedding" || h == "liveness") && !slices.Contains(out, h) {
+				out = append(out, h)
+			}
 		}
 	}
 	return out
