@@ -69,7 +69,7 @@ func TestRoleJetStream(t *testing.T) {
 	if err := client.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every frame received", func() bool { return role.Stats().Received == n })
+	testenv.Eventually(t, 60*time.Second, "every frame received", func() bool { return role.Stats().Received == n })
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

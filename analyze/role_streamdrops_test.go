@@ -6,6 +6,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // TestRoleDropsByStream: drops are counted by stream as well as by reason, and every stream a
@@ -19,7 +20,7 @@ func TestRoleDropsByStream(t *testing.T) {
 	}
 	h.publish(t, frame.Frame{Stream: "ahead", Seq: 1, Captured: now.Add(time.Hour), Width: 4, Height: 4, Encoding: frame.EncodingJPEG,
 		Data: []byte("not a jpeg either")})
-	waitFor(t, "4 drops", func() bool {
+	testenv.Eventually(t, 60*time.Second, "4 drops", func() bool {
 		s := h.role.Stats()
 		return s.Dropped[result.ReasonDecode]+s.Dropped[result.ReasonFutureCapture] == 4
 	})

@@ -69,17 +69,6 @@ func (o *outcomes) count() int {
 	return len(o.results) + len(o.drops)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type harness struct {
 	nc     *nats.Conn
 	role   *Role
@@ -179,7 +168,7 @@ func TestRoleResultsAndDrops(t *testing.T) {
 	if err := h.nc.PublishMsg(bad); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "5 outcomes", func() bool { return o.count() == 5 })
+	testenv.Eventually(t, 60*time.Second, "5 outcomes", func() bool { return o.count() == 5 })
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r, ok := o.results[1]
@@ -209,9 +198,9 @@ func TestRoleDrainsOnShutdown(t *testing.T) {
 	if err := h.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "all frames received", func() bool { return h.role.Stats().Received == n })
+	testenv.Eventually(t, 60*time.Second, "all frames received", func() bool { return h.role.Stats().Received == n })
 	h.stop(t) // cancel while most frames are still queued
-	waitFor(t, "an outcome for every frame", func() bool { return o.count() == n })
+	testenv.Eventually(t, 60*time.Second, "an outcome for every frame", func() bool { return o.count() == n })
 	st := h.role.Stats()
 	if st.Analyzed != n {
 		t.Fatalf("analysed %d of %d frames taken before shutdown (drops %v)", st.Analyzed, n, st.Dropped)
@@ -236,13 +225,13 @@ func TestRoleBoundedQueue(t *testing.T) {
 		}
 		return sum
 	}
-	waitFor(t, "every frame analysed or counted as dropped", func() bool { return accounted() == n })
+	testenv.Eventually(t, 60*time.Second, "every frame analysed or counted as dropped", func() bool { return accounted() == n })
 	st := h.role.Stats()
 	if st.Dropped[result.ReasonQueue] == 0 {
 		t.Fatalf("no queue drops with a queue of 1 and %d streams at once: %+v", n, st)
 	}
 	// Every frame the analyzer parsed has an announced outcome.
-	waitFor(t, "announced outcomes", func() bool { return uint64(o.count()) == n-st.Dropped[ReasonSlowConsumer] })
+	testenv.Eventually(t, 60*time.Second, "announced outcomes", func() bool { return uint64(o.count()) == n-st.Dropped[ReasonSlowConsumer] })
 	b, _ := json.Marshal(st)
 	t.Logf("stats: %s", b)
 }
@@ -307,7 +296,7 @@ func TestRoleNewestFrameUnderOverload(t *testing.T) {
 		maxQueued = max(maxQueued, h.role.Stats().Queued)
 	}
 	total := streams * perStream
-	waitFor(t, "an outcome for every frame", func() bool {
+	testenv.Eventually(t, 60*time.Second, "an outcome for every frame", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		n := len(dropped)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 func TestBackoffSchedule(t *testing.T) {
@@ -83,7 +85,7 @@ func TestReconnectorRetries(t *testing.T) {
 		_, err := r.Read(ctx)
 		done <- err
 	}()
-	eventually(t, 10*time.Second, "three failed attempts in backoff", func() bool {
+	testenv.Eventually(t, 10*time.Second, "three failed attempts in backoff", func() bool {
 		st := r.Stats()
 		return st.Failures >= 4 && st.State == StateBackoff
 	})

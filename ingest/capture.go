@@ -63,6 +63,14 @@ func (s *captureSource) Read(ctx context.Context) (RawFrame, error) {
 	if err := ctx.Err(); err != nil {
 		return RawFrame{}, err
 	}
+	sampling := s.opts.Sample != nil && !s.live
+	skipped, presampled := 0, false
+	if sampling && s.frames > 0 {
+		var err error
+		if skipped, presampled, err = s.skipRefused(ctx); err != nil {
+			return RawFrame{}, err
+		}
+	}
 	m := gocv.NewMat()
 	for attempt := 0; ; attempt++ {
 		if s.cap.Read(&m) && !m.Empty() {
@@ -128,7 +136,39 @@ func (s *captureSource) Read(ctx context.Context) (RawFrame, error) {
 		m.Close()
 		m = conv
 	}
-	return RawFrame{Mat: m, Media: media, Captured: now}, nil
+	if sampling && !presampled {
+		// The first frame (or one after a rewind): ask now; a refusal is left to the caller.
+		presampled = s.opts.Sample(media)
+	}
+	return RawFrame{Mat: m, Media: media, Captured: now, Sampled: presampled, Skipped: skipped}, nil
+}
+
+// skipRefused grabs, without converting them, the frames Sample refuses, predicting each next
+// frame's media time from the last one and the nominal period. It returns how many it skipped
+// and whether Sample accepted the frame Read converts next (false when the file ended first).
+func (s *captureSource) skipRefused(ctx context.Context) (int, bool, error) {
+	skipped := 0
+	for {
+		if s.opts.Sample(s.loopBase + s.lastPos + s.period) {
+			return skipped, true, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return skipped, false, err
+		}
+		before := s.cap.Get(gocv.VideoCapturePosFrames)
+		s.cap.Grab(1)
+		if s.cap.Get(gocv.VideoCapturePosFrames) == before {
+			return skipped, false, nil // at the end: Read reports it
+		}
+		pos := time.Duration(s.cap.Get(gocv.VideoCapturePosMsec) * float64(time.Millisecond))
+		if pos <= s.lastPos {
+			pos = s.lastPos + s.period // container without timestamps
+		}
+		s.lastPos = pos
+		s.frames++
+		s.inLoop++
+		skipped++
+	}
 }
 
 func (s *captureSource) Close() error {

@@ -21,7 +21,12 @@ func (t timedSource) Read(ctx context.Context) (RawFrame, error) {
 	start := time.Now()
 	f, err := t.Source.Read(ctx)
 	if err == nil {
-		t.obs.decodeTime(time.Since(start))
+		// One observation per decoded frame: the frames the source skipped before this one
+		// (OpenOptions.Sample) share the time.
+		per := time.Since(start) / time.Duration(f.Skipped+1)
+		for range f.Skipped + 1 {
+			t.obs.decodeTime(per)
+		}
 	}
 	return f, err
 }

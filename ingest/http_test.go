@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // mjpegFrames encodes n distinct w x h JPEG frames.
@@ -109,7 +111,7 @@ func TestHTTPVideo(t *testing.T) {
 	}
 	defer src.Close()
 	readFrames(ctx, t, src, 5, 596, 336)
-	eventually(t, 20*time.Second, "the clip's end and a reconnection", func() bool { return src.Stats().Reconnects > 0 })
+	testenv.Eventually(t, 20*time.Second, "the clip's end and a reconnection", func() bool { return src.Stats().Reconnects > 0 })
 	readFrames(ctx, t, src, 5, 596, 336)
 	if st := src.Stats(); !strings.Contains(st.LastError, "stream ended") {
 		t.Fatalf("last error %q, want the stream's end", st.LastError)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // TestLatestSlowConsumer: over a file decoded as fast as possible, a consumer that takes a
@@ -70,7 +72,7 @@ func TestLatestClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Mat.Close()
-	eventually(t, 5*time.Second, "a frame waiting", func() bool { return l.Stats().FramesRead >= 3 })
+	testenv.Eventually(t, 5*time.Second, "a frame waiting", func() bool { return l.Stats().FramesRead >= 3 })
 	if st := l.Stats(); st.State != StateLive {
 		t.Fatalf("state %v while reading", st.State)
 	}

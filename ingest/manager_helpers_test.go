@@ -268,7 +268,7 @@ func ratio(t *testing.T, m *Manager, stream string, n uint64) float64 {
 	t.Helper()
 	s0 := m.Stats()[stream]
 	var s1 StreamStats
-	eventually(t, 60*time.Second, fmt.Sprintf("%d more decoded frames of %s", n, stream), func() bool {
+	testenv.Eventually(t, 60*time.Second, fmt.Sprintf("%d more decoded frames of %s", n, stream), func() bool {
 		s1 = m.Stats()[stream]
 		return s1.Decoded >= s0.Decoded+n
 	})

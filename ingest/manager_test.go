@@ -39,7 +39,7 @@ func TestManagerHTTP(t *testing.T) {
 	otherAlive := func(what string) {
 		t.Helper()
 		n := e.mgr.Stats()["other"].Published
-		eventually(t, 30*time.Second, "the other stream to keep publishing after "+what, func() bool {
+		testenv.Eventually(t, 30*time.Second, "the other stream to keep publishing after "+what, func() bool {
 			return e.mgr.Stats()["other"].Published >= n+2
 		})
 	}
@@ -336,7 +336,7 @@ func TestManagerFailingSource(t *testing.T) {
 	if r := httpCall(t, "POST", e.url, []byte(`{"name":"bad","source":"rtsp://127.0.0.1:1/none"}`)); r.status != http.StatusCreated {
 		t.Fatalf("create bad: %v", r)
 	}
-	eventually(t, 30*time.Second, "two failed attempts", func() bool {
+	testenv.Eventually(t, 30*time.Second, "two failed attempts", func() bool {
 		st, _ := e.mgr.Status("bad")
 		return st.Reconnects >= 2
 	})
@@ -379,7 +379,7 @@ func TestManagerFileEnds(t *testing.T) {
 	if _, err := eos.NextMsg(30 * time.Second); err != nil {
 		t.Fatalf("no end of stream: %v", err)
 	}
-	eventually(t, 10*time.Second, "the ended state", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the ended state", func() bool {
 		st, _ := e.mgr.Status("clip")
 		return st.State == streams.StateEnded
 	})
@@ -409,7 +409,7 @@ func TestManagerClose(t *testing.T) {
 			t.Fatalf("create %s: %v", name, r)
 		}
 	}
-	eventually(t, 30*time.Second, "three streams publishing", func() bool {
+	testenv.Eventually(t, 30*time.Second, "three streams publishing", func() bool {
 		s := e.mgr.Stats()
 		return s["a"].Published > 0 && s["b"].Published > 0 && s["c"].Published > 0
 	})

@@ -90,7 +90,7 @@ func TestManagerMetrics(t *testing.T) {
 		}
 		return v
 	}
-	eventually(t, 30*time.Second, "cam to publish 6 frames and broken to fail twice", func() bool {
+	testenv.Eventually(t, 30*time.Second, "cam to publish 6 frames and broken to fail twice", func() bool {
 		return get("vigil_ingest_stream_frames_published_total", "stream", "cam") >= 6 &&
 			get("vigil_ingest_stream_source_failures_total", "stream", "broken") >= 2
 	})
@@ -178,7 +178,7 @@ func TestManagerRTSP(t *testing.T) {
 		t.Fatalf("state %q", st.State)
 	}
 	srv.KillPublisher()
-	eventually(t, 30*time.Second, "the loss to be noticed", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the loss to be noticed", func() bool {
 		v, _ := metricValue(t, reg, "vigil_ingest_stream_source_failures_total", map[string]string{"stream": "gate"})
 		return v >= 1
 	})
@@ -195,7 +195,7 @@ func TestManagerRTSP(t *testing.T) {
 			break
 		}
 	}
-	eventually(t, 10*time.Second, "the reconnection to be counted", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the reconnection to be counted", func() bool {
 		v, _ := metricValue(t, reg, "vigil_ingest_stream_reconnects_total", map[string]string{"stream": "gate"})
 		return v >= 1
 	})

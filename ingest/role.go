@@ -49,9 +49,10 @@ func (r *Role) Run(ctx context.Context) error {
 	errs := make([]error, len(r.Streams))
 	for i, cfg := range r.Streams {
 		cfg := cfg
-		run := &streamRunner{cfg: cfg, nc: r.Conn, log: r.Log, open: func(ctx context.Context) (Source, error) {
-			return Open(ctx, cfg.Source, OpenOptions{Loop: cfg.Loop && !cfg.Once, Realtime: cfg.Realtime && !cfg.Once})
-		}}
+		run := &streamRunner{cfg: cfg, nc: r.Conn, log: r.Log}
+		run.open = func(ctx context.Context) (Source, error) {
+			return Open(ctx, cfg.Source, OpenOptions{Loop: cfg.Loop && !cfg.Once, Realtime: cfg.Realtime && !cfg.Once, Sample: run.keep})
+		}
 		r.mu.Lock()
 		r.runners = append(r.runners, run)
 		r.mu.Unlock()

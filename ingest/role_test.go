@@ -102,7 +102,7 @@ func TestOnceFileThroughAnalyzer(t *testing.T) {
 	if err := role.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "end of stream", func() bool { mu.Lock(); defer mu.Unlock(); return eos != nil })
+	testenv.Eventually(t, 60*time.Second, "end of stream", func() bool { mu.Lock(); defer mu.Unlock(); return eos != nil })
 	mu.Lock()
 	defer mu.Unlock()
 	st := role.Stats()["fer"]
@@ -224,17 +224,6 @@ func TestOpenErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Open(%q): %v, want an error mentioning %q", spec, err, want)
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -13,23 +13,8 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/ingest/rtsptest"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
-
-// eventually polls cond every 10 ms until it holds, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}
 
 // readFrames reads n frames, checks their size and closes them.
 func readFrames(ctx context.Context, t *testing.T, src Source, n, w, h int) {
@@ -140,7 +125,7 @@ func TestRTSPServerRestart(t *testing.T) {
 	readFrames(ctx, t, src, 5, 596, 336)
 
 	srv.Stop()
-	eventually(t, 10*time.Second, "the source to back off", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the source to back off", func() bool {
 		return liveStats(t, src).State == StateBackoff
 	})
 	st := liveStats(t, src)
@@ -182,7 +167,7 @@ func TestRTSPFreeze(t *testing.T) {
 	if err := srv.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the read timeout", func() bool { return src.Stats().Failures > 0 })
+	testenv.Eventually(t, 10*time.Second, "the read timeout", func() bool { return src.Stats().Failures > 0 })
 	noticed := time.Since(frozen)
 	st := src.Stats()
 	t.Logf("freeze noticed after %v: %+v", noticed.Round(time.Millisecond), st)
@@ -363,7 +348,7 @@ func TestGStreamerBackend(t *testing.T) {
 	defer src.Close()
 	readFrames(ctx, t, src, 10, 596, 336)
 	srv.Stop()
-	eventually(t, 10*time.Second, "the loss to be noticed", func() bool { return src.Stats().Failures > 0 })
+	testenv.Eventually(t, 10*time.Second, "the loss to be noticed", func() bool { return src.Stats().Failures > 0 })
 	restarted := time.Now()
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

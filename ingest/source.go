@@ -29,6 +29,12 @@ type RawFrame struct {
 	Media time.Duration
 	// Captured is when the frame was decoded.
 	Captured time.Time
+	// Sampled is true when the source already asked OpenOptions.Sample about this frame and
+	// was told to keep it: the caller must not sample it again.
+	Sampled bool
+	// Skipped counts the frames the source decoded before this one and dropped because Sample
+	// refused them (without converting them to BGR).
+	Skipped int
 }
 
 // Source is a video source.
@@ -52,6 +58,13 @@ type OpenOptions struct {
 	Loop bool
 	// Realtime paces a file at its own frame rate, as a camera would deliver it. Default false.
 	Realtime bool
+	// Sample, when set, is asked about each frame of a file by its media time before the frame
+	// is converted to BGR: frames it refuses are only decoded (the conversion, about a third of
+	// a 720p frame's decode cost, is skipped) and counted in the next RawFrame's Skipped; the
+	// frames it keeps come back with Sampled set. The source predicts a frame's media time from
+	// the previous one and the nominal frame rate. Frames skipped after a file's last kept frame
+	// are not counted (no RawFrame carries them). Default nil: every frame is converted.
+	Sample func(media time.Duration) bool
 }
 
 // Open opens the source named by spec, dispatching on its scheme:

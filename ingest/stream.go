@@ -106,6 +106,8 @@ type streamRunner struct {
 	tune atomic.Pointer[tuning]
 	// obs receives per-frame events for status and metrics (the Manager's); nil for none.
 	obs *streamObs
+	// sampler keeps the stream's rate; owned by run's goroutine (sources call keep from Read).
+	sampler *Sampler
 
 	decoded, published, skipped, errs atomic.Uint64
 }
@@ -135,13 +137,13 @@ func (r *streamRunner) run(ctx context.Context) error {
 		return fmt.Errorf("stream %s: %w", r.cfg.Name, err)
 	}
 	defer heads.Close()
+	fps := r.settings().FPS
+	r.sampler = NewSampler(fps)
 	src, err := r.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	fps := r.settings().FPS
-	sampler := NewSampler(fps)
 	var seq uint64
 	for {
 		raw, err := src.Read(ctx)
@@ -159,12 +161,18 @@ func (r *streamRunner) run(ctx context.Context) error {
 			}
 			return err
 		}
+		for range raw.Skipped { // decoded by the source, refused by keep before conversion
+			r.decoded.Add(1)
+			r.obs.decodedFrame(raw.Mat.Cols(), raw.Mat.Rows())
+			r.skipped.Add(1)
+			r.obs.drop(dropSampled)
+		}
 		r.decoded.Add(1)
 		r.obs.decodedFrame(raw.Mat.Cols(), raw.Mat.Rows())
 		if t := r.settings(); t.FPS != fps {
-			fps, sampler = t.FPS, NewSampler(t.FPS)
+			fps, r.sampler = t.FPS, NewSampler(t.FPS)
 		}
-		if !sampler.Keep(raw.Media) {
+		if !raw.Sampled && !r.sampler.Keep(raw.Media) {
 			raw.Mat.Close()
 			r.skipped.Add(1)
 			r.obs.drop(dropSampled)
@@ -184,6 +192,10 @@ func (r *streamRunner) run(ctx context.Context) error {
 		r.published.Add(1)
 	}
 }
+
+// keep is the stream's sampling decision for a frame at media time t, for sources that sample
+// before converting frames (OpenOptions.Sample). Call it only from run's goroutine.
+func (r *streamRunner) keep(t time.Duration) bool { return r.sampler.Keep(t) }
 
 func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame, heads []string) error {
 	defer raw.Mat.Close()

@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/bus/bustest"
 	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // memSink records results; failFirst makes the first Write of each seq fail once.
@@ -94,17 +95,6 @@ func storeResults(t *testing.T, js jetstream.JetStream, stream string, from, to 
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling
-	}
-}
-
 // runRole starts r and returns a stop function that cancels it and returns Run's error.
 func runRole(t *testing.T, r *Role) func() error {
 	t.Helper()
@@ -138,7 +128,7 @@ func TestDurableResume(t *testing.T) {
 	first := &memSink{}
 	r1 := &Role{Conn: nc, Sinks: []Sink{first}, JetStream: js, AckWait: 2 * time.Second}
 	stop := runRole(t, r1)
-	waitFor(t, "10 results", func() bool { return first.len() == 10 })
+	testenv.Eventually(t, 30*time.Second, "10 results", func() bool { return first.len() == 10 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -146,9 +136,9 @@ func TestDurableResume(t *testing.T) {
 	second := &memSink{}
 	r2 := &Role{Conn: nc, Sinks: []Sink{second}, JetStream: js, AckWait: 2 * time.Second}
 	stop = runRole(t, r2)
-	waitFor(t, "15 more results", func() bool { return second.len() == 15 })
+	testenv.Eventually(t, 30*time.Second, "15 more results", func() bool { return second.len() == 15 })
 	storeResults(t, js, "cam", 26, 30)
-	waitFor(t, "5 live results", func() bool { return second.len() == 20 })
+	testenv.Eventually(t, 30*time.Second, "5 live results", func() bool { return second.len() == 20 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +164,7 @@ func TestDurableAckAfterWrite(t *testing.T) {
 	r := &Role{Conn: nc, Sinks: []Sink{flaky}, JetStream: js, AckWait: time.Second, Durable: "flaky"}
 	stop := runRole(t, r)
 	storeResults(t, js, "cam", 1, 5)
-	waitFor(t, "every result after a redelivery", func() bool { return flaky.len() == 5 })
+	testenv.Eventually(t, 30*time.Second, "every result after a redelivery", func() bool { return flaky.len() == 5 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

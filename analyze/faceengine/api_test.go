@@ -243,18 +243,6 @@ func hugePNG(w, h uint32) []byte {
 	return b.Bytes()
 }
 
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		<-time.After(5 * time.Millisecond) // poll interval
-	}
-}
-
 func unitLength(e []float32) float64 {
 	var s float64
 	for _, v := range e {
@@ -411,7 +399,7 @@ func TestAPI(t *testing.T) {
 			r.header.Get("Location") != "/v1/identities/barack-obama" {
 			t.Fatalf("enrolled %+v (Location %q)", enrolled, r.header.Get("Location"))
 		}
-		eventually(t, time.Second, "another analyzer matches the enrollment", func() bool {
+		testenv.Eventually(t, time.Second, "another analyzer matches the enrollment", func() bool {
 			name, _, ok := other.Match(embed(obamaTest))
 			return ok && name == "Barack Obama"
 		})
@@ -504,7 +492,7 @@ func TestAPI(t *testing.T) {
 		if idf.Faces[0].Identity != nil {
 			t.Fatalf("a deleted identity still matches: %s", mustJSON(idf))
 		}
-		eventually(t, time.Second, "another analyzer forgets the deleted identity", func() bool {
+		testenv.Eventually(t, time.Second, "another analyzer forgets the deleted identity", func() bool {
 			_, _, ok := other.Match(embed(obamaTest))
 			return !ok
 		})

@@ -45,7 +45,7 @@ func TestAPICorruptIdentityRecord(t *testing.T) {
 	if f.store.CorruptReads() < 2 {
 		t.Fatalf("CorruptReads = %d, want the GET and the list counted", f.store.CorruptReads())
 	}
-	eventually(t, 5*time.Second, "the watcher counts the corrupt record", func() bool { return f.gal.Corrupt() == 1 })
+	testenv.Eventually(t, 5*time.Second, "the watcher counts the corrupt record", func() bool { return f.gal.Corrupt() == 1 })
 	call(t, "DELETE", f.url+"/v1/identities/mallory", nil, "").ok(t, "delete corrupt", 204, nil)
 	call(t, "GET", f.url+"/v1/identities/mallory", nil, "").fails(t, "get deleted", 404, "identity_not_found")
 	if !strings.Contains(string(call(t, "GET", f.url+"/v1/identities", nil, "").body), `"identities"`) {

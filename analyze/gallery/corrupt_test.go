@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // A corrupt stored record is skipped alike everywhere: Get fails with ErrRecord (not a store
@@ -34,7 +36,7 @@ func TestCorruptRecordSkippedEverywhere(t *testing.T) {
 	if len(list) != 1 || list[0].Name != "Alice" || SkippedRecords(err) != 2 {
 		t.Fatalf("List = %d identities, skipped %d (%v); want Alice and 2 skipped", len(list), SkippedRecords(err), err)
 	}
-	eventually(t, 2*time.Second, "the watcher counts both corrupt records", func() bool { return g.Corrupt() == 2 })
+	testenv.Eventually(t, 2*time.Second, "the watcher counts both corrupt records", func() bool { return g.Corrupt() == 2 })
 	if g.Len() != 1 {
 		t.Fatalf("the watcher indexed %d identities, want 1", g.Len())
 	}
@@ -44,7 +46,7 @@ func TestCorruptRecordSkippedEverywhere(t *testing.T) {
 	if _, err := s.Get(ctx, "mallory"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
 	}
-	eventually(t, 2*time.Second, "the watcher sees the corrupt record go", func() bool { return g.Corrupt() == 1 })
+	testenv.Eventually(t, 2*time.Second, "the watcher sees the corrupt record go", func() bool { return g.Corrupt() == 1 })
 	if SkippedRecords(errors.New("other")) != 0 || SkippedRecords(nil) != 0 {
 		t.Fatal("SkippedRecords counts errors that are not ErrRecord")
 	}

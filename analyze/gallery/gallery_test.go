@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -301,18 +302,6 @@ func TestConcurrentAdds(t *testing.T) {
 	}
 }
 
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		<-time.After(5 * time.Millisecond) // poll interval
-	}
-}
-
 // TestGalleryFollowsTheBucket: a Gallery started before and one started after a write both see
 // it, within a second, and see deletions; a corrupt record is skipped and logged.
 func TestGalleryFollowsTheBucket(t *testing.T) {
@@ -340,7 +329,7 @@ func TestGalleryFollowsTheBucket(t *testing.T) {
 	if _, err := s.Create(ctx, "Alice", []NewPhoto{{Embedding: a}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "enrollment reaches the watcher", func() bool { _, _, ok := g1.Match(near(a, 0.8, 4)); return ok })
+	testenv.Eventually(t, time.Second, "enrollment reaches the watcher", func() bool { _, _, ok := g1.Match(near(a, 0.8, 4)); return ok })
 	t.Logf("enrollment visible to the watcher after %v", time.Since(start))
 
 	g2 := Watch(s, WatchConfig{Threshold: 0.95, Log: slog.New(slog.DiscardHandler)})
@@ -362,8 +351,8 @@ func TestGalleryFollowsTheBucket(t *testing.T) {
 	if err := s.Delete(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "deletion reaches the watcher", func() bool { _, _, ok := g1.Match(a); return !ok })
-	eventually(t, time.Second, "the corrupt record is logged", func() bool { return strings.Contains(logs.String(), "mallory") })
+	testenv.Eventually(t, time.Second, "deletion reaches the watcher", func() bool { _, _, ok := g1.Match(a); return !ok })
+	testenv.Eventually(t, time.Second, "the corrupt record is logged", func() bool { return strings.Contains(logs.String(), "mallory") })
 	if g1.Len() != 1 {
 		t.Fatalf("%d identities after delete, want 1", g1.Len())
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/testenv"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -197,11 +198,11 @@ func TestRoleReordersTracksAndEnds(t *testing.T) {
 		t.Fatalf("appeared crop %+v", app[0].Crop)
 	}
 	var got []string
-	eventually(t, 10*time.Second, "the heads request at ingest", func() bool { got = append(got, inbox.Take()...); return len(got) > 0 })
+	testenv.Eventually(t, 10*time.Second, "the heads request at ingest", func() bool { got = append(got, inbox.Take()...); return len(got) > 0 })
 	if !slices.Equal(got, event.DefaultHeads) {
 		t.Fatalf("ingest inbox has heads %v, want %v", got, event.DefaultHeads)
 	}
-	eventually(t, 10*time.Second, "the role's counters", func() bool { return role.Stats().Events[event.KindLeft] == 1 })
+	testenv.Eventually(t, 10*time.Second, "the role's counters", func() bool { return role.Stats().Events[event.KindLeft] == 1 })
 	if s := role.Stats(); s.HeadsRequests != 1 || s.Results != 11 || s.Streams != 0 || s.Events[event.KindLeft] != 1 {
 		t.Fatalf("stats %+v: want 1 heads request (one outstanding at a time), 11 results, the ended stream forgotten", s)
 	}
@@ -262,22 +263,6 @@ func onStream(r *result.Result, stream string) *result.Result {
 	return r
 }
 
-// eventually polls cond every few milliseconds until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func TestHeadsInbox(t *testing.T) {
 	conn := natsConns(t)
 	inbox, err := event.SubscribeHeads(conn("ingest"), "cam")
@@ -299,7 +284,7 @@ func TestHeadsInbox(t *testing.T) {
 	send(`{"schema":1,"stream":"cam","heads":["a,b"]}`)     // would split the header
 	send(`not json`)
 	send(`{"schema":1,"stream":"cam","heads":["` + strings.Repeat("x", 33) + `"]}`)
-	eventually(t, 10*time.Second, "6 rejected requests", func() bool { return inbox.Rejected() == 6 })
+	testenv.Eventually(t, 10*time.Second, "6 rejected requests", func() bool { return inbox.Rejected() == 6 })
 	got := inbox.Take()
 	slices.Sort(got)
 	if want := []string{"emotion", "liveness", "pose"}; !slices.Equal(got, want) {
@@ -379,7 +364,7 @@ func TestRolePartitions(t *testing.T) {
 	for _, s := range streams {
 		owned[PartitionOf(s, 2)]++
 	}
-	eventually(t, 10*time.Second, "the roles' counters", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the roles' counters", func() bool {
 		return roles[0].Stats().Results+roles[1].Stats().Results >= uint64(len(streams))
 	})
 	for p, r := range roles {

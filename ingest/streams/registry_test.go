@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // TestHTTPAPI exercises every route against a registry on a MemoryStore: the codes, the bodies,
@@ -228,7 +229,7 @@ func TestSharedBucket(t *testing.T) {
 	if _, err := b.reg.Create(ctx, Spec{Name: "cam-2", Source: "rtsp://192.0.2.3/2", Node: "edge-a", Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a to run cam-2", func() bool { _, ok := a.runner.spec("cam-2"); return ok })
+	testenv.Eventually(t, 10*time.Second, "a to run cam-2", func() bool { _, ok := a.runner.spec("cam-2"); return ok })
 	if st, err := b.reg.Get("cam-2"); err != nil || st.RunsHere || st.State != StateElsewhere {
 		t.Fatalf("b's view of cam-2: %+v %v", st, err)
 	}
@@ -239,7 +240,7 @@ func TestSharedBucket(t *testing.T) {
 	if _, ok := b.runner.spec("cam-2"); !ok {
 		t.Fatal("b does not run cam-2 after the move")
 	}
-	eventually(t, 10*time.Second, "a to stop cam-2", func() bool { _, ok := a.runner.spec("cam-2"); return !ok })
+	testenv.Eventually(t, 10*time.Second, "a to stop cam-2", func() bool { _, ok := a.runner.spec("cam-2"); return !ok })
 
 	// A change while a is down reaches it when it starts again; its seed is written again.
 	if err := a.reg.Close(); err != nil {
@@ -258,7 +259,7 @@ func TestSharedBucket(t *testing.T) {
 	if _, ok := a2.runner.spec("cam-3"); !ok {
 		t.Fatal("after restart a does not run cam-3, created while it was down")
 	}
-	eventually(t, 10*time.Second, "b to see the file's fps again", func() bool {
+	testenv.Eventually(t, 10*time.Second, "b to see the file's fps again", func() bool {
 		st, err := b.reg.Get("cam-a")
 		return err == nil && st.FPS == DefaultFPS
 	})
@@ -272,7 +273,7 @@ func TestSharedBucket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "both patches", func() bool {
+	testenv.Eventually(t, 10*time.Second, "both patches", func() bool {
 		s, _ := a2.runner.spec("cam-3")
 		return s.MaxWidth == 320 && s.JPEGQuality == 60
 	})
@@ -281,7 +282,7 @@ func TestSharedBucket(t *testing.T) {
 	if err := b.reg.Delete(ctx, "cam-3", 0); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a to stop cam-3", func() bool { _, ok := a2.runner.spec("cam-3"); return !ok })
+	testenv.Eventually(t, 10*time.Second, "a to stop cam-3", func() bool { _, ok := a2.runner.spec("cam-3"); return !ok })
 	if _, err := b.reg.Get("cam-3"); err == nil {
 		t.Fatal("cam-3 is still listed")
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/testenv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,21 +66,6 @@ func openStore(t *testing.T, st *eventstore.Store) *eventstore.Store {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	return st
-}
-
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 func TestSplitStatements(t *testing.T) {
@@ -343,7 +329,7 @@ func TestConsumerJetStream(t *testing.T) {
 	if err := nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "the frame in the ring", func() bool { return ring.Stats().Frames == 1 })
+	testenv.Eventually(t, 20*time.Second, "the frame in the ring", func() bool { return ring.Stats().Frames == 1 })
 
 	var hookMu sync.Mutex
 	var hooks []webhook.Payload
@@ -396,7 +382,7 @@ func TestConsumerJetStream(t *testing.T) {
 	if _, err := js.Publish(ctx, "vigil.events.lobby.face.appeared", []byte(`{"schema":7}`)); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "both events everywhere", func() bool { return fl.count() == 2 })
+	testenv.Eventually(t, 20*time.Second, "both events everywhere", func() bool { return fl.count() == 2 })
 	stop()
 	s := c.Stats()
 	if s.Events != 2 || s.Failed != 2 || s.Invalid != 1 || s.Snapshots < 1 || s.SnapshotMisses < 1 {
@@ -436,7 +422,7 @@ func TestConsumerJetStream(t *testing.T) {
 	fl2 := &flaky{}
 	c2, stop2 := run(st, fl2)
 	publishEvent(t, js, nc, eventstoretest.Event("lobby", "t3", event.KindAppeared, captured))
-	poll(t, "the new event", func() bool { return fl2.count() == 1 })
+	testenv.Eventually(t, 20*time.Second, "the new event", func() bool { return fl2.count() == 1 })
 	stop2()
 	if c2.Stats().Events != 1 {
 		t.Fatalf("restarted consumer handled %+v", c2.Stats())
@@ -467,7 +453,7 @@ func TestConsumerCore(t *testing.T) {
 	publishEvent(t, nil, nc, eventstoretest.Event("door", "d1", event.KindAppeared, at))
 	publishEvent(t, nil, nc, eventstoretest.Event("lobby", "l1", event.KindAppeared, at))
 	publishEvent(t, nil, nc, eventstoretest.Event("lobby", "l1", event.KindLeft, at))
-	poll(t, "two lobby events", func() bool { return fl.count() == 2 })
+	testenv.Eventually(t, 20*time.Second, "two lobby events", func() bool { return fl.count() == 2 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -172,18 +172,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// poll waits until cond holds, failing the test after d.
-func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		<-time.After(10 * time.Millisecond) // poll interval
-	}
-}
-
 type apiReply struct {
 	status int
 	body   []byte
@@ -253,7 +241,7 @@ func TestServeAndFaces(t *testing.T) {
 		}
 	}()
 	var base string
-	poll(t, 2*time.Minute, "serve starts", func() bool {
+	testenv.Eventually(t, 2*time.Minute, "serve starts", func() bool {
 		select {
 		case code := <-done:
 			done <- code
@@ -269,7 +257,7 @@ func TestServeAndFaces(t *testing.T) {
 		}
 		return base != ""
 	})
-	poll(t, 10*time.Second, "readyz", func() bool { return get(t, base+"/readyz") == 200 })
+	testenv.Eventually(t, 10*time.Second, "readyz", func() bool { return get(t, base+"/readyz") == 200 })
 	if c := get(t, base+"/docs"); c != 404 {
 		t.Fatalf("/docs with VIGIL_ENABLE_DOCS=false: %d", c)
 	}
@@ -314,7 +302,7 @@ func TestServeAndFaces(t *testing.T) {
 		t.Fatalf("faces add output: %v\n%s", err, stdout)
 	}
 	start := time.Now()
-	poll(t, time.Second, "the running server identifies the enrollment", func() bool { return identify(obamaTest) == "Barack Obama" })
+	testenv.Eventually(t, time.Second, "the running server identifies the enrollment", func() bool { return identify(obamaTest) == "Barack Obama" })
 	t.Logf("enrollment from the CLI identified by the server %v later", time.Since(start).Round(time.Millisecond))
 	if name := identify(photo("Joe_Biden", "biden.jpg")); name != "" {
 		t.Fatalf("Biden identified as %q", name)
@@ -352,7 +340,7 @@ func TestServeAndFaces(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "barack-obama") {
 		t.Fatalf("faces rm: exit %d\n%s\n%s", code, stdout, errOut)
 	}
-	poll(t, time.Second, "the server forgets the deleted identity", func() bool { return identify(obamaTest) == "" })
+	testenv.Eventually(t, time.Second, "the server forgets the deleted identity", func() bool { return identify(obamaTest) == "" })
 	code, _, errOut = faces("rm", "Nobody Here")
 	if code != 1 || !strings.Contains(errOut, "identity not found") {
 		t.Fatalf("faces rm unknown: exit %d\n%s", code, errOut)

@@ -153,7 +153,7 @@ func (c *commandRun) stop(t *testing.T) int {
 func (c *commandRun) logValue(t *testing.T, d time.Duration, msg, key string) string {
 	t.Helper()
 	var val string
-	poll(t, d, "log "+msg, func() bool {
+	testenv.Eventually(t, d, "log "+msg, func() bool {
 		select {
 		case code := <-c.done:
 			c.done <- code
@@ -300,12 +300,12 @@ func TestSinkWebhooks(t *testing.T) {
 		"--webhook", live.srv.URL+"/hook", "--webhook", held.srv.URL, "--webhook-types", "result,face.appeared",
 		"--webhook-streams", "lobby", "--webhook-max-attempts", "3", "--webhook-timeout", "20s", "--metrics-addr", "127.0.0.1:0")
 	metricsURL := run.logValue(t, 10*time.Second, "metrics", "url")
-	poll(t, 10*time.Second, "the live webhook receives its documents", func() bool { return len(live.deliveries()) >= len(want) })
+	testenv.Eventually(t, 10*time.Second, "the live webhook receives its documents", func() bool { return len(live.deliveries()) >= len(want) })
 	check("live", live.deliveries())
 	if got := held.deliveries(); len(got) != 0 {
 		t.Fatalf("held receiver answered: %v", got)
 	}
-	poll(t, 5*time.Second, "the JSON-lines file has every result while a webhook is held", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the JSON-lines file has every result while a webhook is held", func() bool {
 		data, _ := os.ReadFile(out)
 		return bytes.Count(data, []byte("\n")) == 4
 	})
@@ -321,11 +321,11 @@ func TestSinkWebhooks(t *testing.T) {
 	for _, m := range []string{`vigil_webhook_deliveries_total{outcome="delivered",webhook="webhook-1"} 3`,
 		`vigil_sink_delivered_total{sink="webhook-1"} 3`, `vigil_events_consumed_total{consumer="vigil-sink-webhook-1",outcome="ok"} 2`} {
 		// The counters move once the receiver's answer is in, just after it recorded the payload.
-		poll(t, 5*time.Second, "metric "+m, func() bool { return strings.Contains(scrape(t, metricsURL), m) })
+		testenv.Eventually(t, 5*time.Second, "metric "+m, func() bool { return strings.Contains(scrape(t, metricsURL), m) })
 	}
 
 	held.release()
-	poll(t, 10*time.Second, "the held webhook catches up", func() bool { return len(held.deliveries()) >= len(want) })
+	testenv.Eventually(t, 10*time.Second, "the held webhook catches up", func() bool { return len(held.deliveries()) >= len(want) })
 	check("held", held.deliveries())
 	if code := run.stop(t); code != 0 {
 		t.Fatalf("vigil sink exited %d:\n%s", code, run.stderr.String())
@@ -437,7 +437,7 @@ func TestSinkEventsDB(t *testing.T) {
 	if err := b.nc.PublishMsg(msg); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 10*time.Second, "the snapshot ring holds the frame", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the snapshot ring holds the frame", func() bool {
 		return strings.Contains(scrape(t, metricsURL), "vigil_snapshot_frames_held 1")
 	})
 	ev := b.event(t, "lobby", event.KindAppeared, "t-1", 7)
@@ -447,7 +447,7 @@ func TestSinkEventsDB(t *testing.T) {
 	st := openHistory(t, db)
 	ctx := context.Background()
 	var events []eventstore.StoredEvent
-	poll(t, 10*time.Second, "the event is stored", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the event is stored", func() bool {
 		events, err = st.Events(ctx, eventstore.EventFilter{Stream: "lobby"})
 		return err == nil && len(events) == 1
 	})
@@ -460,7 +460,7 @@ func TestSinkEventsDB(t *testing.T) {
 		t.Fatalf("snapshot: %d bytes, %v", len(snap), err)
 	}
 	var results []eventstore.ResultSummary
-	poll(t, 10*time.Second, "the result summary is stored", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the result summary is stored", func() bool {
 		results, err = st.Results(ctx, eventstore.ResultFilter{Stream: "lobby"})
 		return err == nil && len(results) == 1
 	})

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -266,22 +267,6 @@ func do(t *testing.T, method, url, contentType, body string) (*http.Response, st
 	return res, string(b)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("%s: not within %s", what, within)
-		case <-tick.C:
-		}
-	}
-}
-
 func waitDone(t *testing.T, s *Session, within time.Duration) error {
 	t.Helper()
 	select {
@@ -335,17 +320,17 @@ func TestPublishReadDelete(t *testing.T) {
 			t.Fatalf("packet %d: pt %d, %d payload bytes, ssrc %d", i, p.PayloadType, len(p.Payload), p.SSRC)
 		}
 	}
-	eventually(t, 5*time.Second, "PLI at start", func() bool { return c.pliCount() >= 1 })
+	testenv.Eventually(t, 5*time.Second, "PLI at start", func() bool { return c.pliCount() >= 1 })
 
 	// Loss: skip sequence numbers (after the 1 s PLI rate limit) and expect another PLI.
-	eventually(t, 3*time.Second, "PLI rate limit to pass", func() bool { return time.Since(s.Created()) > 1500*time.Millisecond })
+	testenv.Eventually(t, 3*time.Second, "PLI rate limit to pass", func() bool { return time.Since(s.Created()) > 1500*time.Millisecond })
 	c.skip <- 5
 	for s.Stats().Lost < 5 {
 		if _, err := s.ReadRTP(buf); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "PLI after loss", func() bool { return c.pliCount() >= 2 })
+	testenv.Eventually(t, 5*time.Second, "PLI after loss", func() bool { return c.pliCount() >= 2 })
 	if st := s.Stats(); st.PLIs < 2 || st.Packets < 30 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -364,7 +349,7 @@ func TestPublishReadDelete(t *testing.T) {
 		t.Fatalf("second DELETE: %s", del.Status)
 	}
 	s.Close()
-	eventually(t, 5*time.Second, "slot released", func() bool { return ts.ep.Sessions() == 0 })
+	testenv.Eventually(t, 5*time.Second, "slot released", func() bool { return ts.ep.Sessions() == 0 })
 }
 
 // errorBody decodes an httpapi error.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/testenv"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
@@ -241,7 +242,7 @@ func TestRingFromNATS(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, func() bool { s := ring.Stats(); return s.Frames == 1 && s.Invalid == 1 })
+	testenv.Eventually(t, 10*time.Second, "the ring to hold the frames", func() bool { s := ring.Stats(); return s.Frames == 1 && s.Invalid == 1 })
 	c := event.Crop{Stream: "lobby", Seq: 42, CapturedAt: captured, Box: result.Box{X1: 100, Y1: 60, X2: 180, Y2: 140}, Width: 320, Height: 240}
 	b, err := ring.Snapshot(ctx, c)
 	if err != nil {
@@ -262,20 +263,6 @@ func TestRingFromNATS(t *testing.T) {
 	}
 	if err := ring.Close(); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func poll(t *testing.T, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatal("timed out")
-		}
 	}
 }
 
