@@ -194,20 +194,6 @@ func resultFor(stream string, seq uint64, w, h int, name string) result.Result {
 		Faces: []result.Face{f}}
 }
 
-// eventually polls cond every 10 ms until it holds or 20 s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // getJSON GETs url and decodes its JSON body into v; it returns the status.
 func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/testenv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -97,7 +98,7 @@ func TestSlowBrowserDropsFrames(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "GET /v1/ui/live/slow HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
-	eventually(t, "the viewer", func() bool { return f.streamInfo(t, "slow").Viewers == 1 })
+	testenv.Eventually(t, 20*time.Second, "the viewer", func() bool { return f.streamInfo(t, "slow").Viewers == 1 })
 	const n = 60
 	for seq := uint64(1); seq <= n; seq++ {
 		f.publishFrame(t, "slow", seq, jpg, w, h)
@@ -105,7 +106,7 @@ func TestSlowBrowserDropsFrames(t *testing.T) {
 		f.flush(t)
 	}
 	t0 := time.Now()
-	eventually(t, "every result", func() bool { return f.streamInfo(t, "slow").Results == n })
+	testenv.Eventually(t, 20*time.Second, "every result", func() bool { return f.streamInfo(t, "slow").Results == n })
 	t.Logf("results after %v", time.Since(t0))
 	s := f.streamInfo(t, "slow")
 	t.Logf("%d results, %d frames not sent to the slow browser", s.Results, s.ViewerDrops)
@@ -142,7 +143,7 @@ func TestCrops(t *testing.T) {
 		f.publishFrame(t, "door", seq, jpg, w, h)
 	}
 	f.flush(t)
-	eventually(t, "the frames", func() bool { return f.streamInfo(t, "door").Frames == 3 })
+	testenv.Eventually(t, 20*time.Second, "the frames", func() bool { return f.streamInfo(t, "door").Frames == 3 })
 	get := func(path string) (int, []byte) {
 		res, err := http.Get(f.url + path)
 		if err != nil {
@@ -215,7 +216,7 @@ func TestEventsWithSnapshots(t *testing.T) {
 	f.publishEvent(t, ev("yard", event.KindAppeared, 4, "b-1")) // its frame was never seen
 	f.flush(t)
 	var list EventList
-	eventually(t, "3 events", func() bool { getJSON(t, f.url+"/v1/ui/events", &list); return len(list.Events) == 3 })
+	testenv.Eventually(t, 20*time.Second, "3 events", func() bool { getJSON(t, f.url+"/v1/ui/events", &list); return len(list.Events) == 3 })
 	if list.Events[0].Kind != event.KindAppeared || list.Events[1].Identity == nil || list.LastID != 3 {
 		t.Fatalf("events %+v", list)
 	}
@@ -243,7 +244,7 @@ func TestEventsWithSnapshots(t *testing.T) {
 	f.publishEvent(t, ev("hall", event.KindLeft, 10, "a-1"))
 	f.publishEvent(t, ev("yard", event.KindLeft, 4, "b-1"))
 	f.flush(t)
-	eventually(t, "5 events seen", func() bool { getJSON(t, f.url+"/v1/ui/events", &list); return list.LastID == 5 })
+	testenv.Eventually(t, 20*time.Second, "5 events seen", func() bool { getJSON(t, f.url+"/v1/ui/events", &list); return list.LastID == 5 })
 	if len(list.Events) != 3 || list.Events[0].ID != 3 {
 		t.Fatalf("ring: %+v", list.Events)
 	}
@@ -269,7 +270,7 @@ func TestStreamStates(t *testing.T) {
 	jpg, w, h := photo(t, "faces/John_Salley/000179_02159509.jpg")
 	f.publishFrame(t, "gate", 1, jpg, w, h)
 	f.flush(t)
-	eventually(t, "waiting", func() bool { return f.streamInfo(t, "gate").State == "waiting" })
+	testenv.Eventually(t, 20*time.Second, "waiting", func() bool { return f.streamInfo(t, "gate").State == "waiting" })
 	for seq := uint64(2); seq <= 6; seq++ {
 		f.publishFrame(t, "gate", seq, jpg, w, h)
 		f.publishJSON(t, bus.ResultsPrefix, "gate", resultFor("gate", seq, w, h, ""))
@@ -277,20 +278,20 @@ func TestStreamStates(t *testing.T) {
 	f.publishJSON(t, bus.DropsPrefix, "gate", result.Drop{Schema: 1, Stream: "gate", Seq: 1, Reason: result.ReasonDeadline, At: time.Now()})
 	f.publishJSON(t, bus.DropsPrefix, "gate", result.Drop{Schema: 1, Stream: "gate", Seq: 7, Reason: result.ReasonQueue, At: time.Now()})
 	f.flush(t)
-	eventually(t, "live", func() bool { s := f.streamInfo(t, "gate"); return s.State == "live" && s.Drops == 2 })
+	testenv.Eventually(t, 20*time.Second, "live", func() bool { s := f.streamInfo(t, "gate"); return s.State == "live" && s.Drops == 2 })
 	s := f.streamInfo(t, "gate")
 	if s.Results != 5 || s.DropReasons["deadline"] != 1 || s.DropReasons["queue"] != 1 || s.FPS <= 0 {
 		t.Fatalf("stream %+v", s)
 	}
 	f.publishJSON(t, bus.EOSPrefix, "gate", result.EndOfStream{Schema: 1, Stream: "gate", Frames: 7, At: time.Now()})
 	f.flush(t)
-	eventually(t, "ended", func() bool { return f.streamInfo(t, "gate").State == "ended" })
+	testenv.Eventually(t, 20*time.Second, "ended", func() bool { return f.streamInfo(t, "gate").State == "ended" })
 	// Garbage is counted, not fatal.
 	if err := f.pub.Publish(bus.ResultsPrefix+".gate", []byte("{")); err != nil {
 		t.Fatal(err)
 	}
 	f.flush(t)
-	eventually(t, "the invalid message counted", func() bool { return f.ui.Stats().Invalid == 1 })
+	testenv.Eventually(t, 20*time.Second, "the invalid message counted", func() bool { return f.ui.Stats().Invalid == 1 })
 }
 
 // TestMaxStreams: the UI keeps state for MaxStreams streams, forgetting the one idle the
@@ -301,7 +302,7 @@ func TestMaxStreams(t *testing.T) {
 	for i, s := range []string{"a", "b", "c"} {
 		f.publishFrame(t, s, uint64(i+1), jpg, w, h)
 		f.flush(t)
-		eventually(t, s, func() bool { return f.streamInfo(t, s).Frames == 1 })
+		testenv.Eventually(t, 20*time.Second, s, func() bool { return f.streamInfo(t, s).Frames == 1 })
 	}
 	if got := f.ui.Streams(); len(got) != 2 || got[0].Name != "b" || got[1].Name != "c" {
 		t.Fatalf("streams %+v", got)
@@ -551,7 +552,7 @@ func TestTotalBytes(t *testing.T) {
 	}
 	f.publishFrame(t, "c", 1, jpg, w, h)
 	f.flush(t)
-	eventually(t, "every frame", func() bool { return f.streamInfo(t, "c").Frames == 1 })
+	testenv.Eventually(t, 20*time.Second, "every frame", func() bool { return f.streamInfo(t, "c").Frames == 1 })
 	f.ui.mu.Lock()
 	defer f.ui.mu.Unlock()
 	held, sum := f.ui.held, int64(0)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/event"
 	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/testenv"
 	"github.com/vigil-video/vigil/sink"
 )
 
@@ -143,22 +144,6 @@ func testEvent(stream, kind, trackID string, id *result.Identity) event.Event {
 	return event.Event{Schema: 1, Kind: kind, Stream: stream, TrackID: trackID, Seq: 7,
 		Crop:     event.Crop{Stream: stream, Seq: 7, Box: result.Box{X1: 1, Y1: 1, X2: 9, Y2: 9}, Width: 64, Height: 48},
 		Identity: id, Frames: 3}
-}
-
-// poll waits until cond holds, checking every few milliseconds, or fails after 10 s.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 // TestDelivers: signed results and events arrive in order with the documented headers; results
@@ -326,13 +311,13 @@ func TestOrderAndBounds(t *testing.T) {
 	}
 	inHandler := func() int { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.active }
 	write("a", 1)
-	poll(t, "a/1 in the receiver", func() bool { return inHandler() == 1 })
+	testenv.Eventually(t, 10*time.Second, "a/1 in the receiver", func() bool { return inHandler() == 1 })
 	write("a", 2) // waits for a/1: same stream
-	poll(t, "a/2 queued", func() bool { return s.Stats().Queued == 2 })
+	testenv.Eventually(t, 10*time.Second, "a/2 queued", func() bool { return s.Stats().Queued == 2 })
 	write("b", 1) // runs beside a/1
-	poll(t, "b/1 in the receiver", func() bool { return inHandler() == 2 })
+	testenv.Eventually(t, 10*time.Second, "b/1 in the receiver", func() bool { return inHandler() == 2 })
 	write("c", 1) // waits: MaxInFlight 2
-	poll(t, "c/1 queued", func() bool { return s.Stats().Queued == 4 })
+	testenv.Eventually(t, 10*time.Second, "c/1 queued", func() bool { return s.Stats().Queued == 4 })
 	if err := s.Write(ctx, res("d", 1, face("", 1, 0))); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("fifth write: %v, want ErrQueueFull", err)
 	}
@@ -368,7 +353,7 @@ func TestCloseAborts(t *testing.T) {
 	s := newSink(t, &Sink{URL: rc.srv.URL, MaxAttempts: 1000, InitialBackoff: time.Hour})
 	done := make(chan error, 1)
 	go func() { done <- s.Write(context.Background(), res("a", 1, face("", 1, 0))) }()
-	poll(t, "the first attempt", func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.requests == 1 })
+	testenv.Eventually(t, 10*time.Second, "the first attempt", func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.requests == 1 })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +376,7 @@ func TestCallerContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Write(ctx, res("a", 1, face("", 1, 0))) }()
-	poll(t, "the first attempt", func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.requests == 1 })
+	testenv.Eventually(t, 10*time.Second, "the first attempt", func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.requests == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Write: %v, want context.Canceled (never discarded)", err)

@@ -28,7 +28,7 @@ func benchServer(t *testing.T, bin string) string {
 	p := start(t, "nats", nil, bin, "-a", "127.0.0.1", "-p", fmt.Sprint(ports[0]), "-m", fmt.Sprint(ports[1]),
 		"-js", "-sd", t.TempDir(), "--user", "vigil", "--pass", natsPassword)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", ports[0])
-	eventually(t, 30*time.Second, "nats", func() bool {
+	testenv.Eventually(t, 30*time.Second, "nats", func() bool {
 		if p.exited() {
 			t.Fatalf("nats exited: %s", p.logText())
 		}

@@ -160,22 +160,10 @@ func (p *proc) exited() bool {
 	}
 }
 
-// eventually polls cond every 100 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond) // polling, not timing
-	}
-}
-
 // waitLog waits until p's log contains text.
 func waitLog(t *testing.T, p *proc, text string, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, fmt.Sprintf("%q in the %s log", text, p.name), func() bool {
+	testenv.Eventually(t, timeout, fmt.Sprintf("%q in the %s log", text, p.name), func() bool {
 		if p.exited() {
 			t.Fatalf("%s exited (%v) before logging %q:\n%s", p.name, p.err, text, tail(p.logText(), 3000))
 		}
@@ -254,7 +242,7 @@ func (c *cluster) start(i int) {
 
 func (c *cluster) waitHealthy(i int) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", c.monitor[i])
-	eventually(c.t, 30*time.Second, "nats node "+url, func() bool {
+	testenv.Eventually(c.t, 30*time.Second, "nats node "+url, func() bool {
 		if c.nodes[i].exited() {
 			c.t.Fatalf("nats node %d exited: %v\n%s", i+1, c.nodes[i].err, tail(c.nodes[i].logText(), 3000))
 		}
@@ -272,7 +260,7 @@ func (c *cluster) waitJetStream() {
 	nc := c.connect()
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	eventually(c.t, 60*time.Second, "a JetStream meta leader", func() bool {
+	testenv.Eventually(c.t, 60*time.Second, "a JetStream meta leader", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(ctx)

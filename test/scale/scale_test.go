@@ -88,18 +88,18 @@ func TestScaleKillAnalyzer(t *testing.T) {
 	ingestP := start(t, "ingest", env, bin.vigil, "ingest", "--config", conf)
 
 	metricsA := fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0])
-	eventually(t, time.Minute, "analyzer A to analyse frames", func() bool {
+	testenv.Eventually(t, time.Minute, "analyzer A to analyse frames", func() bool {
 		v, err := scrape(metricsA, "vigil_analyze_frames_analyzed_total")
 		return err == nil && v >= 5
 	})
-	eventually(t, time.Minute, "20 results in the sink", func() bool { return countLines(jsonl) >= 20 })
+	testenv.Eventually(t, time.Minute, "20 results in the sink", func() bool { return countLines(jsonl) >= 20 })
 	// Freeze A first, as a hung analyzer would be: the server keeps handing it frames (its share
 	// of the queue group) until it dies with them, so the kill certainly loses frames in flight.
 	if err := anA.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	frozen := countLines(jsonl)
-	eventually(t, time.Minute, "the other analyzer to carry on while A is frozen", func() bool { return countLines(jsonl) >= frozen+8 })
+	testenv.Eventually(t, time.Minute, "the other analyzer to carry on while A is frozen", func() bool { return countLines(jsonl) >= frozen+8 })
 	anA.kill()
 	killedAt := time.Now().UTC()
 	t.Logf("analyzer A frozen at %d results, killed with SIGKILL at %d", frozen, countLines(jsonl))
@@ -241,17 +241,17 @@ func TestScaleFailover(t *testing.T) {
 	ingestP := start(t, "ingest", env, bin.vigil, "ingest", "--config", conf)
 	metricsB := fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0])
 
-	eventually(t, time.Minute, "30 results", func() bool { return countLines(jsonl) >= 30 })
+	testenv.Eventually(t, time.Minute, "30 results", func() bool { return countLines(jsonl) >= 30 })
 	anA.kill()
 	t.Logf("analyzer A killed at %d results", countLines(jsonl))
 
-	eventually(t, time.Minute, "60 results", func() bool { return countLines(jsonl) >= 60 })
+	testenv.Eventually(t, time.Minute, "60 results", func() bool { return countLines(jsonl) >= 60 })
 	leader := streamLeader(t, c)
 	c.nodes[leader].kill()
 	t.Logf("NATS node n%d (VIGIL_RESULTS leader) killed at %d results", leader+1, countLines(jsonl))
 
 	before := countLines(jsonl)
-	eventually(t, time.Minute, "results to keep coming on two nodes", func() bool { return countLines(jsonl) >= before+30 })
+	testenv.Eventually(t, time.Minute, "results to keep coming on two nodes", func() bool { return countLines(jsonl) >= before+30 })
 	sink1.kill()
 	killedSinkLines := countLines(jsonl)
 	t.Logf("sink killed at %d results", killedSinkLines)
@@ -265,7 +265,7 @@ func TestScaleFailover(t *testing.T) {
 	}
 	nc := c.connect()
 	defer nc.Close()
-	eventually(t, time.Minute, "the analyzer to finish and the sink to catch up", func() bool {
+	testenv.Eventually(t, time.Minute, "the analyzer to finish and the sink to catch up", func() bool {
 		q, _ := scrape(metricsB, "vigil_analyze_queue_frames")
 		return q == 0 && consumerCaughtUp(nc, "vigil-sink")
 	})

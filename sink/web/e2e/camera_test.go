@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/testenv"
 	"github.com/vigil-video/vigil/sink/web"
 )
 
@@ -90,7 +91,7 @@ func TestUseMyCamera(t *testing.T) {
 	if err := page.Click(ctx, "#camera-stop"); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 20*time.Second, "the WHIP session to end", func() bool { return cam.ended() == 1 })
+	testenv.Eventually(t, 20*time.Second, "the WHIP session to end", func() bool { return cam.ended() == 1 })
 	if err := page.WaitFor(ctx, `!document.getElementById("camera-btn").hidden`, 5*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func TestLiveViewAndEnrollment(t *testing.T) {
 		screenshot(t, page, shots, "live.png")
 		// The page reports its samples every 3 s; the server summarises them.
 		var st web.Stats
-		poll(t, 20*time.Second, "100 latency samples on the server", func() bool {
+		testenv.Eventually(t, 20*time.Second, "100 latency samples on the server", func() bool {
 			getJSON(t, p.url+"/v1/ui/stats", &st)
 			return st.Latency.Samples >= 100
 		})

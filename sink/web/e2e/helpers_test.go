@@ -229,20 +229,6 @@ func longVideo(t *testing.T, loops int) string {
 	return out
 }
 
-// poll checks cond every 100 ms until it holds, failing the test after timeout.
-func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 // modelSet loads the real models through the real onnxruntime.
 func modelSet(t *testing.T) *analyze.ModelSet { return analyzetest.ModelSet(t) }
 
