@@ -24,7 +24,7 @@ SHA-256, every server training projects sees them.
 
   add FILE.onnx [--name NAME]   upload an ImageNet classifier (one input [N,3,224,224], a last
                                 linear layer), e.g. MobileNetV2 from the ONNX model zoo; NAME
-                                defaults to the file name without .onnx
+                                (a-z, 0-9, _ and -) defaults to the file name without .onnx
   list                          list the uploaded backbones
   delete NAME...                delete uploaded backbones
 `
@@ -102,7 +102,7 @@ func backboneAdd(ctx context.Context, env Env, args []string) error {
 	}
 	defer done()
 	if name == "" {
-		name = strings.TrimSuffix(filepath.Base(pos[0]), filepath.Ext(pos[0]))
+		name = backboneName(pos[0])
 	}
 	model, err := readFileLimited(pos[0], store.DefaultMaxModelBytes)
 	if err != nil {
@@ -165,4 +165,28 @@ func backboneDelete(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(stdoutOr(env.Stdout), "backbone %s deleted\n", name)
 	}
 	return nil
+}
+
+// backboneName derives a backbone name from a file name: without its extension, in lower case,
+// runs of other characters than a-z, 0-9, '_' and '-' as '-', at most 64 characters.
+func backboneName(path string) string {
+	base := strings.ToLower(strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)))
+	var b strings.Builder
+	dash := false
+	for _, r := range base {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+		switch {
+		case ok:
+			b.WriteRune(r)
+			dash = false
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	name := strings.Trim(b.String(), "-_")
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return name
 }

@@ -55,3 +55,12 @@ func TestBackboneCommands(t *testing.T) {
 		t.Errorf("no subcommand: exit %d %s", code, stdout)
 	}
 }
+
+func TestBackboneName(t *testing.T) {
+	for in, want := range map[string]string{"/m/mobilenetv2-12-int8.onnx": "mobilenetv2-12-int8", "MobileNet V2 (fp16).onnx": "mobilenet-v2-fp16",
+		"resnet_50.ONNX": "resnet_50", "__x.onnx": "x"} {
+		if got := backboneName(in); got != want {
+			t.Errorf("backboneName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
