@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // TestLayoutLabels: the labels of faces side by side (boxes touching, labels wider than the
@@ -44,6 +46,7 @@ func TestLayoutLabels(t *testing.T) {
 // gaps between the faces) on the real models: every face is drawn; with VIGIL_SCREENSHOTS set
 // the image is saved there to look at.
 func TestAnnotateAdjacentFaces(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := newEngine(t)
 	f := newAPIFixture(t, e)
 	five := composite(t, f.file(t, "faces/John_Salley/000179_02159509.jpg"), f.file(t, "faces/John_Savage/000264_01099001.jpg"),
