@@ -338,7 +338,9 @@ var errUnreachable = &Error{Status: 503, Code: CodeUnavailable, Message: "store 
 func TestNATSControl(t *testing.T) {
 	_, conn := startJetStream(t, t.TempDir())
 	nc := conn("ingest")
-	e := startRegistry(t, &Registry{Store: openKV(t, nc)}, false)
+	kv := openKV(t, nc)
+	kv.Sealer = newSealer(t)
+	e := startRegistry(t, &Registry{Store: kv}, false)
 	if err := e.reg.ServeNATS(nc); err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,11 @@ const DefaultBucket = "vigil-streams"
 type KVStore struct {
 	// KV is the bucket. Required.
 	KV jetstream.KeyValue
+	// Sealer seals the passwords of source URLs before they are written and opens them when
+	// read (see Sealer); every ingest sharing the bucket needs the same key. Default nil: a
+	// source URL with a password is refused (ErrInvalid wrapping ErrSealed) rather than stored in
+	// plaintext, and a sealed one read from the bucket is reported as not decoding.
+	Sealer *Sealer
 }
 
 // OpenKV opens the key-value bucket named bucket (DefaultBucket when ""), creating it with
@@ -105,7 +110,7 @@ func (s *KVStore) Get(ctx context.Context, name string) (Entry, error) {
 	if err != nil {
 		return Entry{}, kvError(name, err)
 	}
-	spec, err := DecodeSpec(e.Value())
+	spec, err := s.decode(e.Value())
 	if err != nil {
 		return Entry{}, fmt.Errorf("streams store: %s revision %d: %w", name, e.Revision(), err)
 	}
@@ -114,7 +119,7 @@ func (s *KVStore) Get(ctx context.Context, name string) (Entry, error) {
 
 // Create stores a new stream.
 func (s *KVStore) Create(ctx context.Context, spec Spec) (uint64, error) {
-	b, err := encode(spec)
+	b, err := s.encode(spec)
 	if err != nil {
 		return 0, err
 	}
@@ -127,7 +132,7 @@ func (s *KVStore) Create(ctx context.Context, spec Spec) (uint64, error) {
 
 // Put stores spec, with lastRev > 0 only over that revision.
 func (s *KVStore) Put(ctx context.Context, spec Spec, lastRev uint64) (uint64, error) {
-	b, err := encode(spec)
+	b, err := s.encode(spec)
 	if err != nil {
 		return 0, err
 	}
@@ -194,7 +199,7 @@ func (s *KVStore) Watch(ctx context.Context, fn func(Change)) error {
 			c := Change{Name: e.Key(), Revision: e.Revision()}
 			if e.Operation() != jetstream.KeyValuePut {
 				c.Deleted = true
-			} else if c.Spec, c.Err = DecodeSpec(e.Value()); c.Err == nil && c.Spec.Name != c.Name {
+			} else if c.Spec, c.Err = s.decode(e.Value()); c.Err == nil && c.Spec.Name != c.Name {
 				c.Err = fmt.Errorf("%w: the value names stream %q", ErrInvalid, truncate(c.Spec.Name, 64))
 			}
 			fn(c)
@@ -202,9 +207,14 @@ func (s *KVStore) Watch(ctx context.Context, fn func(Change)) error {
 	}
 }
 
-func encode(spec Spec) ([]byte, error) {
+// encode is the stored JSON of spec, its source's password sealed.
+func (s *KVStore) encode(spec Spec) ([]byte, error) {
 	if err := frame.ValidateStream(spec.Name); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	var err error
+	if spec.Source, err = s.Sealer.sealSource(spec.Name, spec.Source); err != nil {
+		return nil, err
 	}
 	b, err := json.Marshal(spec)
 	if err != nil {
@@ -341,4 +351,16 @@ func (m *MemoryStore) Watch(ctx context.Context, fn func(Change)) error {
 			fn(c)
 		}
 	}
+}
+
+// decode parses a stored value and opens its source's sealed password.
+func (s *KVStore) decode(b []byte) (Spec, error) {
+	spec, err := DecodeSpec(b)
+	if err != nil {
+		return Spec{}, err
+	}
+	if spec.Source, err = s.Sealer.openSource(spec.Name, spec.Source); err != nil {
+		return Spec{}, err
+	}
+	return spec, nil
 }

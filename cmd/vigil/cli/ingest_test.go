@@ -33,11 +33,12 @@ func freeAddr(t *testing.T) string {
 func runIngest(t *testing.T, natsURL, httpAddr string) (stop func() int) {
 	t.Helper()
 	data := testenv.TestData(t)
+	key := filepath.Join(t.TempDir(), "streams.key")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- Main(ctx, Env{Args: []string{"ingest", "--nats-url", natsURL, "--http-addr", httpAddr, "--stream-file-dirs", data},
+		done <- Main(ctx, Env{Args: []string{"ingest", "--nats-url", natsURL, "--http-addr", httpAddr, "--stream-file-dirs", data, "--streams-key-file", key},
 			Stdout: &bytes.Buffer{}, Stderr: &stderr, Getenv: func(string) string { return "" }, Version: "test"})
 	}()
 	deadline := time.Now().Add(30 * time.Second)

@@ -1,6 +1,13 @@
 package cli
 
-import "flag"
+import (
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/vigil-video/vigil/ingest/streams"
+)
 
 // registerPolicy registers the flags of the source policy applied to streams created through
 // /v1/streams and vigil.control.streams (streams.SourcePolicy; --source and --streams-file are
@@ -11,5 +18,35 @@ func (f *streamFlags) registerPolicy(fs *flag.FlagSet) {
 	fs.Var((*stringList)(&f.policy.AllowHosts), "stream-allow-hosts", "host names, IP addresses or CIDR prefixes API streams may read from although "+
 		"they are loopback, link-local or otherwise refused, e.g. 127.0.0.1 for an RTSP server on this machine (comma-separated)")
 	fs.BoolVar(&f.policy.AllowDevices, "stream-allow-devices", false, "let streams created through the API open this machine's cameras (device:N, /dev/videoN)")
+	fs.StringVar(&f.keyFile, "streams-key-file", "", "file holding the key (32 bytes, hex) that seals camera passwords in the stream list's bucket; "+
+		"every ingest sharing the bucket needs the same one (default: ~/.config/vigil/streams.key, created when missing)")
 	fs.Var((*stringList)(&f.policy.Schemes), "stream-schemes", "URL schemes API streams may use, some of rtsp,rtsps,http,https (default all four)")
+}
+
+// sealer loads the key that seals source URL passwords in the bucket: --streams-key-file, else
+// the default file under the user's configuration directory, created when missing. Without a
+// usable default it returns nil (passwords are then refused rather than stored in plaintext).
+func (f *streamFlags) sealer(log *slog.Logger) (*streams.Sealer, error) {
+	path, explicit := f.keyFile, f.keyFile != ""
+	if !explicit {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			log.Warn("streams: no key to seal camera passwords: streams with a password in their URL are refused (set --streams-key-file)", "err", err)
+			return nil, nil
+		}
+		path = filepath.Join(dir, "vigil", "streams.key")
+	}
+	key, created, err := streams.LoadOrCreateKey(path, true)
+	if err != nil {
+		if explicit {
+			return nil, err
+		}
+		log.Warn("streams: no key to seal camera passwords: streams with a password in their URL are refused (set --streams-key-file)", "err", err)
+		return nil, nil
+	}
+	if created {
+		log.Info("streams: created the key that seals camera passwords in the stream list; give every ingest sharing the bucket this file",
+			"streams_key_file", path)
+	}
+	return streams.NewSealer(key)
 }

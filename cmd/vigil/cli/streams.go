@@ -24,10 +24,11 @@ const noBucket = "none"
 // from --source flags and --streams-file, changed at run time through /v1/streams and
 // vigil.control.streams, persisted in a JetStream key-value bucket.
 type streamFlags struct {
-	file   string
-	bucket string
-	node   string
-	policy streams.SourcePolicy
+	file    string
+	bucket  string
+	node    string
+	policy  streams.SourcePolicy
+	keyFile string
 }
 
 func (f *streamFlags) register(fs *flag.FlagSet) {
@@ -101,6 +102,9 @@ func (f *streamFlags) newManaged(ctx context.Context, nc *nats.Conn, js jetstrea
 		kv, err := streams.OpenKV(sctx, js, f.bucket, replicas)
 		cancel()
 		if err != nil {
+			return nil, err
+		}
+		if kv.Sealer, err = f.sealer(log); err != nil {
 			return nil, err
 		}
 		store = kv

@@ -35,7 +35,7 @@ func TestManagedIngestFlags(t *testing.T) {
 	var f streamFlags
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	f.register(fs)
-	if err := fs.Parse([]string{"--streams-file", file, "--node", "edge-1"}); err != nil {
+	if err := fs.Parse([]string{"--streams-file", file, "--node", "edge-1", "--streams-key-file", filepath.Join(dir, "streams.key")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.check(); err != nil {

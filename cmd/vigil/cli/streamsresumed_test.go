@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -50,7 +51,7 @@ func TestStreamsResumedLogged(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f := &streamFlags{bucket: "vigil-test-streams"}
+	f := &streamFlags{bucket: "vigil-test-streams", keyFile: filepath.Join(t.TempDir(), "streams.key")}
 	start := func(seed ...ingest.StreamConfig) string {
 		t.Helper()
 		var logs lockedBuffer
