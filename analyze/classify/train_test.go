@@ -45,8 +45,10 @@ func TestTrainMobileNetClothes(t *testing.T) {
 		r.Features, r.FeatureDim, r.Images, r.EmbedSeconds, r.TrainSeconds, 100*r.ValAccuracy, r.ValSize, r.BestEpoch, r.Epochs, r.ExportMaxDiff)
 	t.Logf("5-fold cross-validated accuracy: %.1f%% ± %.1f%% (folds %.3v), pooled confusion %v (rows true %v)",
 		100*cv.Mean, 100*cv.Std, cv.Accuracy, cv.Confusion, r.Labels)
-	if cv.Mean < 0.90 {
-		t.Errorf("5-fold accuracy %.3f, want at least 0.90", cv.Mean)
+	// 90.8% before augmentation, the weight decay chosen by cross-validation and the refit on
+	// every image; 94.2% after (issue 16).
+	if cv.Mean < 0.93 {
+		t.Errorf("5-fold accuracy %.3f, want at least 0.93", cv.Mean)
 	}
 	if r.Images != 120 || len(r.Skipped) != 0 || r.FeatureDim != 1280 || r.Features != "472_quantized" {
 		t.Errorf("report %+v", r)
@@ -54,7 +56,12 @@ func TestTrainMobileNetClothes(t *testing.T) {
 	if r.ExportMaxDiff > 1e-4 {
 		t.Errorf("exported model differs from the head by %g", r.ExportMaxDiff)
 	}
-	if want := "embed train crossval export"; joinWords(phases) != want {
+	t.Logf("weight decay %g chosen by 5-fold cross-validation from %+v; %d augmented vectors; retrained on all: %v",
+		r.L2, r.L2Grid, r.Augmented, r.RetrainedOnAll)
+	if r.Augmented != 3*120 || !r.RetrainedOnAll || len(r.L2Grid) != 4 {
+		t.Errorf("augmented %d (want 360), retrained on all %v, %d weight decays tried (want 4)", r.Augmented, r.RetrainedOnAll, len(r.L2Grid))
+	}
+	if want := "embed crossval train export"; joinWords(phases) != want {
 		t.Errorf("progress phases %q, want %q", joinWords(phases), want)
 	}
 	m := res.Manifest

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"math"
+	"strings"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -97,8 +99,17 @@ type TrainConfig struct {
 	// Head configures the softmax head's training (validation split, early stopping, class
 	// weights). Backbone.L2Normalize overrides Head.L2Normalize.
 	Head train.Config
-	// Folds, when at least 2, adds a stratified k-fold cross-validation to the report.
+	// Folds, when at least 2, picks the head's weight decay from L2Grid by stratified k-fold
+	// cross-validation and reports the chosen value's cross-validation.
 	Folds int
+	// L2Grid are the weight decays Folds-fold cross-validation chooses from. Default 1e-4,
+	// 1e-3, 1e-2, 1e-1.
+	L2Grid []float64
+	// NoAugment turns off the light augmentation of training images: by default each image
+	// also gives the backbone's features of its mirror image, of its centre (85% of each side)
+	// and of that centre's mirror image, used for training only (never to score a held-out
+	// image).
+	NoAugment bool
 	// Threshold is the trained classifier's manifest threshold. Default 0.
 	Threshold float32
 	// Faces finds faces for face backbones.
@@ -133,6 +144,15 @@ type TrainReport struct {
 	FeatureDim int `json:"feature_dim"`
 	// Images is the number of images used; Skipped lists the others and why.
 	Images int `json:"images"`
+	// Augmented is the number of augmented feature vectors added for training.
+	Augmented int `json:"augmented"`
+	// L2 is the head's weight decay; L2Grid every candidate's cross-validated accuracy when it
+	// was chosen by cross-validation.
+	L2     float64         `json:"l2"`
+	L2Grid []train.L2Score `json:"l2_grid,omitempty"`
+	// RetrainedOnAll: the exported head was refitted on every image (with the epochs the
+	// validation split chose); the validation figures are the split's.
+	RetrainedOnAll bool `json:"retrained_on_all"`
 	// Skipped lists the images that could not be used.
 	Skipped []SkippedItem `json:"skipped,omitempty"`
 	// ExportMaxDiff is the largest difference between the exported ONNX model's scores and the
@@ -229,6 +249,8 @@ func trainClassifier(ctx context.Context, rt *onnx.Runtime, ds dataset.Dataset, 
 	const batch = 16
 	var pending []float32
 	var pendingClass []int
+	var pendingOwner []int // -1: an original image; else the index in x of the image augmented
+	var aug [][][]float32  // aug[i]: augmented features of x[i]
 	flush := func() error {
 		if len(pendingClass) == 0 {
 			return nil
@@ -239,17 +261,24 @@ func trainClassifier(ctx context.Context, rt *onnx.Runtime, ds dataset.Dataset, 
 		}
 		d := int(feat.Dim)
 		for i, c := range pendingClass {
-			x = append(x, append([]float32(nil), outs[0][i*d:(i+1)*d]...))
+			v := append([]float32(nil), outs[0][i*d:(i+1)*d]...)
+			if o := pendingOwner[i]; o >= 0 {
+				aug[o] = append(aug[o], v)
+				rep.Augmented++
+				continue
+			}
+			x = append(x, v)
 			y = append(y, c)
 		}
-		pending, pendingClass = pending[:0], pendingClass[:0]
+		pending, pendingClass, pendingOwner = pending[:0], pendingClass[:0], pendingOwner[:0]
 		return nil
 	}
+	originals := 0
 	for i, im := range ds.Images {
 		if err := ctx.Err(); err != nil {
 			return TrainResult{}, err
 		}
-		sample, why, err := imageSample(ctx, ds, i, m, pre, cfg.Faces)
+		sample, augmented, why, err := imageSample(ctx, ds, i, m, pre, cfg.Faces, !cfg.NoAugment)
 		if err != nil {
 			return TrainResult{}, err
 		}
@@ -258,10 +287,18 @@ func trainClassifier(ctx context.Context, rt *onnx.Runtime, ds dataset.Dataset, 
 		} else {
 			pending = append(pending, sample...)
 			pendingClass = append(pendingClass, im.Class)
+			pendingOwner = append(pendingOwner, -1)
+			aug = append(aug, nil)
+			for _, a := range augmented {
+				pending = append(pending, a...)
+				pendingClass = append(pendingClass, im.Class)
+				pendingOwner = append(pendingOwner, originals)
+			}
+			originals++
 			if len(samples) < 8 {
 				samples = append(samples, sample)
 			}
-			if len(pendingClass) == batch {
+			if len(pendingClass) >= batch {
 				if err := flush(); err != nil {
 					return TrainResult{}, err
 				}
@@ -277,32 +314,50 @@ func trainClassifier(ctx context.Context, rt *onnx.Runtime, ds dataset.Dataset, 
 	rep.Images = len(x)
 	rep.EmbedSeconds = time.Since(t0).Seconds()
 
-	// The head.
+	// The head: weight decay chosen by cross-validation, epochs by the validation split, then
+	// refitted on every image.
 	t1 := time.Now()
 	hc := cfg.Head
 	hc.L2Normalize = bb.L2Normalize
+	if !cfg.NoAugment {
+		hc.Augment = aug
+	}
+	if cfg.Folds >= 2 {
+		if cfg.Progress != nil {
+			cfg.Progress(TrainProgress{Phase: "crossval", Done: 0, Total: cfg.Folds})
+		}
+		grid := cfg.L2Grid
+		if len(grid) == 0 {
+			grid = []float64{1e-4, 1e-3, 1e-2, 1e-1}
+		}
+		ch, err := train.SelectL2(ctx, x, y, m.Labels, cfg.Folds, grid, hc)
+		if err != nil {
+			return TrainResult{}, err
+		}
+		hc.L2, rep.L2Grid, rep.CrossValidation = ch.L2, ch.Grid, &ch.CV
+		if cfg.Progress != nil {
+			cfg.Progress(TrainProgress{Phase: "crossval", Done: cfg.Folds, Total: cfg.Folds})
+		}
+	}
 	if cfg.Progress != nil {
 		hc.Progress = func(p train.Progress) {
 			cfg.Progress(TrainProgress{Phase: "train", Done: p.Epoch, Total: p.MaxEpochs})
 		}
 	}
-	head, fit, err := train.Fit(ctx, x, y, m.Labels, hc)
+	_, fit, err := train.Fit(ctx, x, y, m.Labels, hc)
 	if err != nil {
 		return TrainResult{}, err
 	}
 	rep.Report = fit
-	if cfg.Folds >= 2 {
-		if cfg.Progress != nil {
-			cfg.Progress(TrainProgress{Phase: "crossval", Done: 0, Total: cfg.Folds})
-		}
-		cv, err := train.CrossValidate(ctx, x, y, m.Labels, cfg.Folds, hc)
-		if err != nil {
-			return TrainResult{}, err
-		}
-		rep.CrossValidation = &cv
-		if cfg.Progress != nil {
-			cfg.Progress(TrainProgress{Phase: "crossval", Done: cfg.Folds, Total: cfg.Folds})
-		}
+	hc.Progress = nil
+	head, _, err := train.FitAll(ctx, x, y, m.Labels, fit.BestEpoch, hc)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	rep.RetrainedOnAll = true
+	rep.L2 = hc.L2
+	if rep.L2 == 0 {
+		rep.L2 = 1e-3 // train.Config's default
 	}
 	rep.TrainSeconds = time.Since(t1).Seconds()
 
@@ -352,24 +407,24 @@ func backboneFeatures(bb Backbone) (graph.Features, error) {
 
 // imageSample decodes image i of ds and preprocesses its target into a new sample. why is set,
 // and the sample nil, when the image cannot be used (does not decode, holds no usable face).
-func imageSample(ctx context.Context, ds dataset.Dataset, i int, m manifest.Manifest, pre *preprocessor, faces FaceFinder) (sample []float32, why string, err error) {
+func imageSample(ctx context.Context, ds dataset.Dataset, i int, m manifest.Manifest, pre *preprocessor, faces FaceFinder, augment bool) (sample []float32, augmented [][]float32, why string, err error) {
 	data, err := ds.ReadImage(i)
 	if err != nil {
-		return nil, err.Error(), nil
+		return nil, nil, err.Error(), nil
 	}
 	img, err := vision.Decode(data, 0)
 	if err != nil {
-		return nil, err.Error(), nil
+		return nil, nil, err.Error(), nil
 	}
 	defer img.Close()
 	frame := Frame{Image: img}
 	if m.Target == manifest.TargetFace {
 		found, err := faces.FindFaces(ctx, []gocv.Mat{img})
 		if err != nil {
-			return nil, "", fmt.Errorf("find faces in %s: %w", ds.Images[i].Path, err)
+			return nil, nil, "", fmt.Errorf("find faces in %s: %w", ds.Images[i].Path, err)
 		}
 		if len(found) != 1 || len(found[0]) == 0 {
-			return nil, "no face found", nil
+			return nil, nil, "no face found", nil
 		}
 		frame.Faces = found[0][:1] // the largest
 	}
@@ -380,14 +435,56 @@ func imageSample(ctx context.Context, ds dataset.Dataset, i int, m manifest.Mani
 		}
 	}()
 	if len(targets) == 0 {
-		return nil, "the face could not be cropped (no landmarks or outside the image)", nil
+		return nil, nil, "the face could not be cropped (no landmarks or outside the image)", nil
 	}
 	t := targets[0]
 	sample = make([]float32, pre.sampleLen)
 	if err := pre.fill(sample, t.Image, t.Rect); err != nil {
-		return nil, err.Error(), nil
+		return nil, nil, err.Error(), nil
 	}
-	return sample, "", nil
+	if !augment {
+		return sample, nil, "", nil
+	}
+	// Light augmentation: the mirror image, the centre 85% of each side, and its mirror image.
+	r := t.Rect
+	if r.Empty() {
+		r = image.Rect(0, 0, t.Image.Cols(), t.Image.Rows())
+	}
+	dx, dy := r.Dx()*15/200, r.Dy()*15/200
+	centre := make([]float32, pre.sampleLen)
+	if err := pre.fill(centre, t.Image, image.Rect(r.Min.X+dx, r.Min.Y+dy, r.Max.X-dx, r.Max.Y-dy)); err != nil {
+		return sample, [][]float32{mirrorCHW(sample, m.Input)}, "", nil
+	}
+	return sample, [][]float32{mirrorCHW(sample, m.Input), centre, mirrorCHW(centre, m.Input)}, "", nil
+}
+
+// mirrorCHW returns the horizontal mirror of one preprocessed input sample, laid out as the
+// manifest's input says (NCHW planes or NHWC pixels).
+func mirrorCHW(s []float32, in manifest.Input) []float32 {
+	out := make([]float32, len(s))
+	w, h := in.Width, in.Height
+	if w <= 0 || h <= 0 || len(s)%(w*h) != 0 {
+		return append(out[:0], s...)
+	}
+	c := len(s) / (w * h)
+	if strings.EqualFold(in.Layout, manifest.LayoutNHWC) {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				copy(out[(y*w+x)*c:(y*w+x+1)*c], s[(y*w+w-1-x)*c:(y*w+w-x)*c])
+			}
+		}
+		return out
+	}
+	for p := 0; p < c; p++ {
+		for y := 0; y < h; y++ {
+			row := s[p*w*h+y*w : p*w*h+(y+1)*w]
+			dst := out[p*w*h+y*w : p*w*h+(y+1)*w]
+			for x := range row {
+				dst[x] = row[w-1-x]
+			}
+		}
+	}
+	return out
 }
 
 // checkExport loads the exported classifier like a registry would and compares its scores on
