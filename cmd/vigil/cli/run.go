@@ -679,7 +679,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	defer whipEP.Close()
 	whipEP.Mount(srv)
 	srv.MarkPublic("/publish/")
-	if err := rs.serve(st.cfg.Metrics.Addr, ingest.StreamsCollector(managed.mgr, attached)); err != nil {
+	if err := rs.serve(st.cfg.Metrics.Addr, ingest.StreamsCollector(managed.mgr, attached), httpMetrics(srv)); err != nil {
 		return err
 	}
 	if err := managed.Start(ctx); err != nil {
