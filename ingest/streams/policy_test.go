@@ -151,3 +151,33 @@ func TestSourcePolicyNATS(t *testing.T) {
 		t.Fatalf("refused streams reached the runner: %v", e.runner.names())
 	}
 }
+
+// failingRunner reports every stream failing with what a remote host answered.
+type failingRunner struct{ *fakeRunner }
+
+func (f failingRunner) Status(name string) (RunStatus, bool) {
+	st, ok := f.fakeRunner.Status(name)
+	st.State, st.Error = StateBackoff, "source rtsp://10.0.0.5:22/x: cannot open the stream: SSH-2.0-OpenSSH_9.2 (connection closed)"
+	return st, ok
+}
+
+// TestSourceErrorsHidden: a failing source's status does not tell the API caller what the
+// remote host answered (the API would be a port scanner), unless the operator asks for details.
+func TestSourceErrorsHidden(t *testing.T) {
+	for _, details := range []bool{false, true} {
+		fr := failingRunner{newFakeRunner()}
+		e := startRegistry(t, &Registry{Runner: fr, SourceErrorDetails: details}, true)
+		e.runner = fr.fakeRunner
+		if r := call(t, "POST", e.url+"/v1/streams", []byte(`{"name":"probe","source":"rtsp://u:pw@10.0.0.5:22/x"}`)); r.status != http.StatusCreated {
+			t.Fatalf("create: %s", r)
+		}
+		r := call(t, "GET", e.url+"/v1/streams/probe", nil)
+		msg, _ := r.json["error"].(string)
+		if got := strings.Contains(msg, "OpenSSH"); got != details {
+			t.Errorf("details %v: status error %q", details, msg)
+		}
+		if !strings.Contains(msg, "10.0.0.5:22") || strings.Contains(msg, "pw@") {
+			t.Errorf("details %v: the error should name the redacted source: %q", details, msg)
+		}
+	}
+}

@@ -44,6 +44,12 @@ type Registry struct {
 	// read; Seed streams are not subject to it. Default: the zero SourcePolicy (no local files,
 	// no cameras, no loopback or link-local hosts).
 	Policy SourcePolicy
+	// SourceErrorDetails shows a failing source's own error (connection refused, an RTSP status,
+	// a file error) in Status.Error. Default false: Status.Error says only that the source (its
+	// URL redacted) could not be opened or read, because the details tell an API caller what a
+	// remote host answered, which would make the API a scanner of networks the caller cannot
+	// reach. The ingest's log always has the details.
+	SourceErrorDetails bool
 	// MaxStreams bounds the streams in the store; creating more fails with 409
 	// too_many_streams. Default 1000.
 	MaxStreams int
@@ -426,6 +432,9 @@ func (r *Registry) Get(name string) (Status, error) {
 		switch {
 		case ok:
 			st.State, st.Error = rs.State, rs.Error
+			if st.Error != "" && !r.SourceErrorDetails {
+				st.Error = fmt.Sprintf("source %s could not be opened or read; the ingest's log has the details", RedactSource(e.Spec.Source))
+			}
 			st.Stats = &RunStats{Decoded: rs.Decoded, Published: rs.Published, Dropped: rs.Dropped, SampledOut: rs.SampledOut, Reconnects: rs.Reconnects,
 				FPS: rs.FPS, Width: rs.Width, Height: rs.Height}
 			if !rs.LastPublished.IsZero() {

@@ -18,6 +18,8 @@ func (f *streamFlags) registerPolicy(fs *flag.FlagSet) {
 	fs.Var((*stringList)(&f.policy.AllowHosts), "stream-allow-hosts", "host names, IP addresses or CIDR prefixes API streams may read from although "+
 		"they are loopback, link-local or otherwise refused, e.g. 127.0.0.1 for an RTSP server on this machine (comma-separated)")
 	fs.BoolVar(&f.policy.AllowDevices, "stream-allow-devices", false, "let streams created through the API open this machine's cameras (device:N, /dev/videoN)")
+	fs.BoolVar(&f.details, "stream-error-details", false, "show a failing source's own error (connection refused, RTSP status) in /v1/streams; "+
+		"off, it says only that the source failed, so the API cannot probe what remote hosts answer (the log has the details either way)")
 	fs.StringVar(&f.keyFile, "streams-key-file", "", "file holding the key (32 bytes, hex) that seals camera passwords in the stream list's bucket; "+
 		"every ingest sharing the bucket needs the same one (default: ~/.config/vigil/streams.key, created when missing)")
 	fs.Var((*stringList)(&f.policy.Schemes), "stream-schemes", "URL schemes API streams may use, some of rtsp,rtsps,http,https (default all four)")

@@ -29,6 +29,7 @@ type streamFlags struct {
 	node    string
 	policy  streams.SourcePolicy
 	keyFile string
+	details bool
 }
 
 func (f *streamFlags) register(fs *flag.FlagSet) {
@@ -115,7 +116,7 @@ func (f *streamFlags) newManaged(ctx context.Context, nc *nats.Conn, js jetstrea
 	if err := m.mgr.Initialize(); err != nil {
 		return nil, err
 	}
-	m.reg = &streams.Registry{Runner: m.mgr, Store: store, Node: f.node, Seed: seed, Policy: f.policy, Log: log}
+	m.reg = &streams.Registry{Runner: m.mgr, Store: store, Node: f.node, Seed: seed, Policy: f.policy, SourceErrorDetails: f.details, Log: log}
 	return m, nil
 }
 
