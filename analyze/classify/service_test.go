@@ -61,7 +61,7 @@ func TestHTTPTrainingFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pm.Close()
-	srv := &httpapi.Server{Log: quiet, MaxUploadBytes: 8 << 20}
+	srv := &httpapi.Server{Log: quiet, MaxUploadBytes: 8 << 20, Limits: map[string]int64{api.ModelSetting: 8 << 20}} // models have their own limit (--max-model-mb)
 	api.Mount(srv, api.Config{Backend: &classify.Service{Registry: reg}, Projects: pm, Log: quiet})
 	h, err := srv.Handler()
 	if err != nil {
