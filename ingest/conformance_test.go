@@ -46,6 +46,8 @@ func TestSourceConformance(t *testing.T) {
 	t.Run("RTSP", func(t *testing.T) {
 		srv := rtsptest.New(t, rtsptest.ClockOptions(320, 240, 25))
 		sourcetest.Run(t, sourcetest.Spec{Live: true, Width: 320, Height: 240,
-			Open: func(ctx context.Context, t *testing.T) (ingest.Source, error) { return ingest.Open(ctx, srv.URL, ingest.OpenOptions{}) }})
+			Open: func(ctx context.Context, t *testing.T) (ingest.Source, error) {
+				return ingest.Open(ctx, srv.URL, ingest.OpenOptions{})
+			}})
 	})
 }
