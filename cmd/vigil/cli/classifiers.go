@@ -498,6 +498,19 @@ func printReport(w io.Writer, r classify.TrainReport) {
 		fmt.Fprintln(w, ")")
 		printConfusion(w, "cross-validation confusion", r.Labels, cv.Confusion)
 	}
+	if len(r.L2Grid) > 0 {
+		fmt.Fprintf(w, "weight decay %g, chosen by cross-validation (", r.L2)
+		for i, g := range r.L2Grid {
+			if i > 0 {
+				fmt.Fprint(w, ", ")
+			}
+			fmt.Fprintf(w, "%g: %.1f%%", g.L2, 100*g.Mean)
+		}
+		fmt.Fprintln(w, ")")
+	}
+	if r.RetrainedOnAll {
+		fmt.Fprintf(w, "exported head refitted on all %d images (%d augmented copies for training: mirror, centre crop)\n", r.Images, r.Augmented)
+	}
 }
 
 func printConfusion(w io.Writer, title string, labels []string, conf [][]int) {
