@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-video/vigil/sink/eventstore"
 	"github.com/vigil-video/vigil/sink/eventstore/snapshot"
 	"github.com/vigil-video/vigil/sink/eventstore/sqlite"
+	"github.com/vigil-video/vigil/sink/unknowns"
 )
 
 // frontFlags configure what `vigil run` serves besides the pipeline: the HTTP server (face API,
@@ -35,6 +36,7 @@ type frontFlags struct {
 	classifiers      string
 	classifierBucket string
 	eventsDB         string
+	unknownsMaxAge   time.Duration
 }
 
 func (f *frontFlags) register(fs *flag.FlagSet) {
@@ -42,6 +44,7 @@ func (f *frontFlags) register(fs *flag.FlagSet) {
 	f.gallery.register(fs)
 	fs.StringVar(&f.classifiers, "classifiers", "", "which custom classifiers run on which streams, e.g. \"lobby,door=helmet; parking=*; *=-\" (empty: every registered classifier on every stream)")
 	fs.StringVar(&f.classifierBucket, "classifier-bucket", store.DefaultBucket, "JetStream object store holding the custom classifiers")
+	fs.DurationVar(&f.unknownsMaxAge, "unknowns-max-age", unknowns.DefaultMaxAge, "unknown people (tracks without identity, clustered by face; /v1/unknowns) expire when unseen this long")
 	fs.StringVar(&f.eventsDB, "events-db", "", "SQLite file keeping the face events and snapshots for the history (default: events.db in the NATS store directory; \"off\": none)")
 }
 
@@ -57,6 +60,8 @@ type front struct {
 	events   *eventstore.Store
 	ring     *snapshot.Ring
 	consumer *eventstore.Consumer
+	// unknowns are the unknown people, fed by the event consumer.
+	unknowns *unknowns.Store
 	results  *sink.Role // result summaries into events, for /v1/history/results
 
 	cancel context.CancelFunc
@@ -151,11 +156,15 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 		}
 		(&eventstore.API{Store: fr.events}).Mount(fr.srv)
 		mountSearch(fr.srv, fr.events, fr.faces)
+		if fr.unknowns, err = startUnknowns(ctx, js, fr.srv, fr.events, fr.faces, f.unknownsMaxAge, d.log.With("role", "unknowns")); err != nil {
+			return nil, err
+		}
 		fr.ring = &snapshot.Ring{Conn: d.nc}
 		if err := fr.ring.Start(ctx); err != nil {
 			return nil, err
 		}
-		fr.consumer = &eventstore.Consumer{Conn: d.nc, Sinks: []eventstore.EventSink{fr.events}, Snapshots: fr.ring,
+		fr.consumer = &eventstore.Consumer{Conn: d.nc, Sinks: []eventstore.EventSink{fr.events,
+			&unknowns.Sink{Store: fr.unknowns, OnAssign: fr.events.SetUnknown}}, Snapshots: fr.ring,
 			JetStream: js, Log: d.log.With("role", "events")}
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		fr.cancel = cancel
@@ -222,6 +231,9 @@ func (fr *front) Close() {
 		fr.cancel()
 	}
 	fr.wg.Wait()
+	if fr.unknowns != nil {
+		fr.unknowns.Close()
+	}
 	if fr.ring != nil {
 		_ = fr.ring.Close()
 	}

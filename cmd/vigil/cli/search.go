@@ -103,7 +103,20 @@ func (s *faceService) erase(ctx context.Context, ident gallery.Identity) (any, e
 	if req.Identity == "" && len(req.Vectors) == 0 { // a record that did not decode
 		return eventstore.Erased{}, nil
 	}
-	return s.events.Erase(ctx, req)
+	erased, err := s.events.Erase(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	report := struct {
+		eventstore.Erased
+		Unknowns int `json:"unknowns"`
+	}{Erased: erased}
+	if s.unknowns != nil && len(req.Vectors) > 0 {
+		if report.Unknowns, err = s.unknowns.EraseMatching(ctx, req.Vectors); err != nil {
+			return report, err
+		}
+	}
+	return report, nil
 }
 
 func searchCmd(ctx context.Context, env Env, args []string) error {

@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/sink/eventstore"
+	"github.com/vigil-video/vigil/sink/unknowns"
 )
 
 // httpFlags configure the HTTP server and its policy (vigil serve; vigil run can take them too).
@@ -164,6 +165,8 @@ type faceService struct {
 	Engine faceapi.Engine
 	// events is the event store erasure cleans (set by mountSearch before the server starts).
 	events *eventstore.Store
+	// unknowns are the unknown people erasure cleans (set by startUnknowns).
+	unknowns *unknowns.Store
 }
 
 // Close stops the gallery watcher.
