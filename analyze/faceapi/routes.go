@@ -340,6 +340,11 @@ func (a *API) Verify(ctx context.Context, img1, img2 []byte, threshold float32) 
 			}
 		}
 		if embs[i] == nil {
+			if len(res.Faces) > 0 && res.Faces[0].TooSmall {
+				b := res.Faces[0].Box
+				return VerifyResponse{}, errorf(http.StatusUnprocessableEntity, "no_face",
+					"%s: the largest face is %.0f px across, too small to recognise; use a larger or closer photo", name, min(b.X2-b.X1, b.Y2-b.Y1))
+			}
 			return VerifyResponse{}, errorf(http.StatusUnprocessableEntity, "no_face", "%s: no face found (%d detected, none with landmarks to align)", name, len(res.Faces))
 		}
 	}
@@ -541,15 +546,15 @@ func (a *API) enrollmentPhoto(ctx context.Context, what string, img []byte, box 
 	if err != nil {
 		return gallery.NewPhoto{}, EnrolledFace{}, err
 	}
-	if i >= len(res.Embeddings) || res.Embeddings[i] == nil {
-		return gallery.NewPhoto{}, EnrolledFace{}, errorf(http.StatusUnprocessableEntity, "no_landmarks",
-			"%s: the face's landmarks were not found, so it cannot be aligned; use a clearer, frontal photo. Nothing was enrolled.", what)
-	}
 	f := res.Faces[i]
 	if f.TooSmall {
 		return gallery.NewPhoto{}, EnrolledFace{}, errorf(http.StatusUnprocessableEntity, "face_too_small",
 			"%s: the face is %.0f px across, too small to recognise; use a larger or closer photo. Nothing was enrolled.",
 			what, min(f.Box.X2-f.Box.X1, f.Box.Y2-f.Box.Y1))
+	}
+	if i >= len(res.Embeddings) || res.Embeddings[i] == nil {
+		return gallery.NewPhoto{}, EnrolledFace{}, errorf(http.StatusUnprocessableEntity, "no_landmarks",
+			"%s: the face's landmarks were not found, so it cannot be aligned; use a clearer, frontal photo. Nothing was enrolled.", what)
 	}
 	return gallery.NewPhoto{Embedding: res.Embeddings[i], SHA256: sha256Hex(img), Box: f.Box},
 		EnrolledFace{Box: f.Box, Score: f.Score, FacesFound: len(res.Faces), Chosen: how}, nil

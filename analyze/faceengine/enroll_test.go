@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"image/draw"
 	"image/jpeg"
 	"testing"
@@ -93,4 +94,57 @@ func TestEnrollChoosesFace(t *testing.T) {
 	call(t, "POST", f.url+"/v1/identities/barack-obama/photos", body, ct).fails(t, "box on no face", 422, "no_face_in_box", "0,0,5,5")
 	body, ct = jsonBody(t, map[string]any{"box": "1,2,3", "photos": []string{b64(obama)}})
 	call(t, "POST", f.url+"/v1/identities/barack-obama/photos", body, ct).fails(t, "malformed box", 400, "invalid_field", "x1,y1,x2,y2")
+}
+
+// TestTooSmallFaceAPI: a face under 40 px is found but marked too_small: /v1/analyze gives no
+// liveness, /v1/identify no identity and no matches although the person is enrolled, enrollment
+// and /v1/verify refuse it saying it is too small.
+func TestTooSmallFaceAPI(t *testing.T) {
+	e := newEngine(t)
+	f := newAPIFixture(t, e)
+	obama := f.file(t, "faces/Barack_Obama/obama.jpg")
+	small := scaled(t, obama, 0.11)
+	body, ct := form(t, field("name", "Barack Obama"), filePart("photos", obama))
+	call(t, "POST", f.url+"/v1/identities", body, ct).ok(t, "enroll Obama", 201, nil)
+
+	var out faceapi.FacesResponse
+	body, ct = form(t, filePart("image", small), field("heads", "age,liveness"))
+	call(t, "POST", f.url+"/v1/analyze", body, ct).ok(t, "analyze a small face", 200, &out)
+	if len(out.Faces) != 1 || !out.Faces[0].TooSmall || out.Faces[0].Liveness != nil || out.Faces[0].Age == nil {
+		t.Fatalf("a small face: %s", mustJSON(out))
+	}
+	t.Logf("small face: %+v", out.Faces[0].Box)
+	var idf faceapi.IdentifyResponse
+	body, ct = form(t, filePart("image", small))
+	call(t, "POST", f.url+"/v1/identify", body, ct).ok(t, "identify a small face", 200, &idf)
+	if len(idf.Faces) != 1 || !idf.Faces[0].TooSmall || idf.Faces[0].Identity != nil || len(idf.Faces[0].Matches) != 0 {
+		t.Fatalf("identify a small face: %s", mustJSON(idf))
+	}
+	body, ct = form(t, field("name", "Small Obama"), filePart("photos", small))
+	call(t, "POST", f.url+"/v1/identities", body, ct).fails(t, "enroll a small face", 422, "face_too_small", "too small to recognise")
+	body, ct = form(t, filePart("image1", obama), filePart("image2", small))
+	call(t, "POST", f.url+"/v1/verify", body, ct).fails(t, "verify a small face", 422, "no_face", "image2", "too small to recognise")
+}
+
+// scaled returns the JPEG img scaled by k (nearest neighbour) on a 320x240 grey page.
+func scaled(t *testing.T, img []byte, k float64) []byte {
+	t.Helper()
+	src, err := jpeg.Decode(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := image.NewRGBA(image.Rect(0, 0, 320, 240))
+	draw.Draw(out, out.Bounds(), image.NewUniform(color.Gray{Y: 128}), image.Point{}, draw.Src)
+	b := src.Bounds()
+	w, h := int(float64(b.Dx())*k), int(float64(b.Dy())*k)
+	for y := range min(h, 240) {
+		for x := range min(w, 320) {
+			out.Set(x, y, src.At(b.Min.X+int(float64(x)/k), b.Min.Y+int(float64(y)/k)))
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, out, &jpeg.Options{Quality: 92}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
