@@ -5,80 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/vigil-video/vigil/pkg/backoff"
 )
 
-// Backoff computes capped exponential delays with jitter between reconnection attempts. The
-// zero value uses the defaults. It is not safe for concurrent use.
-type Backoff struct {
-	// Initial is the first delay. Default 500 ms.
-	Initial time.Duration
-	// Max caps the delay. Default 30 s.
-	Max time.Duration
-	// Multiplier grows the delay after each attempt. Default 2.
-	Multiplier float64
-	// Jitter spreads each delay uniformly over ±Jitter of its value, so cameras that fail
-	// together do not reconnect in lockstep. Default 0.2; a negative value disables it.
-	Jitter float64
-	// ResetAfter is how long a source must stay healthy (delivering frames) before the delay
-	// starts again from Initial. Default 10 s.
-	ResetAfter time.Duration
-
-	attempt int
-}
-
-func (b *Backoff) defaults() (initial, maxDelay time.Duration, mult, jitter float64) {
-	initial, maxDelay, mult, jitter = b.Initial, b.Max, b.Multiplier, b.Jitter
-	if initial <= 0 {
-		initial = 500 * time.Millisecond
-	}
-	if maxDelay <= 0 {
-		maxDelay = 30 * time.Second
-	}
-	if maxDelay < initial {
-		maxDelay = initial
-	}
-	if mult < 1 {
-		mult = 2
-	}
-	switch {
-	case jitter == 0:
-		jitter = 0.2
-	case jitter < 0:
-		jitter = 0
-	case jitter > 1:
-		jitter = 1
-	}
-	return initial, maxDelay, mult, jitter
-}
-
-// Next returns the delay before the next attempt and advances the schedule: Initial, then
-// Initial*Multiplier^n capped at Max, each spread by Jitter (never beyond Max).
-func (b *Backoff) Next() time.Duration {
-	initial, maxDelay, mult, jitter := b.defaults()
-	d := float64(initial)
-	for i := 0; i < b.attempt && d < float64(maxDelay); i++ {
-		d *= mult
-	}
-	d = min(d, float64(maxDelay))
-	b.attempt++
-	if jitter > 0 {
-		d *= 1 - jitter + 2*jitter*rand.Float64()
-	}
-	return time.Duration(min(d, float64(maxDelay)))
-}
-
-// Reset starts the schedule again from Initial.
-func (b *Backoff) Reset() { b.attempt = 0 }
-
-func (b *Backoff) resetAfter() time.Duration {
-	if b.ResetAfter <= 0 {
-		return 10 * time.Second
-	}
-	return b.ResetAfter
-}
+// Backoff computes capped exponential delays with jitter between reconnection attempts: the
+// shared backoff.Backoff (pkg/backoff), whose zero value uses the defaults.
+type Backoff = backoff.Backoff
 
 // LiveState is where a live source stands in its connection cycle.
 type LiveState int32
@@ -252,7 +187,7 @@ func (r *Reconnector) Read(ctx context.Context) (RawFrame, error) {
 		f, err := r.cur.Read(ctx)
 		if err == nil {
 			r.frames.Add(1)
-			if !r.healthy && time.Since(r.since) >= r.Backoff.resetAfter() {
+			if !r.healthy && time.Since(r.since) >= r.Backoff.ResetDelay() {
 				r.healthy = true
 				r.Backoff.Reset()
 			}

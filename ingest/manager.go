@@ -589,7 +589,7 @@ func (ms *managed) supervise(ctx context.Context) {
 
 // failed records a failure of the stream's runner and arms the backoff timer.
 func (ms *managed) failed(err error, b *Backoff, started time.Time, gen uint64, waiting *hold, holdGen *uint64, timer **time.Timer, timerC *<-chan time.Time) {
-	if !started.IsZero() && time.Since(started) >= b.resetAfter() {
+	if !started.IsZero() && time.Since(started) >= b.ResetDelay() {
 		b.Reset()
 	}
 	wait := b.Next()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-video/vigil/analyze/classify/manifest"
 	"github.com/vigil-video/vigil/analyze/classify/store"
+	"github.com/vigil-video/vigil/pkg/backoff"
 	"github.com/vigil-video/vigil/pkg/onnx"
 )
 
@@ -285,22 +286,9 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 
 func (r *Registry) run(ctx context.Context) {
 	defer close(r.done)
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := r.watch(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Warn("classifier watcher stopped; restarting", "err", err, "in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	// 100 ms doubling up to 5 s, without jitter, as the gallery's watcher.
+	backoff.Loop(ctx, &backoff.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: -1},
+		r.log, "classifier watcher", r.watch)
 }
 
 // watch follows the bucket until ctx ends or the watcher fails.

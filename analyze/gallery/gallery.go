@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-video/vigil/pkg/backoff"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -143,22 +144,12 @@ func (g *Gallery) Forget(id string, rev uint64) { g.idx.Remove(id, rev+1) }
 
 func (g *Gallery) run(ctx context.Context) {
 	defer close(g.done)
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := g.watch(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		g.log.Warn("gallery watcher stopped; restarting", "err", err, "in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	backoff.Loop(ctx, watchBackoff(), g.log, "gallery watcher", g.watch)
+}
+
+// watchBackoff spaces the watcher's restarts: 100 ms doubling up to 5 s, without jitter.
+func watchBackoff() *backoff.Backoff {
+	return &backoff.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: -1}
 }
 
 // watch follows the bucket until ctx ends or the watcher fails.
