@@ -373,76 +373,15 @@ func FitAll(ctx context.Context, x [][]float32, y []int, labels []string, epochs
 
 func fitSplit(ctx context.Context, x [][]float32, y []int, labels []string, trainIdx, valIdx []int, cfg Config, rng *rand.Rand) (*Head, Report, error) {
 	if cfg.Augment != nil {
-		// The training images' augmented copies join the training split (after the originals,
-		// so that indexes into x keep their meaning).
-		x, y, trainIdx = slices.Clone(x), slices.Clone(y), slices.Clone(trainIdx)
-		for _, i := range trainIdx[:len(trainIdx):len(trainIdx)] {
-			if i >= len(cfg.Augment) {
-				continue
-			}
-			for _, a := range cfg.Augment[i] {
-				if len(a) != len(x[0]) {
-					return nil, Report{}, fmt.Errorf("%w: augmented vector of sample %d has %d values, want %d", ErrData, i, len(a), len(x[0]))
-				}
-				trainIdx = append(trainIdx, len(x))
-				x = append(x, a)
-				y = append(y, y[i])
-			}
+		var err error
+		if x, y, trainIdx, err = withAugmented(x, y, trainIdx, cfg.Augment); err != nil {
+			return nil, Report{}, err
 		}
 	}
 	k, d := len(labels), len(x[0])
-	// Features as float64, normalised, then standardised with the training split's statistics.
-	feats := make([][]float64, len(x))
-	for i, v := range x {
-		f := make([]float64, d)
-		for j, e := range v {
-			f[j] = float64(e)
-		}
-		if cfg.L2Normalize {
-			normalize(f)
-		}
-		feats[i] = f
-	}
-	mu, sigma := make([]float64, d), make([]float64, d)
-	for _, i := range trainIdx {
-		for j, e := range feats[i] {
-			mu[j] += e
-		}
-	}
-	for j := range mu {
-		mu[j] /= float64(len(trainIdx))
-	}
-	for _, i := range trainIdx {
-		for j, e := range feats[i] {
-			sigma[j] += (e - mu[j]) * (e - mu[j])
-		}
-	}
-	for j := range sigma {
-		sigma[j] = math.Sqrt(sigma[j] / float64(len(trainIdx)))
-		if sigma[j] < 1e-6 {
-			sigma[j] = 1 // a constant feature carries nothing; leave it unscaled
-		}
-	}
-	std := make([][]float64, len(feats))
-	for i, f := range feats {
-		s := make([]float64, d)
-		for j, e := range f {
-			s[j] = (e - mu[j]) / sigma[j]
-		}
-		std[i] = s
-	}
+	std, mu, sigma := standardize(x, trainIdx, cfg.L2Normalize)
 
-	weights := make([]float64, k)
-	counts := make([]int, k)
-	for _, i := range trainIdx {
-		counts[y[i]]++
-	}
-	for c := range weights {
-		weights[c] = 1
-		if !cfg.Unweighted && counts[c] > 0 {
-			weights[c] = float64(len(trainIdx)) / float64(k*counts[c])
-		}
-	}
+	weights := classWeights(y, trainIdx, k, cfg.Unweighted)
 
 	m := &model{k: k, d: d, w: make([]float64, k*d), b: make([]float64, k)}
 	// Adam state.
@@ -522,19 +461,109 @@ func fitSplit(ctx context.Context, x [][]float32, y []int, labels []string, trai
 	}
 	rep.PerClass = perClass(rep.Confusion, labels)
 
-	// Fold the standardisation into the weights: W'[c][j] = W[c][j]/sigma[j],
-	// b'[c] = b[c] - sum_j W[c][j]*mu[j]/sigma[j].
-	h := &Head{Classes: k, Dim: d, Weights: make([]float32, k*d), Bias: make([]float32, k), L2Normalize: cfg.L2Normalize}
+	h := foldStandardization(best, mu, sigma, cfg.L2Normalize)
+	return h, rep, nil
+}
+
+// withAugmented returns the training split with the training images' augmented copies joined
+// to it (after the originals, so that indexes into x keep their meaning).
+func withAugmented(x [][]float32, y, trainIdx []int, augment [][][]float32) ([][]float32, []int, []int, error) {
+	x, y, trainIdx = slices.Clone(x), slices.Clone(y), slices.Clone(trainIdx)
+	for _, i := range trainIdx[:len(trainIdx):len(trainIdx)] {
+		if i >= len(augment) {
+			continue
+		}
+		for _, a := range augment[i] {
+			if len(a) != len(x[0]) {
+				return nil, nil, nil, fmt.Errorf("%w: augmented vector of sample %d has %d values, want %d", ErrData, i, len(a), len(x[0]))
+			}
+			trainIdx = append(trainIdx, len(x))
+			x = append(x, a)
+			y = append(y, y[i])
+		}
+	}
+	return x, y, trainIdx, nil
+}
+
+// standardize returns the features as float64, normalised (l2), then standardised with the
+// training split's mean mu and deviation sigma.
+func standardize(x [][]float32, trainIdx []int, l2 bool) (std [][]float64, mu, sigma []float64) {
+	d := len(x[0])
+	feats := make([][]float64, len(x))
+	for i, v := range x {
+		f := make([]float64, d)
+		for j, e := range v {
+			f[j] = float64(e)
+		}
+		if l2 {
+			normalize(f)
+		}
+		feats[i] = f
+	}
+	mu, sigma = make([]float64, d), make([]float64, d)
+	for _, i := range trainIdx {
+		for j, e := range feats[i] {
+			mu[j] += e
+		}
+	}
+	for j := range mu {
+		mu[j] /= float64(len(trainIdx))
+	}
+	for _, i := range trainIdx {
+		for j, e := range feats[i] {
+			sigma[j] += (e - mu[j]) * (e - mu[j])
+		}
+	}
+	for j := range sigma {
+		sigma[j] = math.Sqrt(sigma[j] / float64(len(trainIdx)))
+		if sigma[j] < 1e-6 {
+			sigma[j] = 1 // a constant feature carries nothing; leave it unscaled
+		}
+	}
+	std = make([][]float64, len(feats))
+	for i, f := range feats {
+		s := make([]float64, d)
+		for j, e := range f {
+			s[j] = (e - mu[j]) / sigma[j]
+		}
+		std[i] = s
+	}
+	return std, mu, sigma
+}
+
+// classWeights weighs each of the k classes inversely to its share of the training split (all
+// 1 when unweighted).
+func classWeights(y, trainIdx []int, k int, unweighted bool) []float64 {
+	weights := make([]float64, k)
+	counts := make([]int, k)
+	for _, i := range trainIdx {
+		counts[y[i]]++
+	}
+	for c := range weights {
+		weights[c] = 1
+		if !unweighted && counts[c] > 0 {
+			weights[c] = float64(len(trainIdx)) / float64(k*counts[c])
+		}
+	}
+	return weights
+}
+
+// foldStandardization folds the standardisation into the weights of m, giving the head that
+// takes the raw (normalised) features: W'[c][j] = W[c][j]/sigma[j],
+// b'[c] = b[c] - sum_j W[c][j]*mu[j]/sigma[j].
+func foldStandardization(m *model, mu, sigma []float64, l2 bool) *Head {
+	k, d := m.k, m.d
+	h := &Head{Classes: k, Dim: d, Weights: make([]float32, k*d), Bias: make([]float32, k), L2Normalize: l2}
 	for c := 0; c < k; c++ {
-		b := best.b[c]
+		b := m.b[c]
 		for j := 0; j < d; j++ {
-			w := best.w[c*d+j] / sigma[j]
+			w := m.w[c*d+j] / sigma[j]
 			h.Weights[c*d+j] = float32(w)
 			b -= w * mu[j]
 		}
 		h.Bias[c] = float32(b)
 	}
-	return h, rep, nil
+	return h
 }
 
 // evaluate returns the weighted mean cross-entropy and the accuracy of m on idx.
