@@ -2,6 +2,7 @@ package track
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -84,6 +85,11 @@ type TrackerConfig struct {
 	// BetterViewGap is the least capture time between two better-view runs of a track's heads
 	// (quality flickers from frame to frame). Default 1s.
 	BetterViewGap time.Duration
+	// SoloHeads are heads too costly to run on one frame together with others (the expression
+	// model, a DenseNet-121, costs ~55 ms a face on one core, several times the rest together):
+	// they are asked for on a frame of their own, after the other heads a track needs, so no
+	// frame's latency carries all of them. Default emotion.
+	SoloHeads []string
 	// AgeWindow is how many age estimates a track keeps for its robust mean (the mean of the
 	// middle half of them). Default 9.
 	AgeWindow int
@@ -141,6 +147,9 @@ func (c *TrackerConfig) setDefaults() {
 	}
 	if c.AgeWindow <= 0 {
 		c.AgeWindow = 9
+	}
+	if c.SoloHeads == nil {
+		c.SoloHeads = []string{"emotion"}
 	}
 }
 
@@ -210,10 +219,10 @@ type trk struct {
 	sightings             []sighting // the last Window, oldest first
 	identity              *result.Identity
 	attrs                 carried
-	headsAt               time.Time // capture time of the frame all heads last ran on
-	headsQuality          float64   // that sighting's Quality
-	hasHeads              bool      // all heads ran on a sighting of this track
-	embSamples            int       // sightings with an embedding (identity votes from the model)
+	headAt                map[string]time.Time // per head: capture time of its latest output
+	headsAt               time.Time            // capture time of the latest run of every non-solo head
+	headsQuality          float64              // that sighting's Quality
+	embSamples            int                  // sightings with an embedding (identity votes from the model)
 }
 
 type sighting struct {
@@ -293,9 +302,7 @@ func (t *Tracker) Update(res *result.Result) Step {
 		if heads {
 			fresh := freshHeads(*f, t.cfg.Heads)
 			step.addFresh(fresh, t.cfg.Heads)
-			if len(fresh) == len(t.cfg.Heads) {
-				tr.hasHeads, tr.headsAt, tr.headsQuality = true, now, q
-			}
+			t.ran(tr, fresh, q, now)
 		}
 		if len(f.Embedding) > 0 || f.TooSmall && f.Age != nil && f.Gender != nil { // a too small face's settle run counts
 			tr.embSamples++
@@ -335,12 +342,57 @@ const (
 // reasonRank orders request reasons by urgency (lower first).
 var reasonRank = map[string]int{event.RequestNewTrack: 0, RequestSettle: 1, RequestBetterView: 2, event.RequestStale: 3}
 
-// needs returns the heads tr needs run on a coming frame, and why: all of Heads on a new track,
-// SettleHeads (those among Heads) until its identity settles, all again when its output is stale
-// or a better view (quality q) came; nil when none.
+// ran records that the heads fresh ran on a sighting of tr of quality q captured at.
+func (t *Tracker) ran(tr *trk, fresh []string, q float64, at time.Time) {
+	if len(fresh) == 0 {
+		return
+	}
+	if tr.headAt == nil {
+		tr.headAt = map[string]time.Time{}
+	}
+	for _, h := range fresh {
+		if at.After(tr.headAt[h]) {
+			tr.headAt[h] = at
+		}
+	}
+	for _, h := range t.cfg.Heads {
+		if !slices.Contains(t.cfg.SoloHeads, h) && !slices.Contains(fresh, h) {
+			return
+		}
+	}
+	if at.After(tr.headsAt) {
+		tr.headsAt, tr.headsQuality = at, q
+	}
+}
+
+// due returns the heads among Heads whose latest output is older than age (or missing), at most
+// one solo head and only when no other head is due, so that no frame runs them all.
+func (t *Tracker) due(tr *trk, now time.Time, age time.Duration) []string {
+	var due, solo []string
+	for _, h := range t.cfg.Heads {
+		at, ok := tr.headAt[h]
+		if ok && now.Sub(at) < age {
+			continue
+		}
+		if slices.Contains(t.cfg.SoloHeads, h) {
+			solo = append(solo, h)
+		} else {
+			due = append(due, h)
+		}
+	}
+	if len(due) == 0 && len(solo) > 0 {
+		return solo[:1]
+	}
+	return due
+}
+
+// needs returns the heads tr needs run on a coming frame, and why: every head on a new track
+// (the solo heads on frames of their own), SettleHeads (those among Heads) until its identity
+// settles, the heads whose output is stale, all again on a better view (quality q); nil when
+// none.
 func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
-	if !tr.hasHeads {
-		return t.cfg.Heads, event.RequestNewTrack
+	if missing := t.due(tr, now, time.Duration(math.MaxInt64)); len(missing) > 0 {
+		return missing, event.RequestNewTrack
 	}
 	if tr.identity == nil && tr.embSamples < t.cfg.SettleSamples {
 		var settle []string
@@ -353,11 +405,14 @@ func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
 			return settle, RequestSettle
 		}
 	}
-	switch {
-	case now.Sub(tr.headsAt) >= t.cfg.HeadsInterval:
-		return t.cfg.Heads, event.RequestStale
-	case t.cfg.BetterView > 0 && q > 0 && q >= t.cfg.BetterView*tr.headsQuality && now.Sub(tr.headsAt) >= t.cfg.BetterViewGap:
-		return t.cfg.Heads, RequestBetterView
+	if stale := t.due(tr, now, t.cfg.HeadsInterval); len(stale) > 0 {
+		if !slices.Contains(t.cfg.SoloHeads, stale[0]) {
+			stale = t.due(tr, now, 0) // one stale head refreshes all but the solo ones: fewer frames carry heads
+		}
+		return stale, event.RequestStale
+	}
+	if t.cfg.BetterView > 0 && q > 0 && q >= t.cfg.BetterView*tr.headsQuality && now.Sub(tr.headsAt) >= t.cfg.BetterViewGap {
+		return t.due(tr, now, 0), RequestBetterView
 	}
 	return nil, ""
 }
@@ -409,9 +464,7 @@ func (t *Tracker) late(res *result.Result) Step {
 			fresh := freshHeads(*f, t.cfg.Heads)
 			if len(t.cfg.Heads) > 0 {
 				step.addFresh(fresh, t.cfg.Heads)
-				if len(fresh) == len(t.cfg.Heads) && res.CapturedAt.After(tr.headsAt) {
-					tr.hasHeads, tr.headsAt, tr.headsQuality = true, res.CapturedAt, q
-				}
+				t.ran(tr, fresh, q, res.CapturedAt)
 			}
 			if len(f.Embedding) > 0 {
 				tr.embSamples++
@@ -694,4 +747,3 @@ func freshHeads(f result.Face, heads []string) []string {
 	}
 	return out
 }
-

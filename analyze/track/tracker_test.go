@@ -524,31 +524,35 @@ func TestHeadsPerTrack(t *testing.T) {
 			t.Fatalf("seq 6: age %v, want the robust mean of 30, 34 and 80, which ignores 80", got.Age)
 		}
 	}
-	all := strings.Join(event.DefaultHeads, ",")
-	want := []ask{{1, event.RequestNewTrack, all}}
-	if len(asks) < 3 || asks[0] != want[0] {
-		t.Fatalf("asks %+v: want all heads on the new track first", asks)
+	all := "embedding,age,gender,liveness,pose" // every head but the solo one, emotion
+	want := []ask{{1, event.RequestNewTrack, all}, {2, event.RequestNewTrack, "emotion"}}
+	if len(asks) < 4 || asks[0] != want[0] || asks[1] != want[1] {
+		t.Fatalf("asks %+v: want all heads but emotion on the new track's first frame, emotion alone on the next", asks)
 	}
 	// Settle: identity heads only, on consecutive frames, until the vote settles (3 votes).
 	settled := 0
-	for _, a := range asks[1:] {
+	for _, a := range asks[2:] {
 		if a.reason == RequestSettle {
 			settled++
 			if a.heads != "embedding,age,gender" {
 				t.Fatalf("settle ask %+v: want only the identity heads", a)
 			}
 		}
+		if strings.Contains(a.heads, "emotion") && a.heads != "emotion" {
+			t.Fatalf("ask %+v: emotion asked together with other heads", a)
+		}
 	}
 	if settled == 0 || settled > 4 {
 		t.Fatalf("asks %+v: want a few settle asks, then none", asks)
 	}
-	var stale, better bool
+	var stale, staleEmotion, better bool
 	for _, a := range asks {
 		stale = stale || a.reason == event.RequestStale && a.heads == all
+		staleEmotion = staleEmotion || a.reason == event.RequestStale && a.heads == "emotion"
 		better = better || a.reason == RequestBetterView && a.seq == 20
 	}
-	if !stale || !better {
-		t.Fatalf("asks %+v: want a stale ask after 2 s and a better-view ask at seq 20", asks)
+	if !stale || !staleEmotion || !better {
+		t.Fatalf("asks %+v: want stale asks after 2 s (the heads together, emotion alone) and a better-view ask at seq 20", asks)
 	}
 	if n := len(ran); n > 12 {
 		t.Fatalf("heads ran on %d of 25 frames, want per track, not every frame", n)

@@ -255,15 +255,27 @@ func TestVideoOneTrackForTheWoman(t *testing.T) {
 	if len(asked) == 0 || len(asked) > frames/4 {
 		t.Fatalf("%d of %d frames requested heads; want some, not most", len(asked), frames)
 	}
+	// The analyzer runs embedding, age and gender on every frame here: the new track asks for
+	// liveness and pose, then for emotion (a solo head) on a frame of its own.
+	// (A request can merge with a repeated one at ingest, which reads a recording ahead.)
 	first := asked[0]
-	if got := obs.headsFrames[first]; strings.Join(got, ",") != strings.Join(event.DefaultHeads, ",") {
-		t.Fatalf("frame %d requested %v, want %v", first, got, event.DefaultHeads)
+	if got := obs.headsFrames[first]; !slices.Contains(got, "liveness") || !slices.Contains(got, "pose") || slices.Contains(got, "emotion") {
+		t.Fatalf("frame %d requested %v, want liveness and pose, not emotion", first, got)
 	}
-	// The analyzer ran them on that frame, and only on requested frames.
+	emotion := uint64(0)
+	for _, seq := range asked {
+		if emotion == 0 && slices.Contains(obs.headsFrames[seq], "emotion") {
+			emotion = seq
+		}
+	}
+	if emotion == 0 {
+		t.Fatalf("frames %v: none requested emotion", asked)
+	}
+	// The analyzer ran them on those frames, and only on requested frames.
 	for seq, r := range obs.raw {
 		for _, f := range r.Faces {
 			_, requested := obs.headsFrames[seq]
-			heavy := f.Pose != nil && f.Liveness != nil && f.Emotion != nil
+			heavy := f.Pose != nil || f.Liveness != nil || f.Emotion != nil
 			if requested != heavy {
 				t.Fatalf("seq %d: heads requested %v, analyzer output pose/liveness/emotion %v", seq, requested, heavy)
 			}
@@ -272,6 +284,7 @@ func TestVideoOneTrackForTheWoman(t *testing.T) {
 	if len(obs.raw[first].Faces) == 0 {
 		t.Fatalf("frame %d requested heads but has no face", first)
 	}
+	first = emotion + 16 // from here on (ingest reads 16 frames ahead), the track has them all
 	// The track carries them forward: every later result of her track shows them.
 	for seq, r := range obs.tracked {
 		for _, f := range r.Faces {
@@ -301,19 +314,21 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 	tr := &track.Role{Conn: conn("track"), Input: bus.ResultsPrefix, Output: trackedPrefix,
 		Tracker: track.TrackerConfig{HeadsInterval: 2 * time.Second}}
 	run(t, tr.Run, tr.Ready())
-	in := &ingest.Role{Conn: conn("ingest"), Streams: []ingest.StreamConfig{{Name: "fer", Source: video, FPS: 10, Once: true}}}
+	// Live: the video in real time, read once (not a recording analysed completely), so a heads
+	// request reaches the very next frame.
+	in := &ingest.Role{Conn: conn("ingest"), Streams: []ingest.StreamConfig{{Name: "fer", Source: video, FPS: 10, Realtime: true}}}
 	if err := in.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	frames := int(in.Stats()["fer"].Published)
-	obs.waitEnded(t, frames)
+	obs.waitEnded(t, 1)
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	ran := map[uint64]bool{}
 	for seq, r := range obs.raw {
 		for _, f := range r.Faces {
 			_, requested := obs.headsFrames[seq]
-			if f.Embedding != nil || f.Age != nil || f.Pose != nil {
+			if f.Embedding != nil || f.Age != nil || f.Gender != nil || f.Pose != nil || f.Liveness != nil || f.Emotion != nil {
 				if !requested {
 					t.Fatalf("seq %d: heads ran on a frame that did not request them", seq)
 				}
@@ -330,8 +345,8 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 	if len(seqs) < 2 || len(seqs) > frames/2 {
 		t.Fatalf("heads ran on %d of %d frames: want per track (first frame, settling, schedule), not every frame", len(seqs), frames)
 	}
-	if got := obs.headsFrames[seqs[0]]; strings.Join(got, ",") != strings.Join(event.DefaultHeads, ",") {
-		t.Fatalf("first heads frame %d requested %v, want all of %v (a new track)", seqs[0], got, event.DefaultHeads)
+	if got := obs.headsFrames[seqs[0]]; strings.Join(got, ",") != "embedding,age,gender,liveness,pose" {
+		t.Fatalf("first heads frame %d requested %v, want every head but emotion (a new track; emotion runs alone)", seqs[0], got)
 	}
 	// From the second half of the video on (results the track role published before the slow
 	// first heads frame's result reached it carry nothing yet; on a loaded machine that can be
@@ -339,13 +354,13 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 	carried := 0
 	for seq, r := range obs.tracked {
 		for _, f := range r.Faces {
-			if seq <= max(seqs[0]+4, uint64(frames/2)) || f.TrackID == "" {
+			if seq <= seqs[0]+3 || f.TrackID == "" {
 				continue
 			}
 			if f.HeadsSeq == 0 || f.HeadsSeq > seq || !ran[f.HeadsSeq] || f.HeadsCapturedAt == nil {
 				t.Fatalf("seq %d: heads_seq %d does not name a frame the heads ran on before it", seq, f.HeadsSeq)
 			}
-			if f.Age == nil || f.Gender == nil || f.Emotion == nil || f.Liveness == nil || f.Pose == nil {
+			if f.Age == nil || f.Gender == nil || f.Liveness == nil || f.Pose == nil {
 				t.Fatalf("seq %d: the track's values are not all carried: %+v", seq, f)
 			}
 			if f.Gender.Score < 0 || f.Gender.Score > 1 {
@@ -354,8 +369,8 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 			carried++
 		}
 	}
-	if carried < frames/3 {
-		t.Fatalf("%d results carry the track's values, want the second half of %d", carried, frames)
+	if carried < len(obs.tracked)/2 {
+		t.Fatalf("%d of %d results carry the track's values, want those after the first heads frame", carried, len(obs.tracked))
 	}
 }
 
