@@ -100,6 +100,7 @@ func TestEnrollChoosesFace(t *testing.T) {
 // liveness, /v1/identify no identity and no matches although the person is enrolled, enrollment
 // and /v1/verify refuse it saying it is too small.
 func TestTooSmallFaceAPI(t *testing.T) {
+	testenv.NeedsTestData(t)
 	e := newEngine(t)
 	f := newAPIFixture(t, e)
 	obama := f.file(t, "faces/Barack_Obama/obama.jpg")
