@@ -420,7 +420,8 @@ func (r *Registry) openAPI() httpapi.Doc {
 						"409": httpapi.ErrorResponse("not a push stream, disabled, or run by another node (not_push_stream, stream_disabled, wrong_node)"),
 						"413": httpapi.ErrorResponse("too many bytes (body_too_large) or pixels (image_too_large)"),
 						"415": httpapi.ErrorResponse("not image/jpeg or image/png (unsupported_media_type)"),
-						"429": httpapi.ErrorResponse("too many frames of this stream in progress (stream_busy)")}},
+						"429": httpapi.ErrorResponse("too many frames of this stream in progress (stream_busy); see Retry-After"),
+						"503": httpapi.ErrorResponse("server_busy: as many pushed images are being read or decoded as the server admits; see Retry-After")}},
 			},
 		},
 	}

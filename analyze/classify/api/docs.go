@@ -30,7 +30,8 @@ func openAPI(projects bool) httpapi.Doc {
 						"manifest": map[string]any{"type": "string", "format": "binary"}, "model": map[string]any{"type": "string", "format": "binary"}}}}}},
 				"responses": map[string]any{"201": jsonBody("registered and loaded", ref("ClassifierInfo")),
 					"400": httpapi.ErrorResponse("invalid_manifest or bad_request"),
-					"422": httpapi.ErrorResponse("invalid_model (not ONNX, external data, shapes or labels that do not fit) or digest_mismatch")}},
+					"422": httpapi.ErrorResponse("invalid_model (not ONNX, external data, shapes or labels that do not fit) or digest_mismatch"),
+					"503": httpapi.ErrorResponse("busy: two model uploads are in progress; retry after Retry-After")}},
 		},
 		"/v1/classifiers/{name}": {
 			"get": map[string]any{"tags": tag, "summary": "A classifier's state and manifest", "parameters": []any{nameParam("name", "classifier name")},
@@ -43,7 +44,8 @@ func openAPI(projects bool) httpapi.Doc {
 				"parameters":  []any{map[string]any{"name": "model", "in": "query", "description": "classifier names, comma-separated or repeated", "schema": map[string]any{"type": "string"}}},
 				"requestBody": imageBody,
 				"responses": map[string]any{"200": jsonBody("every prediction with all scores", ref("ClassifyResult")),
-					"400": httpapi.ErrorResponse("invalid_image"), "404": httpapi.ErrorResponse("classifier_not_loaded")}},
+					"400": httpapi.ErrorResponse("invalid_image"), "404": httpapi.ErrorResponse("classifier_not_loaded"),
+					"503": httpapi.ErrorResponse("busy: as many images are being classified or waiting as the server admits; retry after Retry-After")}},
 		},
 	}
 	if projects {
@@ -84,7 +86,8 @@ func openAPI(projects bool) httpapi.Doc {
 		paths["/v1/classifier-projects/{project}/predict"] = map[string]any{
 			"post": map[string]any{"tags": ptag, "summary": "Classify an image with the project's trained classifier", "parameters": []any{pp},
 				"requestBody": imageBody,
-				"responses":   map[string]any{"200": jsonBody("the predictions", ref("ClassifyResult")), "409": httpapi.ErrorResponse("not_trained")}},
+				"responses": map[string]any{"200": jsonBody("the predictions", ref("ClassifyResult")), "409": httpapi.ErrorResponse("not_trained"),
+					"503": httpapi.ErrorResponse("busy: retry after Retry-After")}},
 		}
 	}
 	schemas := map[string]any{
