@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/privacy"
 )
 
 // Snapshotter cuts the face snapshot an event's crop references (snapshot.Ring implements it).
@@ -45,6 +47,10 @@ type Consumer struct {
 	Sinks []EventSink
 	// Snapshots cuts snapshots. Default nil: events go without.
 	Snapshots Snapshotter
+	// Privacy blurs the snapshots of the faces it covers (privacy.BlurUnknown: events without
+	// identity; privacy.BlurAll: every event) before any sink sees them, irreversibly. Default
+	// privacy.Off.
+	Privacy privacy.Mode
 	// SnapshotTimeout bounds cutting one snapshot. Default 2s.
 	SnapshotTimeout time.Duration
 	// Streams limits the consumer to these streams' events. Default: every stream.
@@ -305,6 +311,11 @@ func (c *Consumer) handle(ctx context.Context, data []byte) error {
 		sctx, cancel := context.WithTimeout(ctx, c.SnapshotTimeout)
 		snap, err = c.Snapshots.Snapshot(sctx, ev.Crop)
 		cancel()
+		if err == nil && len(snap) > 0 && c.Privacy.Blurs(ev.Identity != nil) {
+			if snap, err = privacy.BlurJPEG(snap, image.Rectangle{}, 85); err != nil {
+				snap = nil // never store the unblurred face
+			}
+		}
 		c.mu.Lock()
 		if err != nil || len(snap) == 0 {
 			c.stats.SnapshotMisses++

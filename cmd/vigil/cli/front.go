@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/classify/store"
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/sink"
 	"github.com/vigil-video/vigil/sink/eventstore"
@@ -37,6 +38,7 @@ type frontFlags struct {
 	classifierBucket string
 	eventsDB         string
 	unknownsMaxAge   time.Duration
+	privacy          string
 }
 
 func (f *frontFlags) register(fs *flag.FlagSet) {
@@ -44,6 +46,7 @@ func (f *frontFlags) register(fs *flag.FlagSet) {
 	f.gallery.register(fs)
 	fs.StringVar(&f.classifiers, "classifiers", "", "which custom classifiers run on which streams, e.g. \"lobby,door=helmet; parking=*; *=-\" (empty: every registered classifier on every stream)")
 	fs.StringVar(&f.classifierBucket, "classifier-bucket", store.DefaultBucket, "JetStream object store holding the custom classifiers")
+	fs.StringVar(&f.privacy, "privacy", string(privacy.Off), "blur faces, irreversibly, in the event snapshots the history stores: off, blur-unknown (faces without identity) or blur-all")
 	fs.DurationVar(&f.unknownsMaxAge, "unknowns-max-age", unknowns.DefaultMaxAge, "unknown people (tracks without identity, clustered by face; /v1/unknowns) expire when unseen this long")
 	fs.StringVar(&f.eventsDB, "events-db", "", "SQLite file keeping the face events and snapshots for the history (default: events.db in the NATS store directory; \"off\": none)")
 }
@@ -163,7 +166,11 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 		if err := fr.ring.Start(ctx); err != nil {
 			return nil, err
 		}
-		fr.consumer = &eventstore.Consumer{Conn: d.nc, Sinks: []eventstore.EventSink{fr.events,
+		mode, err := privacy.ParseMode(f.privacy)
+		if err != nil {
+			return nil, fmt.Errorf("--privacy: %w", err)
+		}
+		fr.consumer = &eventstore.Consumer{Conn: d.nc, Privacy: mode, Sinks: []eventstore.EventSink{fr.events,
 			&unknowns.Sink{Store: fr.unknowns, OnAssign: fr.events.SetUnknown}}, Snapshots: fr.ring,
 			JetStream: js, Log: d.log.With("role", "events")}
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -220,7 +227,7 @@ func (fr *front) Close() {
 	if fr.srv != nil {
 		_ = fr.srv.Close()
 	}
-	if fr.consumer != nil && fr.cancel != nil {
+	if fr.consumer != nil && fr.cancel != nil && isClosed(fr.consumer.Ready()) { // never ready (no JetStream): nothing to catch up
 		ctx, cancel := context.WithTimeout(fr.alive, historyCatchUp)
 		if err := fr.consumer.CatchUp(ctx); err != nil && fr.alive.Err() == nil {
 			fr.log.Warn("event history: stopped before it had every event", "err", err)
