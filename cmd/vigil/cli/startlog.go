@@ -42,3 +42,13 @@ func (h startupHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h startupHandler) WithGroup(name string) slog.Handler {
 	return startupHandler{Handler: h.Handler.WithGroup(name), started: h.started}
 }
+
+// isClosed reports whether ch is closed (a Ready channel that fired), without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
