@@ -29,7 +29,9 @@ func TestRouteLimitsNameTheirSetting(t *testing.T) {
 	s.HandleUpload("POST /dataset", "--max-dataset-mb", 3000, http.HandlerFunc(read))
 	s.HandleLimit("POST /json", 1<<10, http.HandlerFunc(read))
 	s.HandleFunc("POST /image", read)
-	body := func() map[string]any { return map[string]any{"requestBody": map[string]any{}, "responses": map[string]any{}} }
+	body := func() map[string]any {
+		return map[string]any{"requestBody": map[string]any{}, "responses": map[string]any{}}
+	}
 	s.Describe(Doc{Paths: map[string]map[string]any{"/push": {"post": body()}, "/json": {"post": body()}, "/image": {"post": body()}}})
 	if got := s.UploadLimit("--max-push-mb", 1000); got != 2000 {
 		t.Fatalf("UploadLimit(--max-push-mb) = %d, want the override 2000", got)

@@ -140,7 +140,7 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 	}
 	if fr.projects, err = project.Open(project.Config{Dir: filepath.Join(d.storeDir, "classifier-projects"), Train: trainer.Train,
 		MaxUploadBytes: fr.srv.UploadLimit(api.DatasetSetting, project.DefaultMaxUploadBytes), // the route's limit, --max-dataset-mb
-		Log: d.log.With("role", "classifiers")}); err != nil {
+		Log:            d.log.With("role", "classifiers")}); err != nil {
 		return nil, err
 	}
 	api.Mount(fr.srv, api.Config{Backend: &classify.Service{Registry: fr.registry, Faces: faces}, Projects: fr.projects, Backbones: trainer,
