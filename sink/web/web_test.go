@@ -409,7 +409,7 @@ func TestPageWorksOffline(t *testing.T) {
 		t.Fatalf("GET /: %d %v", res.StatusCode, res.Header)
 	}
 	outside := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}`)
-	for _, asset := range []string{"/ui/app.js", "/ui/app.css"} {
+	for _, asset := range []string{"/ui/app.js", "/ui/app.css", "/ui/people.js"} {
 		if !strings.Contains(page, `"`+asset+`"`) {
 			t.Errorf("the page does not load %s", asset)
 		}
