@@ -165,6 +165,9 @@ func schemas() map[string]any {
 		"too_small": typ("boolean", "true when the face's shorter box side is below the analyzer's minimum for recognition (40 px by default): "+
 			"it was not embedded and its liveness not estimated, so identity and liveness are absent rather than guessed; show it as too small, not unknown"),
 		"embedding": map[string]any{"type": "array", "items": typ("number", ""), "description": "L2-normalised 512-d embedding (/v1/represent)"},
+		"heads_seq": typ("integer", "video results only: the newest frame of the face's track whose heads output the attribute values rest on"),
+		"heads_captured_at": map[string]any{"type": "string", "format": "date-time",
+			"description": "video results only: when the frame of heads_seq was captured"},
 	})
 	identified := obj([]string{"box", "score", "matches"}, map[string]any{})
 	for k, v := range face["properties"].(map[string]any) {

@@ -2,12 +2,17 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/sink/web/webtest"
 )
 
@@ -62,4 +67,53 @@ func shot(t *testing.T, page *webtest.Page, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot %s", path)
+}
+
+// keepLive publishes frame jpg (w x h) with result res on res.Stream every 200 ms, sequence
+// numbers from res.Seq on, until the test ends: the page only picks a live stream by itself, and
+// on a loaded machine one frame may be stale before the browser has started.
+func (f *fixture) keepLive(t *testing.T, jpg []byte, w, h int, res result.Result) {
+	t.Helper()
+	frames, err := bus.Subject(bus.FramesPrefix, res.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := bus.Subject(bus.ResultsPrefix, res.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for seq := res.Seq; ; seq++ {
+			now := time.Now().UTC()
+			m, err := frame.Frame{Stream: res.Stream, Seq: seq, Captured: now, Width: w, Height: h, Encoding: frame.EncodingJPEG, Data: jpg}.Msg(frames)
+			if err == nil {
+				err = f.pub.PublishMsg(m)
+			}
+			r := res
+			r.Seq, r.CapturedAt, r.AnalyzedAt = seq, now, now
+			b, jerr := json.Marshal(r)
+			if err == nil && jerr == nil {
+				err = f.pub.Publish(results, b)
+			}
+			if err != nil || jerr != nil {
+				t.Errorf("keepLive: %v %v", err, jerr)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
 }

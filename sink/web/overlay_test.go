@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -37,9 +36,7 @@ func TestOverlayInBrowser(t *testing.T) {
 			{Model: "clothes", Label: "suit", Score: 0.91, Target: "face:0"},
 			{Model: "scene", Label: "office", Score: 0.88, Target: "frame"},
 		}}
-	f.publishFrame(t, "hall", 1, jpg, w, h)
-	f.publishJSON(t, bus.ResultsPrefix, "hall", res)
-	f.flush(t)
+	f.keepLive(t, jpg, w, h, res)
 
 	page := openPage(t, f.url+PagePath)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/event"
 	"github.com/vigil-video/vigil/pkg/result"
 )
@@ -29,11 +28,11 @@ func TestEventsAndTracksInBrowser(t *testing.T) {
 		t.Fatalf("favicon: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
 
-	f.publishFrame(t, "hall", 10, jpg, w, h)
-	r := resultFor("hall", 10, w, h, "Barack Obama")
-	r.Faces[0].TrackID = "k2-7"
-	f.publishJSON(t, bus.ResultsPrefix, "hall", r)
+	f.publishFrame(t, "hall", 10, jpg, w, h) // the frame the events' snapshots are cut from
 	f.flush(t)
+	r := resultFor("hall", 11, w, h, "Barack Obama")
+	r.Faces[0].TrackID = "k2-7"
+	f.keepLive(t, jpg, w, h, r)
 	now := time.Now().UTC()
 	ev := func(kind, track string) event.Event {
 		return event.Event{Schema: event.EventSchema, Kind: kind, Stream: "hall", TrackID: track, Seq: 10, CapturedAt: now, At: now,
