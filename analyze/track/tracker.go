@@ -386,12 +386,13 @@ func (t *Tracker) due(tr *trk, now time.Time, age time.Duration) []string {
 	return due
 }
 
-// needs returns the heads tr needs run on a coming frame, and why: every head on a new track
-// (the solo heads on frames of their own), SettleHeads (those among Heads) until its identity
-// settles, the heads whose output is stale, all again on a better view (quality q); nil when
-// none.
+// needs returns the heads tr needs run on a coming frame, and why: every head but the solo ones
+// on a new track, then SettleHeads (those among Heads) until its identity settles, then the solo
+// heads on frames of their own, the heads whose output is stale, all again on a better view
+// (quality q); nil when none.
 func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
-	if missing := t.due(tr, now, time.Duration(math.MaxInt64)); len(missing) > 0 {
+	missing := t.due(tr, now, time.Duration(math.MaxInt64))
+	if len(missing) > 0 && !slices.Contains(t.cfg.SoloHeads, missing[0]) {
 		return missing, event.RequestNewTrack
 	}
 	if tr.identity == nil && tr.embSamples < t.cfg.SettleSamples {
@@ -404,6 +405,9 @@ func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
 		if len(settle) > 0 {
 			return settle, RequestSettle
 		}
+	}
+	if len(missing) > 0 { // a solo head, once the identity heads have settled
+		return missing, event.RequestNewTrack
 	}
 	if stale := t.due(tr, now, t.cfg.HeadsInterval); len(stale) > 0 {
 		if !slices.Contains(t.cfg.SoloHeads, stale[0]) {
