@@ -357,6 +357,7 @@ func (r *runStack) newIngest() error {
 		if err != nil {
 			return err
 		}
+		r.stf.useRunStore(r.storeDir, r.st.cfg.Run.StoreDir != "")
 		if r.managed, err = r.stf.newManaged(r.ctx, nc, js, 1, r.streams, log); err != nil {
 			return err
 		}

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"crypto/rand"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -30,7 +32,17 @@ func (f *streamFlags) registerPolicy(fs *flag.FlagSet) {
 // usable default it returns nil (passwords are then refused rather than stored in plaintext).
 func (f *streamFlags) sealer(log *slog.Logger) (*streams.Sealer, error) {
 	path, explicit := f.keyFile, f.keyFile != ""
-	if !explicit {
+	switch {
+	case explicit:
+	case f.runKeyTemp: // the bucket ends with this run: so may its key
+		key := make([]byte, streams.KeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("streams key: %w", err)
+		}
+		return streams.NewSealer(key)
+	case f.runKey != "":
+		path, explicit = f.runKey, true
+	default:
 		dir, err := os.UserConfigDir()
 		if err != nil {
 			log.Warn("streams: no key to seal camera passwords: streams with a password in their URL are refused (set --streams-key-file)", "err", err)
@@ -51,4 +63,14 @@ func (f *streamFlags) sealer(log *slog.Logger) (*streams.Sealer, error) {
 			"streams_key_file", path)
 	}
 	return streams.NewSealer(key)
+}
+
+// useRunStore makes vigil run's default streams key follow its JetStream store: a key file
+// beside the data in --store-dir (persistent), or a key of this run only with a temporary store.
+func (f *streamFlags) useRunStore(storeDir string, persistent bool) {
+	if persistent {
+		f.runKey = filepath.Join(storeDir, "streams.key")
+	} else {
+		f.runKeyTemp = true
+	}
 }

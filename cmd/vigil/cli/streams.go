@@ -30,6 +30,9 @@ type streamFlags struct {
 	policy  streams.SourcePolicy
 	keyFile string
 	details bool
+	// runKey, runKeyTemp: vigil run's default key (see useRunStore).
+	runKey     string
+	runKeyTemp bool
 }
 
 func (f *streamFlags) register(fs *flag.FlagSet) {
