@@ -28,7 +28,7 @@ func TestMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if v, err := st.SchemaVersion(context.Background()); err != nil || v != 1 {
+	if v, err := st.SchemaVersion(context.Background()); err != nil || v != 2 { // 0002_faces
 		t.Fatalf("version %d, %v", v, err)
 	}
 }
