@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"fmt"
 	"image"
-	"image/color"
 	"image/draw"
 	"image/jpeg"
 )
@@ -45,7 +44,7 @@ func (m Mode) Blurs(identified bool) bool {
 }
 
 // Blur makes the region r of img unrecognisable in place (pixelation, then a box blur).
-func Blur(img draw.Image, r image.Rectangle) {
+func Blur(img *image.RGBA, r image.Rectangle) {
 	r = r.Intersect(img.Bounds())
 	if r.Empty() {
 		return
@@ -54,67 +53,80 @@ func Blur(img draw.Image, r image.Rectangle) {
 	for y := r.Min.Y; y < r.Max.Y; y += block {
 		for x := r.Min.X; x < r.Max.X; x += block {
 			b := image.Rect(x, y, min(x+block, r.Max.X), min(y+block, r.Max.Y))
-			var sr, sg, sb, sa, n uint64
+			var sum [4]int
+			n := 0
 			for yy := b.Min.Y; yy < b.Max.Y; yy++ {
-				for xx := b.Min.X; xx < b.Max.X; xx++ {
-					cr, cg, cb, ca := img.At(xx, yy).RGBA()
-					sr, sg, sb, sa, n = sr+uint64(cr), sg+uint64(cg), sb+uint64(cb), sa+uint64(ca), n+1
+				row := img.Pix[img.PixOffset(b.Min.X, yy):img.PixOffset(b.Max.X, yy)]
+				for i := 0; i < len(row); i += 4 {
+					sum[0], sum[1], sum[2], sum[3] = sum[0]+int(row[i]), sum[1]+int(row[i+1]), sum[2]+int(row[i+2]), sum[3]+int(row[i+3])
+					n++
 				}
 			}
-			c := rgba64(sr/n, sg/n, sb/n, sa/n)
-			draw.Draw(img, b, &image.Uniform{C: c}, image.Point{}, draw.Src)
+			c := [4]uint8{uint8(sum[0] / n), uint8(sum[1] / n), uint8(sum[2] / n), uint8(sum[3] / n)}
+			for yy := b.Min.Y; yy < b.Max.Y; yy++ {
+				row := img.Pix[img.PixOffset(b.Min.X, yy):img.PixOffset(b.Max.X, yy)]
+				for i := 0; i < len(row); i += 4 {
+					copy(row[i:i+4], c[:])
+				}
+			}
 		}
 	}
 	boxBlur(img, r, block/2)
 }
 
 // boxBlur smooths r with a (2k+1)-wide box, horizontally then vertically.
-func boxBlur(img draw.Image, r image.Rectangle, k int) {
+func boxBlur(img *image.RGBA, r image.Rectangle, k int) {
 	if k < 1 {
 		return
 	}
 	w, h := r.Dx(), r.Dy()
-	buf := make([][4]uint32, w*h)
+	buf := make([]int, w*h*4)
 	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			cr, cg, cb, ca := img.At(r.Min.X+x, r.Min.Y+y).RGBA()
-			buf[y*w+x] = [4]uint32{cr, cg, cb, ca}
+		row := img.Pix[img.PixOffset(r.Min.X, r.Min.Y+y):img.PixOffset(r.Max.X, r.Min.Y+y)]
+		for i, v := range row {
+			buf[y*w*4+i] = int(v)
 		}
 	}
-	pass := func(get func(i, j int) [4]uint32, set func(i, j int, v [4]uint32), n, m int) {
-		for j := 0; j < m; j++ {
-			line := make([][4]uint32, n)
-			for i := 0; i < n; i++ {
-				var s [4]uint64
-				cnt := uint64(0)
-				for d := max(i-k, 0); d <= min(i+k, n-1); d++ {
-					v := get(d, j)
-					for c := range 4 {
-						s[c] += uint64(v[c])
-					}
-					cnt++
-				}
+	// pass blurs n lines of m pixels; at(line, i) is the index of pixel i of a line in buf.
+	pass := func(lines, m int, at func(line, i int) int) {
+		tmp := make([]int, m*4)
+		for l := 0; l < lines; l++ {
+			// A running sum over the window [i-k, i+k] clipped to the line.
+			var sum [4]int
+			for d := 0; d <= min(k, m-1); d++ {
 				for c := range 4 {
-					line[i][c] = uint32(s[c] / cnt)
+					sum[c] += buf[at(l, d)+c]
 				}
 			}
-			for i := 0; i < n; i++ {
-				set(i, j, line[i])
+			for i := 0; i < m; i++ {
+				lo, hi := max(i-k, 0), min(i+k, m-1)
+				for c := range 4 {
+					tmp[i*4+c] = sum[c] / (hi - lo + 1)
+				}
+				if i+k+1 < m {
+					for c := range 4 {
+						sum[c] += buf[at(l, i+k+1)+c]
+					}
+				}
+				if i-k >= 0 {
+					for c := range 4 {
+						sum[c] -= buf[at(l, i-k)+c]
+					}
+				}
+			}
+			for i := 0; i < m; i++ {
+				copy(buf[at(l, i):at(l, i)+4], tmp[i*4:i*4+4])
 			}
 		}
 	}
-	pass(func(i, j int) [4]uint32 { return buf[j*w+i] }, func(i, j int, v [4]uint32) { buf[j*w+i] = v }, w, h)
-	pass(func(i, j int) [4]uint32 { return buf[i*w+j] }, func(i, j int, v [4]uint32) { buf[i*w+j] = v }, h, w)
+	pass(h, w, func(y, x int) int { return (y*w + x) * 4 })
+	pass(w, h, func(x, y int) int { return (y*w + x) * 4 })
 	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			v := buf[y*w+x]
-			img.Set(r.Min.X+x, r.Min.Y+y, rgba64(uint64(v[0]), uint64(v[1]), uint64(v[2]), uint64(v[3])))
+		row := img.Pix[img.PixOffset(r.Min.X, r.Min.Y+y):img.PixOffset(r.Max.X, r.Min.Y+y)]
+		for i := range row {
+			row[i] = uint8(buf[y*w*4+i])
 		}
 	}
-}
-
-func rgba64(r, g, b, a uint64) color.RGBA64 {
-	return color.RGBA64{R: uint16(r), G: uint16(g), B: uint16(b), A: uint16(a)}
 }
 
 // BlurJPEG decodes a JPEG, blurs the region r (the whole image when r is empty) and encodes it
