@@ -306,6 +306,34 @@ func (p *Pipeline) Analyze(ctx context.Context, frames []gocv.Mat) ([]FrameFaces
 	return p.AnalyzeWith(ctx, frames, nil)
 }
 
+// AnalyzeScaled is AnalyzeWith for frames decoded smaller than their published size:
+// scales[i] (1 or more; 0 or absent means 1) is frame i's published width over its decoded
+// width. Boxes and landmarks come back in published-frame pixels, and TooSmall is decided on
+// that size. Meant for frames that only need detection and landmarks (heads crop from the
+// decoded pixels).
+func (p *Pipeline) AnalyzeScaled(ctx context.Context, frames []gocv.Mat, requested [][]string, scales []float32) ([]FrameFaces, error) {
+	out, err := p.AnalyzeWith(ctx, frames, requested)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if i >= len(scales) || scales[i] <= 0 || scales[i] == 1 {
+			continue
+		}
+		s := scales[i]
+		for j := range out[i].Faces {
+			f := &out[i].Faces[j]
+			f.Box = result.Box{X1: f.Box.X1 * s, Y1: f.Box.Y1 * s, X2: f.Box.X2 * s, Y2: f.Box.Y2 * s}
+			for k := range f.Landmarks {
+				f.Landmarks[k].X *= s
+				f.Landmarks[k].Y *= s
+			}
+			f.TooSmall = min(f.Box.X2-f.Box.X1, f.Box.Y2-f.Box.Y1) < p.cfg.MinRecognitionSize
+		}
+	}
+	return out, nil
+}
+
 // AnalyzeWith is Analyze where requested[i] names the on-demand heads to run on frame i's faces
 // too (nil or shorter: none). Names that are not on-demand heads of this pipeline are ignored.
 func (p *Pipeline) AnalyzeWith(ctx context.Context, frames []gocv.Mat, requested [][]string) ([]FrameFaces, error) {

@@ -31,6 +31,25 @@ type Analyzer interface {
 	AnalyzeWith(ctx context.Context, frames []gocv.Mat, requested [][]string) ([]FrameFaces, error)
 }
 
+// ScaledAnalyzer is an Analyzer that also takes frames decoded smaller than published
+// (*Pipeline implements it): the Role then decodes JPEG frames that request no heads at half
+// size (DCT scaling, about half the decode cost), since detection and landmarks do not need
+// every pixel, and the analyzer reports their faces in published-frame pixels.
+type ScaledAnalyzer interface {
+	Analyzer
+	AnalyzeScaled(ctx context.Context, frames []gocv.Mat, requested [][]string, scales []float32) ([]FrameFaces, error)
+}
+
+// StreamClassifier is a FrameClassifier that says whether any classifier runs on a stream: the
+// Role decodes frames of streams without one at reduced size (see ScaledAnalyzer).
+type StreamClassifier interface {
+	Runs(stream string) bool
+}
+
+// reducedMinWidth is the published width from which a frame that requests no heads is decoded
+// at half size: half of it still exceeds twice the detector's 320-pixel input.
+const reducedMinWidth = 1280
+
 // Role is the analyze role: it joins the analyzers' queue group on vigil.frames.*, batches frames
 // across streams (flush on MaxBatch or MaxWait, whichever first), runs the Analyzer and publishes a
 // Result per frame on vigil.results.<stream>, or a Drop on vigil.drops.<stream> saying why not.
@@ -78,6 +97,10 @@ type Role struct {
 	// ResultsPrefix is the subject prefix results are published under. Default
 	// bus.ResultsPrefix; event.AnalyzedPrefix when a track stage enriches and republishes them.
 	ResultsPrefix string
+	// FullDecode decodes every frame at full size. Default false: with a ScaledAnalyzer, JPEG
+	// frames at least 1280 pixels wide that request no heads, of streams no classifier runs on
+	// (Classifiers nil, or a StreamClassifier that says so), are decoded at half size.
+	FullDecode bool
 	// Classifiers, when set, runs custom classifiers on every analysed frame; their outputs go
 	// into the result's classifications. Default none.
 	Classifiers FrameClassifier
@@ -127,6 +150,22 @@ func (j job) captured() time.Time {
 	}
 	return j.f.Captured
 }
+
+// publishedSize is the size of the image f carries, m being its decode at 1/factor: the frame's
+// declared size when it agrees with the decode (within DCT scaling's rounding), else the decode's
+// size times factor. A frame never gets a size its pixels do not back.
+func publishedSize(f frame.Frame, m gocv.Mat, factor int) [2]int {
+	w, h := m.Cols()*factor, m.Rows()*factor
+	if factor == 1 {
+		return [2]int{w, h}
+	}
+	if abs(f.Width-w) < factor && abs(f.Height-h) < factor {
+		return [2]int{f.Width, f.Height}
+	}
+	return [2]int{w, h}
+}
+
+func abs(x int) int { return max(x, -x) }
 
 // mergeHeads carries the heads a superseded frame requested over to the frame replacing it, so
 // that a track's scheduled heads run on the stream's next analysed frame even under overload.
@@ -408,13 +447,23 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 			m.Close()
 		}
 	}()
+	scaled, reduce := r.Analyzer.(ScaledAnalyzer)
+	reduce = reduce && !r.FullDecode
+	sc, perStream := r.Classifiers.(StreamClassifier)
+	var scales []float32
+	var sizes [][2]int
 	now := time.Now()
 	for _, j := range jobs {
 		if r.Deadline > 0 && now.Sub(j.captured()) > r.Deadline {
 			r.drop(ctx, j.f, result.ReasonDeadline, fmt.Sprintf("frame %s old", now.Sub(j.f.Captured).Round(time.Millisecond)))
 			continue
 		}
-		m, err := vision.Decode(j.f.Data, r.MaxPixels)
+		factor := 1
+		classified := r.Classifiers != nil && (!perStream || sc.Runs(j.f.Stream))
+		if reduce && !classified && len(j.f.Heads) == 0 && j.f.Encoding == frame.EncodingJPEG && j.f.Width >= reducedMinWidth {
+			factor = 2
+		}
+		m, err := vision.DecodeReduced(j.f.Data, r.MaxPixels, factor)
 		if err != nil {
 			r.drop(ctx, j.f, result.ReasonDecode, err.Error())
 			continue
@@ -422,11 +471,19 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		mats = append(mats, m)
 		kept = append(kept, j)
 		requested = append(requested, j.f.Heads)
+		scales = append(scales, float32(factor))
+		sizes = append(sizes, publishedSize(j.f, m, factor))
 	}
 	if len(kept) == 0 {
 		return
 	}
-	out, err := r.Analyzer.AnalyzeWith(ctx, mats, requested)
+	var out []FrameFaces
+	var err error
+	if reduce {
+		out, err = scaled.AnalyzeScaled(ctx, mats, requested, scales)
+	} else {
+		out, err = r.Analyzer.AnalyzeWith(ctx, mats, requested)
+	}
 	if err != nil {
 		r.Log.Error("analysis failed", "frames", len(kept), "err", err)
 		for _, j := range kept {
@@ -451,7 +508,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 			Schema: result.SchemaVersion, Stream: j.f.Stream, Seq: j.f.Seq,
 			CapturedAt: j.f.Captured.UTC(), AnalyzedAt: done,
 			LatencyMS: float64(done.Sub(j.captured()).Microseconds()) / 1000,
-			Width:     mats[i].Cols(), Height: mats[i].Rows(),
+			Width:     sizes[i][0], Height: sizes[i][1],
 			Faces: out[i].Faces, Analyzer: r.Name,
 		}
 		if res.Faces == nil {

@@ -75,6 +75,19 @@ func (r *Runner) Classify(ctx context.Context, frames []Frame) ([][]result.Class
 	return out, nil
 }
 
+// Runs reports whether any loaded classifier runs on stream's frames (by the Selection).
+func (r *Runner) Runs(stream string) bool {
+	if r.Source == nil {
+		return false
+	}
+	for _, c := range r.Source.Classifiers() {
+		if r.Selection.Runs(stream, c.m.Name) {
+			return true
+		}
+	}
+	return false
+}
+
 // Predict is Classify with every prediction (also those below threshold, marked Below) and
 // every score. When only is non-nil, exactly the classifiers it names run, regardless of the
 // selection.

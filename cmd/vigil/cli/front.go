@@ -204,6 +204,10 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 // classifyFrames adapts the classifier runner to the analyze role.
 type classifyFrames struct{ r *classify.Runner }
 
+// Runs reports whether a classifier runs on stream (the analyzer decodes other streams' frames
+// at reduced size when only detection needs them).
+func (c classifyFrames) Runs(stream string) bool { return c.r.Runs(stream) }
+
 func (c classifyFrames) ClassifyFrames(ctx context.Context, frames []analyze.ClassifyFrame) ([][]result.Classification, error) {
 	in := make([]classify.Frame, len(frames))
 	for i, f := range frames {
