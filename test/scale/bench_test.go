@@ -91,6 +91,10 @@ type pump struct {
 	done   map[string]time.Time // stream/seq -> when its outcome reached the pump
 	out    chan outcome
 	subs   []*nats.Subscription
+	// complete marks the frames as a recording's (frame.Frame.Complete): analyzers then queue
+	// them instead of letting a newer frame of the stream supersede them (throughput runs keep
+	// several frames of a stream in flight).
+	complete bool
 }
 
 type outcome struct {
@@ -140,7 +144,7 @@ func (p *pump) publish(stream string) error {
 	seq := p.seq[stream]
 	p.mu.Unlock()
 	f := p.frames[int(seq-1)%len(p.frames)]
-	f.Stream, f.Seq, f.Captured = stream, seq, time.Now()
+	f.Stream, f.Seq, f.Captured, f.Complete = stream, seq, time.Now(), p.complete
 	subj, err := bus.Subject(bus.FramesPrefix, stream)
 	if err != nil {
 		return err
@@ -180,6 +184,8 @@ func loadAverage() string {
 // (after warm frames) and the CPU cores the analyzers used meanwhile.
 func (p *pump) throughput(t *testing.T, procs []*proc, window, warm, n int) (fps, cores float64) {
 	t.Helper()
+	p.complete = true
+	defer func() { p.complete = false }()
 	inFlight := 0
 	got := 0
 	var start time.Time
