@@ -2,13 +2,14 @@ package faceapi
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
 	_ "image/jpeg" // DecodeConfig: JPEG headers
 	_ "image/png"  // DecodeConfig: PNG headers
 	"io"
+
+	"github.com/vigil-video/vigil/pkg/imageguard"
 )
 
 // Errors about uploaded images; the handlers answer ErrInvalidImage with 400 invalid_image and
@@ -60,103 +61,14 @@ func CheckImage(data []byte, maxPixels int) (ImageInfo, error) {
 	}
 	switch format {
 	case "jpeg":
-		err = checkJPEG(data)
+		err = imageguard.CheckJPEG(data) // walks to EOI; bytes after it (phone trailers) are allowed
 	case "png":
-		err = checkPNG(data)
+		err = imageguard.CheckPNG(data) // walks to IEND; refuses decompression bombs
 	default:
 		err = fmt.Errorf("%w: %s images are not supported (send JPEG or PNG)", ErrInvalidImage, format)
 	}
+	if err != nil && !errors.Is(err, ErrInvalidImage) {
+		err = fmt.Errorf("%w: %w", ErrInvalidImage, err)
+	}
 	return info, err
-}
-
-// checkJPEG walks a JPEG's marker segments and entropy-coded scans to its EOI marker.
-func checkJPEG(d []byte) error {
-	truncated := fmt.Errorf("%w: JPEG data ends before its end-of-image marker (truncated upload?)", ErrInvalidImage)
-	if len(d) < 2 || d[0] != 0xFF || d[1] != 0xD8 {
-		return fmt.Errorf("%w: JPEG without a start-of-image marker", ErrInvalidImage)
-	}
-	i := 2
-	for {
-		if i >= len(d) {
-			return truncated
-		}
-		if d[i] != 0xFF {
-			return fmt.Errorf("%w: JPEG marker expected at byte %d", ErrInvalidImage, i)
-		}
-		for i < len(d) && d[i] == 0xFF { // fill bytes
-			i++
-		}
-		if i >= len(d) {
-			return truncated
-		}
-		m := d[i]
-		i++
-		switch {
-		case m == 0xD9: // EOI
-			return nil
-		case m >= 0xD0 && m <= 0xD7 || m == 0x01: // RSTn, TEM: no payload
-			continue
-		case m == 0x00 || m == 0xD8:
-			return fmt.Errorf("%w: unexpected JPEG marker 0x%02X at byte %d", ErrInvalidImage, m, i-1)
-		}
-		if i+2 > len(d) {
-			return truncated
-		}
-		n := int(binary.BigEndian.Uint16(d[i:]))
-		if n < 2 {
-			return fmt.Errorf("%w: JPEG segment 0x%02X with length %d", ErrInvalidImage, m, n)
-		}
-		if i+n > len(d) {
-			return truncated
-		}
-		i += n
-		if m != 0xDA { // not a scan
-			continue
-		}
-		// Entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a restart.
-		for {
-			k := bytes.IndexByte(d[i:], 0xFF)
-			if k < 0 || i+k+1 >= len(d) {
-				return truncated
-			}
-			i += k
-			next := d[i+1]
-			if next == 0x00 || next >= 0xD0 && next <= 0xD7 {
-				i += 2
-				continue
-			}
-			break
-		}
-	}
-}
-
-// checkPNG walks a PNG's chunks from IHDR to IEND.
-func checkPNG(d []byte) error {
-	const sig = "\x89PNG\r\n\x1a\n"
-	if len(d) < len(sig) || string(d[:len(sig)]) != sig {
-		return fmt.Errorf("%w: PNG without its signature", ErrInvalidImage)
-	}
-	i, first := len(sig), true
-	for {
-		if i+8 > len(d) {
-			return fmt.Errorf("%w: PNG data ends before its IEND chunk (truncated upload?)", ErrInvalidImage)
-		}
-		n := binary.BigEndian.Uint32(d[i:])
-		typ := string(d[i+4 : i+8])
-		if n > 1<<31-1 {
-			return fmt.Errorf("%w: PNG chunk %q of length %d", ErrInvalidImage, typ, n)
-		}
-		if first && typ != "IHDR" {
-			return fmt.Errorf("%w: PNG starts with chunk %q, not IHDR", ErrInvalidImage, typ)
-		}
-		first = false
-		end := int64(i) + 8 + int64(n) + 4
-		if end > int64(len(d)) {
-			return fmt.Errorf("%w: PNG data ends inside its %q chunk (truncated upload?)", ErrInvalidImage, typ)
-		}
-		if typ == "IEND" {
-			return nil
-		}
-		i = int(end)
-	}
 }

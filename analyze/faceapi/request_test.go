@@ -87,7 +87,7 @@ func TestCheckImage(t *testing.T) {
 		"50000x50000 png":      {pngHeader(50000, 50000), ErrImageTooLarge, "50000x50000"},
 		"8193x8192 png":        {pngHeader(8193, 8192), ErrImageTooLarge, "exceeds"},
 		"0x10 png":             {pngHeader(0, 10), ErrInvalidImage, ""},
-		"8192x8192 png header": {pngHeader(8192, 8192), nil, ""},
+		"8192x8192 png header": {pngHeader(8192, 8192), ErrInvalidImage, "IDAT"}, // within the size limit; refused for lacking image data
 	} {
 		info, err := CheckImage(c.data, 0)
 		if c.want == nil {
