@@ -67,16 +67,7 @@ func TestAPIAdmissionUnderLoad(t *testing.T) {
 	}
 	// 2 + 3 get past the early check (MaxConcurrent + MaxWaiting), 3 of them queue at the gate:
 	// the other 9 are refused at once.
-	waitFor := func(what string, cond func() bool) {
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 30 s (gate %+v, %d answers)", what, gate.Stats(), len(answers))
-			}
-			<-time.After(5 * time.Millisecond) // poll interval
-		}
-	}
-	waitFor("3 waiting and 9 refused", func() bool { return gate.Stats().Waiting == 3 && len(answers) == n-3 })
+	testenv.Eventually(t, 30*time.Second, "3 waiting and 9 refused", func() bool { return gate.Stats().Waiting == 3 && len(answers) == n-3 })
 	hold()
 	wg.Wait()
 	close(answers)

@@ -7,18 +7,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
-// waitFor polls cond (no sleeps as assertions: it only waits for a state to be reached).
+// waitFor polls cond until the state is reached.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached", what)
-		}
-		<-time.After(time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, what, cond)
 }
 
 func TestGateBoundsConcurrencyAndQueue(t *testing.T) {
@@ -36,7 +32,7 @@ func TestGateBoundsConcurrencyAndQueue(t *testing.T) {
 	go func() {
 		r, err := g.Acquire(ctx, 10)
 		if err == nil {
-			defer r()
+			r() // before answering: the stats below must see it released
 		}
 		got <- err
 	}()

@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/classify/project"
 	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // Parallel classifications beyond the gate are 503 busy with Retry-After, never 500, and the
@@ -59,13 +60,7 @@ func TestClassifyAdmission(t *testing.T) {
 		}()
 	}
 	// MaxConcurrent + MaxWaiting = 3 requests are let in, 2 of them queue at the gate.
-	deadline := time.Now().Add(30 * time.Second)
-	for gate.Stats().Waiting != 2 || len(statuses) != n-2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("gate %+v, %d answers", gate.Stats(), len(statuses))
-		}
-		<-time.After(5 * time.Millisecond) // poll interval
-	}
+	testenv.Eventually(t, 30*time.Second, "2 waiting and 6 refused", func() bool { return gate.Stats().Waiting == 2 && len(statuses) == n-2 })
 	hold()
 	wg.Wait()
 	close(statuses)
@@ -105,24 +100,17 @@ func TestModelUploadsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, "a third upload beside two in progress is 503", func() bool {
 		resp, err := http.Post(ts.URL+"/v1/classifiers", "multipart/form-data; boundary=x", bytes.NewReader([]byte("--x--\r\n")))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			if resp.Header.Get("Retry-After") == "" {
-				t.Fatal("503 without Retry-After")
-			}
-			break
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a third upload beside two in progress: %d, want 503", resp.StatusCode)
-		}
-		<-time.After(5 * time.Millisecond) // poll interval: the two uploads are being admitted
-	}
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
 	for _, pw := range writers {
 		_ = pw.CloseWithError(io.ErrUnexpectedEOF)
 	}

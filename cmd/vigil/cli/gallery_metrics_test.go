@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-video/vigil/analyze/gallery"
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 // TestGalleryMetrics: a corrupt identity record in the bucket shows in
@@ -44,15 +45,8 @@ func TestGalleryMetrics(t *testing.T) {
 	if _, err := store.Get(ctx, "mallory"); err == nil {
 		t.Fatal("Get of a corrupt record succeeded")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, "1 corrupt record and 1 corrupt read in the series", func() bool {
 		s := gatherSeries(t, galleryMetrics(svc))
-		if s["vigil_gallery_corrupt_records"][""] == 1 && s["vigil_gallery_corrupt_reads_total"][""] == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("series %v, want 1 corrupt record and 1 corrupt read", s)
-		}
-		<-time.After(10 * time.Millisecond) // poll interval: the watcher delivers asynchronously
-	}
+		return s["vigil_gallery_corrupt_records"][""] == 1 && s["vigil_gallery_corrupt_reads_total"][""] == 1
+	})
 }
