@@ -27,6 +27,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/heads"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -130,6 +131,9 @@ type Config struct {
 	// answer's "erased". Optional: without it, or when it returns an error wrapping
 	// ErrEraseUnavailable, erase=true answers 501 and deletes nothing.
 	Erase func(ctx context.Context, ident gallery.Identity) (any, error)
+	// Privacy blurs faces, irreversibly, in /v1/annotate's image: privacy.BlurUnknown those not
+	// matched in the gallery, privacy.BlurAll every one. Default privacy.Off.
+	Privacy privacy.Mode
 	// Log receives errors the API answers with 500. Default slog.Default().
 	Log *slog.Logger
 }

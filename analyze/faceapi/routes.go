@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/vigil-video/vigil/analyze/gallery"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -204,7 +207,7 @@ func (a *API) table() []route {
 			details: "With erase=true it first erases every stored trace of the person (the event store's tracks recognised as them or " +
 				"matching their embeddings, with their events, snapshots and embeddings; the result summaries naming them; matching " +
 				"unknown people) and answers 200 with what it removed (EraseResponse); without, 204.",
-			params: [][3]string{idParam, {"erase", "query", "true: erase every stored trace of the person too (default false)"}},
+			params:   [][3]string{idParam, {"erase", "query", "true: erase every stored trace of the person too (default false)"}},
 			okStatus: 204, errors: map[int]string{400: "invalid_query", 404: "identity_not_found", 500: "erase_failed",
 				501: "erase_unavailable (this server has no event store)", 503: "gallery_unavailable"},
 			handle: a.deleteIdentity},
@@ -411,8 +414,10 @@ func (a *API) annotate(w http.ResponseWriter, r *http.Request) *Error {
 		return err
 	}
 	g := a.cfg.Gallery
+	var drawn []Mark // what Annotate marked, for privacy
 	opts := Options{Heads: heads, Embeddings: g != nil, Annotate: func(faces []result.Face, embs [][]float32) []Mark {
 		marks := make([]Mark, len(faces))
+		defer func() { drawn = marks }()
 		for i, face := range faces {
 			marks[i] = Mark{Box: face.Box, Lines: attributeLines(face)}
 			if g == nil {
@@ -437,6 +442,20 @@ func (a *API) annotate(w http.ResponseWriter, r *http.Request) *Error {
 	res, err := a.analyzeImage(r.Context(), "image", img, opts)
 	if err != nil {
 		return err
+	}
+	if a.cfg.Privacy != "" && a.cfg.Privacy != privacy.Off {
+		var rs []image.Rectangle
+		for _, m := range drawn {
+			if a.cfg.Privacy.Blurs(m.Known) {
+				rs = append(rs, image.Rect(int(m.Box.X1), int(m.Box.Y1), int(math.Ceil(float64(m.Box.X2))), int(math.Ceil(float64(m.Box.Y2)))))
+			}
+		}
+		blurred, berr := privacy.BlurJPEGRegions(res.JPEG, rs, 90)
+		if berr != nil {
+			a.cfg.Log.Error("blur the annotated image", "err", berr)
+			return errorf(http.StatusInternalServerError, "internal", "could not blur the faces of the annotated image")
+		}
+		res.JPEG = blurred
 	}
 	w.Header().Set("Content-Type", "image/jpeg")
 	w.Header().Set("X-Faces", strconv.Itoa(len(res.Faces)))

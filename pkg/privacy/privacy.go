@@ -148,3 +148,25 @@ func BlurJPEG(data []byte, r image.Rectangle, quality int) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// BlurJPEGRegions decodes a JPEG, blurs each region of rs and encodes it again at quality. With
+// no region it returns data unchanged.
+func BlurJPEGRegions(data []byte, rs []image.Rectangle, quality int) ([]byte, error) {
+	if len(rs) == 0 {
+		return data, nil
+	}
+	src, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("privacy: %w", err)
+	}
+	img := image.NewRGBA(src.Bounds())
+	draw.Draw(img, img.Bounds(), src, src.Bounds().Min, draw.Src)
+	for _, r := range rs {
+		Blur(img, r)
+	}
+	var out bytes.Buffer
+	if err := jpeg.Encode(&out, img, &jpeg.Options{Quality: quality}); err != nil {
+		return nil, fmt.Errorf("privacy: %w", err)
+	}
+	return out.Bytes(), nil
+}

@@ -46,7 +46,7 @@ func (f *frontFlags) register(fs *flag.FlagSet) {
 	f.gallery.register(fs)
 	fs.StringVar(&f.classifiers, "classifiers", "", "which custom classifiers run on which streams, e.g. \"lobby,door=helmet; parking=*; *=-\" (empty: every registered classifier on every stream)")
 	fs.StringVar(&f.classifierBucket, "classifier-bucket", store.DefaultBucket, "JetStream object store holding the custom classifiers")
-	fs.StringVar(&f.privacy, "privacy", string(privacy.Off), "blur faces, irreversibly, in the event snapshots the history stores: off, blur-unknown (faces without identity) or blur-all")
+	fs.StringVar(&f.privacy, "privacy", string(privacy.Off), "blur faces, irreversibly, in the event snapshots the history stores and in /v1/annotate's image: off, blur-unknown (faces without identity) or blur-all")
 	fs.DurationVar(&f.unknownsMaxAge, "unknowns-max-age", unknowns.DefaultMaxAge, "unknown people (tracks without identity, clustered by face; /v1/unknowns) expire when unseen this long")
 	fs.StringVar(&f.eventsDB, "events-db", "", "SQLite file keeping the face events and snapshots for the history (default: events.db in the NATS store directory; \"off\": none)")
 }
@@ -96,7 +96,11 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 	if fr.srv, err = f.http.server(d.log.With("role", "api"), d.version); err != nil {
 		return nil, err
 	}
-	if fr.faces, err = mountFaceAPI(ctx, fr.srv, d.nc, d.an.models.Get, d.pipeline, f.gallery, 0, d.log.With("role", "api")); err != nil {
+	mode, err := privacy.ParseMode(f.privacy)
+	if err != nil {
+		return nil, fmt.Errorf("--privacy: %w", err)
+	}
+	if fr.faces, err = mountFaceAPI(ctx, fr.srv, d.nc, d.an.models.Get, d.pipeline, f.gallery, 0, mode, d.log.With("role", "api")); err != nil {
 		return nil, err
 	}
 
@@ -165,10 +169,6 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 		fr.ring = &snapshot.Ring{Conn: d.nc}
 		if err := fr.ring.Start(ctx); err != nil {
 			return nil, err
-		}
-		mode, err := privacy.ParseMode(f.privacy)
-		if err != nil {
-			return nil, fmt.Errorf("--privacy: %w", err)
 		}
 		fr.consumer = &eventstore.Consumer{Conn: d.nc, Privacy: mode, Sinks: []eventstore.EventSink{fr.events,
 			&unknowns.Sink{Store: fr.unknowns, OnAssign: fr.events.SetUnknown}}, Snapshots: fr.ring,

@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/onnx"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/sink/eventstore"
 	"github.com/vigil-video/vigil/sink/unknowns"
 )
@@ -183,7 +184,7 @@ func (s *faceService) Close() {
 //
 // vigil run calls it with the analyzer's models (an.models.Get) and its own HTTP server.
 func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, models analyze.Models, base analyze.PipelineConfig,
-	gf galleryFlags, maxConcurrent int, log *slog.Logger) (*faceService, error) {
+	gf galleryFlags, maxConcurrent int, mode privacy.Mode, log *slog.Logger) (*faceService, error) {
 	store, err := gf.openStore(ctx, nc)
 	if err != nil {
 		return nil, err
@@ -197,7 +198,7 @@ func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, model
 	}
 	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log}), Engine: eng}
 	svc.API, err = faceapi.Mount(srv, faceapi.Config{Engine: eng, Store: store, Gallery: svc.Gallery, Threshold: float32(gf.threshold),
-		MaxConcurrent: maxConcurrent, Erase: svc.erase, Log: log})
+		MaxConcurrent: maxConcurrent, Erase: svc.erase, Privacy: mode, Log: log})
 	if err != nil {
 		svc.Close()
 		return nil, err
@@ -262,6 +263,7 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		maxConcurrent int
 		eventsDB      string
 		eventsDSN     string
+		privacyMode   string
 	)
 	lf.register(fs)
 	hf.register(fs)
@@ -269,6 +271,7 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 	mf.register(fs)
 	wf.register(fs)
 	fs.StringVar(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated; the server needs JetStream")
+	fs.StringVar(&privacyMode, "privacy", string(privacy.Off), "blur faces, irreversibly, in /v1/annotate's image: off, blur-unknown (faces not in the gallery) or blur-all")
 	fs.IntVar(&maxConcurrent, "max-concurrent", 0, "images analysed at once (0: one per CPU); more requests wait, and beyond 4x that get 503")
 	fs.StringVar(&eventsDB, "events-db", "", "SQLite file of the event history (what vigil sink --events-db stores) to serve at /v1/history/ (empty or off: no history)")
 	fs.Var(secret{&eventsDSN}, "events-dsn", "PostgreSQL DSN of the event history instead (vigil sink --events-dsn); prefer VIGIL_EVENTS_DSN: flags show in the process list")
@@ -296,7 +299,11 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	svc, err := mountFaceAPI(ctx, srv, nc, an.models.Get, mf.pipelineConfig(), gf, maxConcurrent, log)
+	mode, err := privacy.ParseMode(privacyMode)
+	if err != nil {
+		return fmt.Errorf("--privacy: %w", err)
+	}
+	svc, err := mountFaceAPI(ctx, srv, nc, an.models.Get, mf.pipelineConfig(), gf, maxConcurrent, mode, log)
 	if err != nil {
 		return err
 	}
