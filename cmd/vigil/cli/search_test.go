@@ -154,6 +154,11 @@ func TestSearchByPhoto(t *testing.T) {
 		"--nats-url", b.url, "--http-addr", "127.0.0.1:0", "--log-json")
 	base := run.logValue(t, time.Minute, "face API listening", "url")
 
+	if resp, err := http.Get(base + "/v1/unknowns"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("vigil serve does not list the unknown people: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	status, out, body := searchPhoto(t, base, videoFrameJPEG(t, video, 2))
 	if status != http.StatusOK || len(out.Sightings) == 0 || out.Sightings[0].Stream != "fer" {
 		t.Fatalf("search with a frame of the video: %d %s, want the video's track first", status, body)

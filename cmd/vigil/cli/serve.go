@@ -318,6 +318,16 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		defer store.Close() // after the HTTP server closed
 		(&eventstore.API{Store: store}).Mount(srv)
 		mountSearch(srv, store, svc)
+		// The unknown people vigil run files (list, enrol, merge, delete; clustering runs there).
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		unk, err := startUnknowns(ctx, js, srv, store, svc, unknowns.DefaultMaxAge, log.With("role", "unknowns"))
+		if err != nil {
+			return err
+		}
+		defer unk.Close()
 		history = true
 	}
 	ui, err := wf.mount(srv, nc, svc, log.With("role", "web"))
