@@ -314,52 +314,10 @@ func trainClassifier(ctx context.Context, rt *onnx.Runtime, ds dataset.Dataset, 
 	rep.Images = len(x)
 	rep.EmbedSeconds = time.Since(t0).Seconds()
 
-	// The head: weight decay chosen by cross-validation, epochs by the validation split, then
-	// refitted on every image.
-	t1 := time.Now()
-	hc := cfg.Head
-	hc.L2Normalize = bb.L2Normalize
-	if !cfg.NoAugment {
-		hc.Augment = aug
-	}
-	if cfg.Folds >= 2 {
-		if cfg.Progress != nil {
-			cfg.Progress(TrainProgress{Phase: "crossval", Done: 0, Total: cfg.Folds})
-		}
-		grid := cfg.L2Grid
-		if len(grid) == 0 {
-			grid = []float64{1e-4, 1e-3, 1e-2, 1e-1}
-		}
-		ch, err := train.SelectL2(ctx, x, y, m.Labels, cfg.Folds, grid, hc)
-		if err != nil {
-			return TrainResult{}, err
-		}
-		hc.L2, rep.L2Grid, rep.CrossValidation = ch.L2, ch.Grid, &ch.CV
-		if cfg.Progress != nil {
-			cfg.Progress(TrainProgress{Phase: "crossval", Done: cfg.Folds, Total: cfg.Folds})
-		}
-	}
-	if cfg.Progress != nil {
-		hc.Progress = func(p train.Progress) {
-			cfg.Progress(TrainProgress{Phase: "train", Done: p.Epoch, Total: p.MaxEpochs})
-		}
-	}
-	_, fit, err := train.Fit(ctx, x, y, m.Labels, hc)
+	head, fit, err := fitHead(ctx, x, y, m.Labels, aug, bb.L2Normalize, cfg, &rep)
 	if err != nil {
 		return TrainResult{}, err
 	}
-	rep.Report = fit
-	hc.Progress = nil
-	head, _, err := train.FitAll(ctx, x, y, m.Labels, fit.BestEpoch, hc)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	rep.RetrainedOnAll = true
-	rep.L2 = hc.L2
-	if rep.L2 == 0 {
-		rep.L2 = 1e-3 // train.Config's default
-	}
-	rep.TrainSeconds = time.Since(t1).Seconds()
 
 	// Export: backbone + head, then check it against the head.
 	if cfg.Progress != nil {
@@ -378,6 +336,58 @@ func trainClassifier(ctx context.Context, rt *onnx.Runtime, ds dataset.Dataset, 
 		cfg.Progress(TrainProgress{Phase: "export", Done: 1, Total: 1})
 	}
 	return TrainResult{Manifest: m, Model: model, Report: rep}, nil
+}
+
+// fitHead fits the head on the features x of classes y: weight decay chosen by cross-validation
+// (cfg.Folds), epochs by the validation split, then refitted on every image. It fills rep's head
+// figures and returns the head and the validation fit's report.
+func fitHead(ctx context.Context, x [][]float32, y []int, labels []string, aug [][][]float32, l2Normalize bool,
+	cfg TrainConfig, rep *TrainReport) (*train.Head, train.Report, error) {
+	t1 := time.Now()
+	hc := cfg.Head
+	hc.L2Normalize = l2Normalize
+	if !cfg.NoAugment {
+		hc.Augment = aug
+	}
+	if cfg.Folds >= 2 {
+		if cfg.Progress != nil {
+			cfg.Progress(TrainProgress{Phase: "crossval", Done: 0, Total: cfg.Folds})
+		}
+		grid := cfg.L2Grid
+		if len(grid) == 0 {
+			grid = []float64{1e-4, 1e-3, 1e-2, 1e-1}
+		}
+		ch, err := train.SelectL2(ctx, x, y, labels, cfg.Folds, grid, hc)
+		if err != nil {
+			return nil, train.Report{}, err
+		}
+		hc.L2, rep.L2Grid, rep.CrossValidation = ch.L2, ch.Grid, &ch.CV
+		if cfg.Progress != nil {
+			cfg.Progress(TrainProgress{Phase: "crossval", Done: cfg.Folds, Total: cfg.Folds})
+		}
+	}
+	if cfg.Progress != nil {
+		hc.Progress = func(p train.Progress) {
+			cfg.Progress(TrainProgress{Phase: "train", Done: p.Epoch, Total: p.MaxEpochs})
+		}
+	}
+	_, fit, err := train.Fit(ctx, x, y, labels, hc)
+	if err != nil {
+		return nil, train.Report{}, err
+	}
+	rep.Report = fit
+	hc.Progress = nil
+	head, _, err := train.FitAll(ctx, x, y, labels, fit.BestEpoch, hc)
+	if err != nil {
+		return nil, train.Report{}, err
+	}
+	rep.RetrainedOnAll = true
+	rep.L2 = hc.L2
+	if rep.L2 == 0 {
+		rep.L2 = 1e-3 // train.Config's default
+	}
+	rep.TrainSeconds = time.Since(t1).Seconds()
+	return head, fit, nil
 }
 
 // backboneFeatures locates the tensor the head reads.
