@@ -1,6 +1,7 @@
 package facesearch
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -262,3 +263,27 @@ func threadCPU(b *testing.B) time.Duration {
 
 // rusageThread is Linux's RUSAGE_THREAD.
 const rusageThread = 1
+
+// FuzzDecode: any bytes either decode to a vector an Index accepts or fail with ErrVector.
+func FuzzDecode(f *testing.F) {
+	enc, _ := Encode(newFaces(4, 16, 1).sighting(0, 0.3))
+	f.Add(enc)
+	f.Add([]byte{})
+	f.Add(make([]byte, EncodedLen(3)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := Decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrVector) {
+				t.Fatalf("error %v does not wrap ErrVector", err)
+			}
+			return
+		}
+		if len(v) != len(b)-EncodedLen(0) {
+			t.Fatalf("%d dimensions from %d bytes", len(v), len(b))
+		}
+		x := New()
+		if err := x.Add(1, Meta{Stream: "s"}, b); err != nil {
+			t.Fatalf("Decode accepted what Add refuses: %v", err)
+		}
+	})
+}
