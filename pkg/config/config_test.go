@@ -103,7 +103,7 @@ sink:
 		t.Errorf("jetstream %+v", c.JetStream)
 	case c.JetStream.Events.MaxBytes != 100e6 || c.JetStream.Events.MaxAge != 7*24*time.Hour:
 		t.Errorf("events %+v", c.JetStream.Events)
-	case c.Analyze.MaxWait != 25*time.Millisecond || c.Analyze.Workers != 2 || c.Analyze.Heads != "default":
+	case c.Analyze.MaxWait != 25*time.Millisecond || c.Analyze.Workers != 2 || c.Analyze.Heads != "none":
 		t.Errorf("analyze %+v", c.Analyze)
 	case len(c.Ingest.Streams) != 1 || c.Ingest.Streams[0].Name != "cam-1":
 		t.Errorf("ingest %+v", c.Ingest)
