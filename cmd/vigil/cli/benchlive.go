@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -38,6 +39,7 @@ type liveFlags struct {
 	p99       time.Duration
 	deps      string
 	extra     string
+	profile   string
 }
 
 // benchLiveCmd runs vigil run in this process on N looped copies of a clip in real time and
@@ -64,6 +66,7 @@ func benchLiveCmd(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&f.maxStream, "max-streams", 32, "upper bound of the capacity search")
 	fs.DurationVar(&f.p99, "max-p99", 150*time.Millisecond, "latency bound of the capacity search")
 	fs.StringVar(&f.deps, "deps", models.DefaultDepsDir(), "directory \"make setup\" filled with onnxruntime and the models")
+	fs.StringVar(&f.profile, "cpuprofile", "", "write a Go CPU profile of the measured window to this file (go tool pprof)")
 	fs.StringVar(&f.extra, "run-args", "", "further vigil run flags, space-separated (for example \"--heads default\" for the every-frame mode)")
 	if err := parse(fs, env, args); err != nil {
 		return err
@@ -238,6 +241,17 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 	if err := sleepOrDone(ctx, f.warmup, done); err != nil {
 		return nil, err
 	}
+	if f.profile != "" {
+		pf, err := os.Create(f.profile)
+		if err != nil {
+			return nil, fmt.Errorf("bench live: --cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return nil, fmt.Errorf("bench live: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0 := cpuSeconds()
 	mu.Lock()
 	measuring = true
@@ -245,6 +259,9 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 	start := time.Now()
 	if err := sleepOrDone(ctx, f.duration, done); err != nil {
 		return nil, err
+	}
+	if f.profile != "" {
+		pprof.StopCPUProfile()
 	}
 	mu.Lock()
 	measuring = false
