@@ -291,7 +291,7 @@ func TestVideoOneTrackForTheWoman(t *testing.T) {
 			if f.TrackID == woman && seq > first && (f.Pose == nil || f.Liveness == nil || f.Emotion == nil) {
 				t.Fatalf("seq %d (after %d): heavy attributes not carried: %+v", seq, first, f)
 			}
-			if seq < first && f.Emotion != nil {
+			if seq < emotion && f.Emotion != nil {
 				t.Fatalf("seq %d: emotion before any frame ran it", seq)
 			}
 		}
