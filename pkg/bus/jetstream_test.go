@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/bus/bustest"
 	"github.com/vigil-video/vigil/pkg/config"
+	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
 func connectJS(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
@@ -219,8 +220,15 @@ func TestClusterFailover(t *testing.T) {
 	defer cancel()
 	cfg := config.Default().JetStream
 	cfg.Replicas = 3
-	if err := bus.EnsureStreams(ctx, js, cfg, nil); err != nil {
-		t.Fatal(err)
+	// A cluster just started may not have all three peers current yet ("no suitable peers for
+	// placement"): wait for placement to succeed.
+	var ensureErr error
+	testenv.Eventually(t, 60*time.Second, "the 3-replica streams", func() bool {
+		ensureErr = bus.EnsureStreams(ctx, js, cfg, nil)
+		return ensureErr == nil || !strings.Contains(ensureErr.Error(), "no suitable peers")
+	})
+	if ensureErr != nil {
+		t.Fatal(ensureErr)
 	}
 	pub := &bus.StreamPublisher{JS: js}
 	acked := 0
