@@ -339,8 +339,20 @@ const (
 	RequestBetterView = "better_view"
 )
 
-// reasonRank orders request reasons by urgency (lower first).
-var reasonRank = map[string]int{event.RequestNewTrack: 0, RequestSettle: 1, RequestBetterView: 2, event.RequestStale: 3}
+// reasonRank orders request reasons by urgency (lower first; unknown reasons last).
+func reasonRank(reason string) int {
+	switch reason {
+	case event.RequestNewTrack:
+		return 0
+	case RequestSettle:
+		return 1
+	case RequestBetterView:
+		return 2
+	case event.RequestStale:
+		return 3
+	}
+	return 4
+}
 
 // ran records that the heads fresh ran on a sighting of tr of quality q captured at.
 func (t *Tracker) ran(tr *trk, fresh []string, q float64, at time.Time) {
@@ -442,7 +454,7 @@ func (s *Step) need(id string, heads []string, reason string, all []string) {
 			s.HeadsNeeded = append(s.HeadsNeeded, h)
 		}
 	}
-	if r, ok := reasonRank[s.HeadsReason]; s.HeadsReason == "" || ok && reasonRank[reason] < r {
+	if s.HeadsReason == "" || reasonRank(reason) < reasonRank(s.HeadsReason) {
 		s.HeadsReason = reason
 	}
 }
