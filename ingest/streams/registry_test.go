@@ -408,9 +408,8 @@ func TestNATSControl(t *testing.T) {
 	if r := ask(`{"op":"delete","name":"gate"}`); !r.OK {
 		t.Fatalf("delete: %+v", r)
 	}
-	if names := e.runner.names(); len(names) != 0 {
-		t.Fatalf("runner still runs %v", names)
-	}
+	// The delete reaches the runner through the bucket's watch, soon after the answer.
+	testenv.Eventually(t, 10*time.Second, "the deleted stream's runner to stop", func() bool { return len(e.runner.names()) == 0 })
 	// Close stops answering.
 	if err := e.reg.Close(); err != nil {
 		t.Fatal(err)
