@@ -51,18 +51,9 @@ func OpenBackbones(ctx context.Context, js jetstream.JetStream, cfg Config) (*Ba
 		cfg.Bucket = DefaultBackboneBucket
 	}
 	cfg.setDefaults()
-	obs, err := js.ObjectStore(ctx, cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: cfg.Bucket, Description: "Vigil classifier backbones: ONNX ImageNet models frame classifiers are trained on",
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			obs, err = js.ObjectStore(ctx, cfg.Bucket)
-		}
-	}
+	obs, err := openObjectStore(ctx, js, cfg, "Vigil classifier backbones: ONNX ImageNet models frame classifiers are trained on")
 	if err != nil {
-		return nil, fmt.Errorf("backbones: open object store %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("backbones: %w", err)
 	}
 	return &Backbones{obs: obs, max: cfg.MaxModelBytes}, nil
 }

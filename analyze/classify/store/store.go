@@ -79,20 +79,29 @@ type Store struct {
 // Open opens the bucket, creating it (file storage) when missing.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error) {
 	cfg.setDefaults()
+	obs, err := openObjectStore(ctx, js, cfg, "Vigil custom classifiers: ONNX models with their manifests")
+	if err != nil {
+		return nil, fmt.Errorf("classifiers: %w", err)
+	}
+	return &Store{obs: obs, cfg: cfg}, nil
+}
+
+// openObjectStore opens bucket cfg.Bucket, creating it (file storage, cfg.Replicas, described as
+// description) when missing; a concurrent creator's bucket is opened.
+func openObjectStore(ctx context.Context, js jetstream.JetStream, cfg Config, description string) (jetstream.ObjectStore, error) {
 	obs, err := js.ObjectStore(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: cfg.Bucket, Description: "Vigil custom classifiers: ONNX models with their manifests",
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+			Bucket: cfg.Bucket, Description: description, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			obs, err = js.ObjectStore(ctx, cfg.Bucket)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("classifiers: open object store %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("open object store %s: %w", cfg.Bucket, err)
 	}
-	return &Store{obs: obs, cfg: cfg}, nil
+	return obs, nil
 }
 
 // Config returns the store's configuration with defaults applied.
