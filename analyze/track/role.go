@@ -374,7 +374,7 @@ func (r *Role) onResult(res *result.Result, now time.Time) {
 		} else {
 			step := st.tracker.late(res) // labels it; heads that ran on it still count
 			r.publishResult(res)
-			r.scheduleHeads(res.Stream, st, Step{HeadsSeen: step.HeadsSeen, Fresh: step.Fresh})
+			r.scheduleHeads(res.Stream, st, step)
 			r.mu.Lock()
 			r.stats.Late++
 			r.mu.Unlock()
@@ -420,7 +420,7 @@ func answered(asked, fresh []string) bool {
 
 // scheduleHeads sends a heads request when a track needs one and none is outstanding.
 func (r *Role) scheduleHeads(stream string, st *streamState, step Step) {
-	if step.HeadsSeen && answered(st.askedHeads, step.Fresh) {
+	if step.HeadsSeen() && answered(st.askedHeads, step.Fresh) {
 		st.asked, st.unanswered = false, 0
 	}
 	if len(step.HeadsFor) == 0 || r.Tracker.HeadsInterval < 0 {

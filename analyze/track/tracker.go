@@ -184,12 +184,14 @@ type Step struct {
 	HeadsFor    []string
 	HeadsNeeded []string
 	HeadsReason string
-	// HeadsSeen is true when a face of this frame carried fresh output of a scheduled head: the
-	// analyzer ran heads on this frame (an honoured request, or heads it always runs). Fresh
-	// lists those heads (union over the frame's faces, in Heads order).
-	HeadsSeen bool
-	Fresh     []string
+	// Fresh lists the scheduled heads whose output a face of this frame carried from the frame
+	// itself (union over the frame's faces, in Heads order): the analyzer ran them on this
+	// frame (an honoured request, or heads it always runs).
+	Fresh []string
 }
+
+// HeadsSeen reports whether the analyzer ran any scheduled head on this frame.
+func (s Step) HeadsSeen() bool { return len(s.Fresh) > 0 }
 
 // Tracker follows the faces of one stream. Feed it every analysed result of the stream in
 // sequence order (Update); it is not safe for concurrent use. It takes no clock: its time is the
@@ -435,10 +437,6 @@ func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
 
 // addFresh records heads whose output a face of the frame carried, in the order of all.
 func (s *Step) addFresh(fresh, all []string) {
-	if len(fresh) == 0 {
-		return
-	}
-	s.HeadsSeen = true
 	for _, h := range all {
 		if slices.Contains(fresh, h) && !slices.Contains(s.Fresh, h) {
 			s.Fresh = append(s.Fresh, h)

@@ -381,8 +381,8 @@ func TestHeadsScheduleAndCarry(t *testing.T) {
 		}
 		res := resultAt(seq, f)
 		st := tr.Update(res)
-		if st.HeadsSeen != (seq == 3 || seq == 10) {
-			t.Fatalf("seq %d: HeadsSeen %v", seq, st.HeadsSeen)
+		if st.HeadsSeen() != (seq == 3 || seq == 10) {
+			t.Fatalf("seq %d: HeadsSeen %v", seq, st.HeadsSeen())
 		}
 		if len(st.HeadsFor) > 0 {
 			asked = append(asked, seq)
