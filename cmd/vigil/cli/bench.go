@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand"
 	"runtime"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -142,8 +141,7 @@ func benchModels(ctx context.Context, out io.Writer, ms *analyze.ModelSet, round
 					times = append(times, time.Since(t0))
 				}
 			}
-			sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-			per[k] = float64(times[len(times)/2].Microseconds()) / 1000 / float64(n)
+			per[k] = medianMS(times) / float64(n)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2fx\t\n", name, strings.Join(dims, "x"), per[0], per[1], per[0]/per[1])
 	}
