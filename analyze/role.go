@@ -173,13 +173,7 @@ func mergeHeads(older, newer job) job {
 	if len(older.f.Heads) == 0 {
 		return newer
 	}
-	heads := slices.Clone(newer.f.Heads)
-	for _, h := range older.f.Heads {
-		if !slices.Contains(heads, h) && len(heads) < frame.MaxHeads {
-			heads = append(heads, h)
-		}
-	}
-	newer.f.Heads = heads
+	newer.f.Heads = frame.AddHeads(slices.Clone(newer.f.Heads), older.f.Heads)
 	return newer
 }
 

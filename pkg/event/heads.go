@@ -3,7 +3,6 @@ package event
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -113,11 +112,7 @@ func (in *HeadsInbox) receive(m *nats.Msg) {
 		in.bad++
 		return
 	}
-	for _, h := range req.Heads {
-		if !slices.Contains(in.pending, h) && len(in.pending) < frame.MaxHeads {
-			in.pending = append(in.pending, h)
-		}
-	}
+	in.pending = frame.AddHeads(in.pending, req.Heads)
 }
 
 // Take returns the heads requested since the last Take (nil when none) and forgets them: the

@@ -8,6 +8,7 @@ package frame
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,17 @@ const (
 
 // MaxHeads bounds the on-demand heads one frame may request.
 const MaxHeads = 16
+
+// AddHeads returns heads with those of more appended that it lacks, up to MaxHeads in all. heads
+// may be extended in place (pass a clone to keep it).
+func AddHeads(heads, more []string) []string {
+	for _, h := range more {
+		if !slices.Contains(heads, h) && len(heads) < MaxHeads {
+			heads = append(heads, h)
+		}
+	}
+	return heads
+}
 
 // Encodings a frame payload may use.
 const (

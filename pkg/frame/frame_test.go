@@ -2,6 +2,7 @@ package frame
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -178,4 +179,18 @@ func FuzzFromMsgSubject(f *testing.F) {
 			t.Fatalf("accepted frame does not re-encode on its subject: %v", err)
 		}
 	})
+}
+
+func TestAddHeads(t *testing.T) {
+	got := AddHeads([]string{"age"}, []string{"age", "pose", "pose"})
+	if len(got) != 2 || got[0] != "age" || got[1] != "pose" {
+		t.Fatalf("AddHeads = %v, want [age pose]", got)
+	}
+	var many []string
+	for i := range MaxHeads + 5 {
+		many = append(many, fmt.Sprintf("h%d", i))
+	}
+	if got := AddHeads(nil, many); len(got) != MaxHeads {
+		t.Fatalf("AddHeads kept %d heads, want at most %d", len(got), MaxHeads)
+	}
 }
