@@ -10,7 +10,9 @@ OPENCV_VERSION := 4.6
 # Debian packages: OpenCV with its FFmpeg and GStreamer backends, the
 # GStreamer plugins the RTSP/WebRTC pipelines use, the cgo toolchain; for the
 # tests, Chromium (WebRTC publishing, the web UI) and PostgreSQL (event store).
+# libav*-dev: ingest decodes files with FFmpeg's libraries directly (pkg/vision/avdecode).
 APT_PACKAGES := libopencv-dev ffmpeg opencv-doc pkg-config build-essential \
+	libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav \
 	chromium postgresql
 # Node.js and npm, only to "npm pack" the pinned packages; not installed from

@@ -108,18 +108,11 @@ func (s *captureSource) Read(ctx context.Context) (RawFrame, error) {
 	s.frames++
 	s.inLoop++
 	if s.opts.Realtime && !s.live {
-		due := s.wallBase.Add(media)
-		if d := time.Until(due); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				m.Close()
-				return RawFrame{}, ctx.Err()
-			}
-			now = time.Now()
+		if err := sleepUntil(ctx, s.wallBase.Add(media)); err != nil {
+			m.Close()
+			return RawFrame{}, err
 		}
+		now = time.Now()
 	}
 	if m.Type() != gocv.MatTypeCV8UC3 {
 		conv := gocv.NewMat()

@@ -614,7 +614,7 @@ func (ms *managed) start(ctx context.Context, spec streams.Spec) *run {
 		JPEGQuality: spec.JPEGQuality, Loop: spec.Loop, Realtime: spec.Realtime}
 	cfg.SetDefaults()
 	r := &streamRunner{cfg: cfg, nc: ms.m.Conn, log: ms.log, obs: ms.obs}
-	r.open = func(ctx context.Context) (Source, error) { return ms.open(ctx, cfg, r.keep) }
+	r.open = func(ctx context.Context) (Source, error) { return ms.open(ctx, cfg, r.sampling(cfg.Realtime)) }
 	t := tuningOf(spec)
 	r.tune.Store(&t)
 	rctx, cancel := context.WithCancel(ctx)
@@ -627,8 +627,8 @@ func (ms *managed) start(ctx context.Context, spec streams.Spec) *run {
 // open opens the stream's source through Open. A file is opened unpaced and wrapped so that its
 // decode time is observed, looped by reopening it (see loopSource), then paced when Realtime; a
 // live source's LiveStats are tracked.
-func (ms *managed) open(ctx context.Context, cfg StreamConfig, keep func(time.Duration) bool) (Source, error) {
-	src, err := Open(ctx, cfg.Source, OpenOptions{Sample: keep})
+func (ms *managed) open(ctx context.Context, cfg StreamConfig, opts OpenOptions) (Source, error) {
+	src, err := Open(ctx, cfg.Source, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -642,7 +642,7 @@ func (ms *managed) open(ctx context.Context, cfg StreamConfig, keep func(time.Du
 		src = timedSource{Source: src, obs: ms.obs}
 		if cfg.Loop {
 			src = &loopSource{cur: src, open: func(ctx context.Context) (Source, error) {
-				s, err := Open(ctx, cfg.Source, OpenOptions{Sample: keep})
+				s, err := Open(ctx, cfg.Source, opts)
 				if err != nil {
 					return nil, err
 				}

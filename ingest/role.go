@@ -50,8 +50,9 @@ func (r *Role) Run(ctx context.Context) error {
 	for i, cfg := range r.Streams {
 		cfg := cfg
 		run := &streamRunner{cfg: cfg, nc: r.Conn, log: r.Log}
+		paced := cfg.Realtime && !cfg.Once
 		run.open = func(ctx context.Context) (Source, error) {
-			return Open(ctx, cfg.Source, OpenOptions{Loop: cfg.Loop && !cfg.Once, Realtime: cfg.Realtime && !cfg.Once, Sample: run.keep})
+			return Open(ctx, cfg.Source, run.sampling(paced).with(cfg.Loop && !cfg.Once, paced))
 		}
 		r.mu.Lock()
 		r.runners = append(r.runners, run)

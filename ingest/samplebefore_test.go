@@ -14,12 +14,18 @@ import (
 func TestSampleBeforeConversion(t *testing.T) {
 	video := faceVideo(t)
 	ctx := context.Background()
+	discarded := 0
 	readAll := func(opts OpenOptions) (kept []time.Duration, skipped int) {
 		src, err := Open(ctx, video, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer src.Close()
+		defer func() {
+			if av, ok := src.(*avSource); ok {
+				discarded = av.dec.Discarded
+			}
+			src.Close()
+		}()
 		s := NewSampler(5)
 		for {
 			f, err := src.Read(ctx)
@@ -53,9 +59,23 @@ func TestSampleBeforeConversion(t *testing.T) {
 	if fastSkipped == 0 || len(fastKept) < len(plainKept)-1 || len(fastKept) > len(plainKept) {
 		t.Fatalf("kept %d (skipped %d), want the %d frames sampling after conversion keeps", len(fastKept), fastSkipped, len(plainKept))
 	}
-	for i := range fastKept {
-		if d := fastKept[i] - plainKept[i]; d < -50*time.Millisecond || d > 50*time.Millisecond {
-			t.Fatalf("kept frame %d at %s, sampling after conversion keeps %s", i, fastKept[i], plainKept[i])
+	sameFrames := func(how string, kept []time.Duration) {
+		t.Helper()
+		for i := range kept {
+			if d := kept[i] - plainKept[i]; d < -50*time.Millisecond || d > 50*time.Millisecond {
+				t.Fatalf("%s: kept frame %d at %s, sampling after conversion keeps %s", how, i, kept[i], plainKept[i])
+			}
 		}
 	}
+	sameFrames("sampling first", fastKept)
+	// Asked before decoding too (Wants), the source leaves the file's disposable B-frames it
+	// refuses undecoded, and keeps the same frames.
+	s = NewSampler(5)
+	wantKept, wantSkipped := readAll(OpenOptions{Sample: s.Keep, Wants: s.Wants})
+	t.Logf("sampling before decoding: %d kept, %d skipped, %d of them never decoded", len(wantKept), wantSkipped, discarded)
+	if discarded < 15 || wantSkipped != fastSkipped || len(wantKept) != len(fastKept) {
+		t.Fatalf("with Wants: kept %d, skipped %d (%d undecoded); want %d kept, %d skipped with 15+ undecoded",
+			len(wantKept), wantSkipped, discarded, len(fastKept), fastSkipped)
+	}
+	sameFrames("sampling before decoding", wantKept)
 }

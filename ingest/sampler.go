@@ -40,3 +40,20 @@ func (s *Sampler) Keep(t time.Duration) bool {
 	}
 	return true
 }
+
+// Wants reports, without changing the schedule, whether a frame at media time t may be the one
+// Keep keeps for its slot, given span, the nominal spacing of the source's frames: true when a
+// slot starts within (t-1.5*span, t] (the half span absorbs jittered timestamps), or when Keep
+// would start or restart the schedule at t. Decoders ask
+// it before decoding, in decode order, while Keep still lags behind: slots start at whole
+// periods from the schedule's next slot, so the answer does not depend on that lag.
+func (s *Sampler) Wants(t, span time.Duration) bool {
+	if s.period == 0 || span <= 0 || !s.seeded || t < s.next-s.period {
+		return true
+	}
+	k := (t - s.next) / s.period
+	if t < s.next && (t-s.next)%s.period != 0 {
+		k-- // floor, not truncation, below the next slot
+	}
+	return s.next+k*s.period > t-span-span/2
+}

@@ -74,3 +74,54 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+// TestWantsAgreesWithKeep: asked in decode order, several frames ahead of Keep (as a decoder
+// asks before the frames come out), Wants is true for every frame Keep then keeps and false for
+// most it refuses, for regular and jittered 30 fps timelines, also across a restart.
+func TestWantsAgreesWithKeep(t *testing.T) {
+	const span = time.Second / 30
+	for _, jitter := range []time.Duration{0, 4 * time.Millisecond} {
+		var media []time.Duration
+		for i := range 300 {
+			j := time.Duration(0)
+			if i%2 == 1 {
+				j = jitter
+			}
+			media = append(media, time.Duration(i)*span+j)
+		}
+		media = append(media, media[:60]...) // a rewound file starts the timeline again
+		s := NewSampler(5)
+		const ahead = 4
+		wanted := map[int]bool{}
+		kept, wantedRefused, refused := 0, 0, 0
+		for i := range media {
+			// The decoder reads packets up to ahead frames before Keep sees their frames
+			// (a P-frame before the B-frames it follows).
+			for j := i; j <= i+ahead && j < len(media); j++ {
+				if _, asked := wanted[j]; !asked && (j < 300) == (i < 300) {
+					wanted[j] = s.Wants(media[j], span)
+				}
+			}
+			if _, asked := wanted[i]; !asked {
+				wanted[i] = s.Wants(media[i], span)
+			}
+			if s.Keep(media[i]) {
+				kept++
+				if !wanted[i] {
+					t.Fatalf("jitter %s: Keep kept frame %d at %s that Wants refused", jitter, i, media[i])
+				}
+			} else {
+				refused++
+				if wanted[i] {
+					wantedRefused++
+				}
+			}
+		}
+		if kept != 60 || wantedRefused > refused/10 { // 5 per second of 10 s, then of 2 s
+			t.Fatalf("jitter %s: kept %d; Wants accepted %d of the %d frames Keep refused", jitter, kept, wantedRefused, refused)
+		}
+	}
+	if !NewSampler(0).Wants(time.Second, span) {
+		t.Fatal("a sampler keeping every frame must want every frame")
+	}
+}

@@ -32,8 +32,8 @@ type RawFrame struct {
 	// Sampled is true when the source already asked OpenOptions.Sample about this frame and
 	// was told to keep it: the caller must not sample it again.
 	Sampled bool
-	// Skipped counts the frames the source decoded before this one and dropped because Sample
-	// refused them (without converting them to BGR).
+	// Skipped counts the frames of the source before this one that Sample or Wants refused:
+	// decoded but not converted to BGR, or not decoded at all.
 	Skipped int
 }
 
@@ -65,11 +65,26 @@ type OpenOptions struct {
 	// the previous one and the nominal frame rate. Frames skipped after a file's last kept frame
 	// are not counted (no RawFrame carries them). Default nil: every frame is converted.
 	Sample func(media time.Duration) bool
+	// Wants, when set with Sample, is asked before a file's frame is decoded, by its media time
+	// and the spacing of the file's frames, whether Sample may keep it; it must not change
+	// Sample's schedule (Sampler.Wants). Frames it refuses are left undecoded where no later
+	// frame depends on them (H.264/HEVC non-reference frames) and counted in Skipped. Default
+	// nil: every frame is decoded.
+	Wants func(media, span time.Duration) bool
+	// DecodeThreads is a file decoder's thread count. Default 0: FFmpeg picks one per core.
+	DecodeThreads int
+}
+
+// with returns o looping and paced as asked.
+func (o OpenOptions) with(loop, realtime bool) OpenOptions {
+	o.Loop, o.Realtime = loop, realtime
+	return o
 }
 
 // Open opens the source named by spec, dispatching on its scheme:
 //
-//	/path/to/file, ./file, file:///path  a video or image file, decoded by OpenCV (FFmpeg)
+//	/path/to/file, ./file, file:///path  a video or image file, decoded by FFmpeg (avdecode; OpenCV
+//	                                       when FFmpeg alone cannot open it)
 //	rtsp://, rtsps://                      an RTSP stream over TCP (OpenNetwork, FFmpeg backend)
 //	http://, https://                      multipart MJPEG or a video over HTTP (OpenNetwork)
 //	device:N, /dev/videoN                  a V4L2 camera
@@ -159,5 +174,8 @@ func openFile(ctx context.Context, path string, opts OpenOptions) (Source, error
 	if st.IsDir() {
 		return nil, fmt.Errorf("source %s: is a directory, not a video file", path)
 	}
-	return openCapture(ctx, path, false, opts)
+	if s, err := openAV(path, opts); err == nil {
+		return s, nil
+	}
+	return openCapture(ctx, path, false, opts) // what FFmpeg alone cannot open, OpenCV may
 }

@@ -197,6 +197,21 @@ func (r *streamRunner) run(ctx context.Context) error {
 // before converting frames (OpenOptions.Sample). Call it only from run's goroutine.
 func (r *streamRunner) keep(t time.Duration) bool { return r.sampler.Keep(t) }
 
+// wants is the stream's sampler asked before a frame is decoded (OpenOptions.Wants). Call it
+// only from run's goroutine.
+func (r *streamRunner) wants(t, span time.Duration) bool { return r.sampler.Wants(t, span) }
+
+// sampling returns the OpenOptions that sample the stream's file frames before decoding and
+// converting them. A paced file decodes on one thread, the cheapest per frame when many
+// streams share the cores; a file read as fast as it goes lets FFmpeg use every core.
+func (r *streamRunner) sampling(paced bool) OpenOptions {
+	o := OpenOptions{Sample: r.keep, Wants: r.wants}
+	if paced {
+		o.DecodeThreads = 1
+	}
+	return o
+}
+
 func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame, heads []string) error {
 	defer raw.Mat.Close()
 	t := r.settings()
