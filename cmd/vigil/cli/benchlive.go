@@ -78,7 +78,7 @@ func benchLiveCmd(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("bench live: --video: %w", err)
 	}
 	out := env.Stdout
-	costs, err := measureStageCosts(ctx, f.video, f.deps, 30)
+	costs, err := measureStageCosts(ctx, f.video, f.deps, f.fps, 30)
 	if err != nil {
 		return fmt.Errorf("bench live: stage costs: %w", err)
 	}
@@ -417,14 +417,13 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 	}
 	// CPU per analysed frame, by stage: the stage costs measured on this clip, times how often
 	// each ran per analysed frame.
-	decodedPer := costs.sourceFPS / r.fps // every frame of the source is decoded, one in sourceFPS/fps kept
 	facesPer := float64(r.faces) / float64(a)
 	headsPer := float64(r.withHeads) / float64(a)
 	stages := []struct {
 		name string
 		ms   float64
 	}{
-		{fmt.Sprintf("video decode (%.1f frames per kept frame)", decodedPer), costs.decode * decodedPer},
+		{fmt.Sprintf("video decode (%.1f source frames per kept frame)", costs.framesPerKept), costs.decode},
 		{"JPEG encode (ingest)", costs.encode},
 		{"NATS (publish + deliver)", costs.nats},
 		{"JPEG decode (analyzer)", costs.jpegDecode},

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/analyze"
+	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/onnx"
@@ -18,40 +21,25 @@ import (
 )
 
 // stageCosts are the single-thread costs, in ms, of each stage a live frame goes through, measured
-// on the bench clip: decoding one video frame (to BGR), JPEG-encoding a kept frame at ingest's
-// default quality, publishing and delivering it over NATS, JPEG-decoding it in the analyzer,
-// detection with landmarks, and the heads for one face.
+// on the bench clip: reading one kept frame the way ingest does (decoding what the sampler needs,
+// skipping the rest, converting the kept frame to BGR; thread CPU time), JPEG-encoding a kept
+// frame at ingest's default quality, publishing and delivering it over NATS, JPEG-decoding it in
+// the analyzer, detection with landmarks, and the heads for one face.
 type stageCosts struct {
-	sourceFPS                                       float64
+	// framesPerKept is how many source frames pass for each kept frame.
+	framesPerKept                                   float64
 	decode, encode, nats, jpegDecode, detect, heads float64
 }
 
-// measureStageCosts measures stageCosts on n frames of video (medians).
-func measureStageCosts(ctx context.Context, video, deps string, n int) (stageCosts, error) {
+// measureStageCosts measures stageCosts on n frames of video kept at fps (medians; the decode
+// stage is the mean thread CPU per kept frame).
+func measureStageCosts(ctx context.Context, video, deps string, fps float64, n int) (stageCosts, error) {
 	var c stageCosts
-	capture, err := gocv.OpenVideoCapture(video)
+	frame, err := measureDecode(ctx, video, fps, n, &c)
 	if err != nil {
 		return c, err
 	}
-	defer capture.Close()
-	c.sourceFPS = capture.Get(gocv.VideoCaptureFPS)
-	if c.sourceFPS <= 0 || c.sourceFPS > 240 {
-		c.sourceFPS = 25
-	}
-	frame := gocv.NewMat()
 	defer frame.Close()
-	var decodes []time.Duration
-	for range n {
-		t := time.Now()
-		if !capture.Read(&frame) || frame.Empty() {
-			break
-		}
-		decodes = append(decodes, time.Since(t))
-	}
-	if len(decodes) == 0 {
-		return c, fmt.Errorf("%s: no frame decoded", video)
-	}
-	c.decode = medianMS(decodes)
 	small := vision.FitWithin(frame, 1280, 720)
 	defer small.Close()
 	var data []byte
@@ -105,6 +93,53 @@ func measureStageCosts(ctx context.Context, video, deps string, n int) (stageCos
 		c.heads = max(0, all-c.detect) / float64(faces)
 	}
 	return c, nil
+}
+
+// measureDecode reads n kept frames of video through ingest.Open, sampled at fps before decoding
+// (OpenOptions.Sample and Wants, one decoder thread, as a paced stream reads them), and records
+// the thread CPU per kept frame and the source frames per kept frame. It returns the last kept
+// frame, which the caller closes.
+func measureDecode(ctx context.Context, video string, fps float64, n int, c *stageCosts) (gocv.Mat, error) {
+	runtime.LockOSThread() // FFmpeg decodes on the calling thread with one decoder thread
+	defer runtime.UnlockOSThread()
+	s := ingest.NewSampler(fps)
+	src, err := ingest.Open(ctx, video, ingest.OpenOptions{Loop: true, Sample: s.Keep, Wants: s.Wants, DecodeThreads: 1})
+	if err != nil {
+		return gocv.NewMat(), err
+	}
+	defer src.Close()
+	last := gocv.NewMat()
+	frames := 0
+	start, err := threadCPU()
+	if err != nil {
+		return last, err
+	}
+	for range n {
+		raw, err := src.Read(ctx)
+		if err != nil {
+			return last, fmt.Errorf("%s: %w", video, err)
+		}
+		last.Close()
+		last = raw.Mat
+		frames += 1 + raw.Skipped
+	}
+	end, err := threadCPU()
+	if err != nil {
+		return last, err
+	}
+	c.decode = float64(end-start) / float64(time.Millisecond) / float64(n)
+	c.framesPerKept = float64(frames) / float64(n)
+	return last, nil
+}
+
+// threadCPU is the CPU time the calling OS thread has used (Linux RUSAGE_THREAD).
+func threadCPU() (time.Duration, error) {
+	const rusageThread = 1 // RUSAGE_THREAD, which package syscall does not name
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0, fmt.Errorf("thread CPU time: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // natsCost is the wall time per message of publishing data to an embedded server and receiving
