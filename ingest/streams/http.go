@@ -3,7 +3,6 @@ package streams
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -86,20 +85,33 @@ func readJSON(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	data, err := io.ReadAll(io.LimitReader(req.Body, MaxBodyBytes+1))
+	return httpapi.ReadBody(w, req, MaxBodyBytes, "")
+}
+
+// target validates the {stream} path value and the If-Match header of a request that changes
+// a stream; it answers 400 and returns false when either is invalid.
+func target(w http.ResponseWriter, req *http.Request) (name string, rev uint64, ok bool) {
+	if name, ok = pathStream(w, req); !ok {
+		return "", 0, false
+	}
+	if rev, ok = ifMatch(w, req); !ok {
+		return "", 0, false
+	}
+	return name, rev, true
+}
+
+// readSpec reads and decodes a Spec body; it answers and returns false when it cannot.
+func readSpec(w http.ResponseWriter, req *http.Request) (Spec, bool) {
+	data, ok := readJSON(w, req)
+	if !ok {
+		return Spec{}, false
+	}
+	spec, err := DecodeSpec(data)
 	if err != nil {
-		if httpapi.IsBodyTooLarge(err) {
-			httpapi.WriteLimitExceeded(w, MaxBodyBytes, "")
-			return nil, false
-		}
-		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", "reading the body: "+err.Error())
-		return nil, false
+		writeErr(w, err)
+		return Spec{}, false
 	}
-	if len(data) > MaxBodyBytes {
-		httpapi.WriteLimitExceeded(w, MaxBodyBytes, "")
-		return nil, false
-	}
-	return data, true
+	return spec, true
 }
 
 // ifMatch parses If-Match: a revision as "N" or N (W/ prefix tolerated); absent or * means none.
@@ -151,13 +163,8 @@ func (r *Registry) httpGet(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Registry) httpCreate(w http.ResponseWriter, req *http.Request) {
-	data, ok := readJSON(w, req)
+	spec, ok := readSpec(w, req)
 	if !ok {
-		return
-	}
-	spec, err := DecodeSpec(data)
-	if err != nil {
-		writeErr(w, err)
 		return
 	}
 	ctx, cancel := r.reqCtx(req)
@@ -172,21 +179,12 @@ func (r *Registry) httpCreate(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Registry) httpPut(w http.ResponseWriter, req *http.Request) {
-	name, ok := pathStream(w, req)
+	name, rev, ok := target(w, req)
 	if !ok {
 		return
 	}
-	rev, ok := ifMatch(w, req)
+	spec, ok := readSpec(w, req)
 	if !ok {
-		return
-	}
-	data, ok := readJSON(w, req)
-	if !ok {
-		return
-	}
-	spec, err := DecodeSpec(data)
-	if err != nil {
-		writeErr(w, err)
 		return
 	}
 	ctx, cancel := r.reqCtx(req)
@@ -205,11 +203,7 @@ func (r *Registry) httpPut(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Registry) httpPatch(w http.ResponseWriter, req *http.Request) {
-	name, ok := pathStream(w, req)
-	if !ok {
-		return
-	}
-	rev, ok := ifMatch(w, req)
+	name, rev, ok := target(w, req)
 	if !ok {
 		return
 	}
@@ -239,11 +233,7 @@ func (r *Registry) httpPatch(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Registry) httpDelete(w http.ResponseWriter, req *http.Request) {
-	name, ok := pathStream(w, req)
-	if !ok {
-		return
-	}
-	rev, ok := ifMatch(w, req)
+	name, rev, ok := target(w, req)
 	if !ok {
 		return
 	}
@@ -286,17 +276,8 @@ func (r *Registry) httpPush(w http.ResponseWriter, req *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(req.Body, r.PushMaxBytes+1))
-	if err != nil {
-		if httpapi.IsBodyTooLarge(err) {
-			httpapi.WriteLimitExceeded(w, r.PushMaxBytes, PushSetting)
-			return
-		}
-		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", "reading the body: "+err.Error())
-		return
-	}
-	if int64(len(data)) > r.PushMaxBytes {
-		httpapi.WriteLimitExceeded(w, r.PushMaxBytes, PushSetting)
+	data, ok := httpapi.ReadBody(w, req, r.PushMaxBytes, PushSetting)
+	if !ok {
 		return
 	}
 	if want != "" {

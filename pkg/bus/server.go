@@ -122,6 +122,20 @@ func (e *EmbeddedServer) ClientURL() string {
 	return e.srv.ClientURL()
 }
 
+// Subscriptions returns the subscriptions a message on subject (a literal subject) would reach,
+// each with its queue group ("" for none): what tests and diagnostics count. Empty before
+// Start.
+func (e *EmbeddedServer) Subscriptions(subject string) ([]server.SubDetail, error) {
+	if e.srv == nil {
+		return nil, nil
+	}
+	sz, err := e.srv.Subsz(&server.SubszOptions{Subscriptions: true, Test: subject, Limit: 1 << 16})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: subscriptions of %s: %w", subject, err)
+	}
+	return sz.Subs, nil
+}
+
 // Close shuts the server down and waits until it has stopped. Safe to call more than once.
 func (e *EmbeddedServer) Close() {
 	if e.srv == nil {

@@ -39,20 +39,15 @@ type API struct {
 
 // Mount adds the routes and their OpenAPI description to srv.
 func (a *API) Mount(srv *httpapi.Server) {
-	srv.HandleFunc("GET "+PathEvents, a.serveEvents)
-	srv.HandleFunc("GET "+PathEvent, a.serveEvent)
+	srv.HandleFunc("GET "+PathEvents, httpapi.Query(a.Timeout, defaultTimeout, a.fail, a.events))
+	srv.HandleFunc("GET "+PathEvent, httpapi.Query(a.Timeout, defaultTimeout, a.fail, a.event))
 	srv.HandleFunc("GET "+PathSnapshot, a.serveSnapshot)
-	srv.HandleFunc("GET "+PathResults, a.serveResults)
+	srv.HandleFunc("GET "+PathResults, httpapi.Query(a.Timeout, defaultTimeout, a.fail, a.results))
 	srv.Describe(openAPI())
 }
 
-func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {
-	d := a.Timeout
-	if d <= 0 {
-		d = 10 * time.Second
-	}
-	return context.WithTimeout(r.Context(), d)
-}
+// defaultTimeout bounds each query when API.Timeout is not set.
+const defaultTimeout = 10 * time.Second
 
 // EventList is the answer of GET /v1/history/events.
 type EventList struct {
@@ -163,39 +158,33 @@ func truncate(s string) string {
 	return s
 }
 
+// fail answers a query's error: 400 for a bad query, 404, 503 when the store is closed or
+// slow, else 500.
 func (a *API) fail(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, ErrQuery), errors.Is(err, ErrInvalid):
-		httpapi.WriteError(w, http.StatusBadRequest, "invalid_query", err.Error())
-	case errors.Is(err, ErrNotFound):
-		httpapi.WriteError(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, ErrClosed):
-		httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the event store is closed")
-	case errors.Is(err, context.DeadlineExceeded):
-		httpapi.WriteError(w, http.StatusServiceUnavailable, "timeout", "the event store did not answer in time")
-	default:
-		httpapi.WriteError(w, http.StatusInternalServerError, "store_error", err.Error())
-	}
+	httpapi.WriteErrorCase(w, err,
+		httpapi.ErrorCase{Err: ErrQuery, Status: http.StatusBadRequest, Code: "invalid_query"},
+		httpapi.ErrorCase{Err: ErrInvalid, Status: http.StatusBadRequest, Code: "invalid_query"},
+		httpapi.ErrorCase{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
+		httpapi.ErrorCase{Err: ErrClosed, Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the event store is closed"},
+		httpapi.ErrorCase{Err: context.DeadlineExceeded, Status: http.StatusServiceUnavailable, Code: "timeout",
+			Message: "the event store did not answer in time"},
+		httpapi.ErrorCase{Status: http.StatusInternalServerError, Code: "store_error"})
 }
 
-func (a *API) serveEvents(w http.ResponseWriter, r *http.Request) {
+func (a *API) events(ctx context.Context, r *http.Request) (EventList, error) {
 	f, err := ParseEventFilter(r.URL.Query())
 	if err != nil {
-		a.fail(w, err)
-		return
+		return EventList{}, err
 	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
 	evs, err := a.Store.Events(ctx, f)
 	if err != nil {
-		a.fail(w, err)
-		return
+		return EventList{}, err
 	}
 	out := EventList{Events: evs}
 	if len(evs) == limit(f.Limit) {
 		out.NextBefore = evs[len(evs)-1].ID
 	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func pathID(r *http.Request) (int64, error) {
@@ -206,20 +195,12 @@ func pathID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
-func (a *API) serveEvent(w http.ResponseWriter, r *http.Request) {
+func (a *API) event(ctx context.Context, r *http.Request) (StoredEvent, error) {
 	id, err := pathID(r)
 	if err != nil {
-		a.fail(w, err)
-		return
+		return StoredEvent{}, err
 	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
-	ev, err := a.Store.Event(ctx, id)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	httpapi.WriteJSON(w, http.StatusOK, ev)
+	return a.Store.Event(ctx, id)
 }
 
 func (a *API) serveSnapshot(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +209,7 @@ func (a *API) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	ctx, cancel := a.ctx(r)
+	ctx, cancel := httpapi.Deadline(r, a.Timeout, defaultTimeout)
 	defer cancel()
 	b, err := a.Store.Snapshot(ctx, id)
 	if err != nil {
@@ -242,24 +223,20 @@ func (a *API) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-func (a *API) serveResults(w http.ResponseWriter, r *http.Request) {
+func (a *API) results(ctx context.Context, r *http.Request) (ResultList, error) {
 	f, err := ParseResultFilter(r.URL.Query())
 	if err != nil {
-		a.fail(w, err)
-		return
+		return ResultList{}, err
 	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
 	rs, err := a.Store.Results(ctx, f)
 	if err != nil {
-		a.fail(w, err)
-		return
+		return ResultList{}, err
 	}
 	out := ResultList{Results: rs}
 	if len(rs) == limit(f.Limit) {
 		out.NextBefore = rs[len(rs)-1].ID
 	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // openAPI describes the routes.

@@ -224,11 +224,7 @@ func (a *SearchAPI) serve(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	d := a.Timeout
-	if d <= 0 {
-		d = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), d)
+	ctx, cancel := httpapi.Deadline(r, a.Timeout, 30*time.Second)
 	defer cancel()
 	switch {
 	case len(req.Image) > 0:

@@ -62,16 +62,11 @@ func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 }
 
 func fail(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		httpapi.WriteError(w, http.StatusNotFound, "unknown_not_found", err.Error())
-	case errors.Is(err, ErrExists):
-		httpapi.WriteError(w, http.StatusConflict, "identity_exists", err.Error())
-	case errors.Is(err, ErrInvalid):
-		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", err.Error())
-	default:
-		httpapi.WriteError(w, http.StatusInternalServerError, "unknowns_error", err.Error())
-	}
+	httpapi.WriteErrorCase(w, err,
+		httpapi.ErrorCase{Err: ErrNotFound, Status: http.StatusNotFound, Code: "unknown_not_found"},
+		httpapi.ErrorCase{Err: ErrExists, Status: http.StatusConflict, Code: "identity_exists"},
+		httpapi.ErrorCase{Err: ErrInvalid, Status: http.StatusBadRequest, Code: "invalid_request"},
+		httpapi.ErrorCase{Status: http.StatusInternalServerError, Code: "unknowns_error"})
 }
 
 func (a *API) snapshot(ctx context.Context, u *Unknown) {

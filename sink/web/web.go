@@ -4,7 +4,8 @@
 // recognitions with face crops), custom classifiers and the events feed. The pages are plain
 // HTML, CSS and JavaScript embedded in the binary: no CDN, no build step; they work offline.
 //
-// Data flow. The UI subscribes (core NATS, no queue group) to
+// Data flow. The UI subscribes (core NATS, no queue group; the frames may come from a
+// bus.FrameFeed the process shares instead, Config.Frames) to
 //
 //	vigil.frames.<stream>   JPEG frames: kept in a small ring per stream, keyed by Vigil-Seq
 //	vigil.results.<stream>  results (enriched by the track role): matched to their frame by seq
@@ -35,6 +36,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
@@ -49,6 +51,11 @@ import (
 type Config struct {
 	// Conn is the NATS connection the UI subscribes on. Required.
 	Conn *nats.Conn
+	// Frames, when set, brings the UI its frames instead of a subscription of its own to
+	// vigil.frames.*: a process whose parts share one frame subscription (vigil run) passes
+	// it; New adds the UI to it, and the feed's owner runs and stops it. Frames go through
+	// the same intake as the other messages. Default nil: the UI subscribes itself.
+	Frames *bus.FrameFeed
 	// ResultsPrefix is where the results to show are read: bus.ResultsPrefix by default (the
 	// track role's enriched results, with track ids and identities, or the analyzers' results
 	// when tracking is off).
@@ -160,9 +167,11 @@ type UI struct {
 
 	subs   []*nats.Subscription
 	intake chan *nats.Msg
-	stop   chan struct{} // closed by Close: the intake loop and every live stream end
-	wg     sync.WaitGroup
-	once   sync.Once
+	// feedDropped counts the frames from Config.Frames dropped because the intake was full.
+	feedDropped atomic.Uint64
+	stop        chan struct{} // closed by Close: the intake loop and every live stream end
+	wg          sync.WaitGroup
+	once        sync.Once
 
 	cropSlots chan struct{}
 
@@ -200,8 +209,11 @@ func New(cfg Config) (*UI, error) {
 	u := &UI{cfg: cfg, log: cfg.Log, static: static, intake: make(chan *nats.Msg, cfg.Intake), stop: make(chan struct{}),
 		cropSlots: make(chan struct{}, cfg.CropWorkers), streams: map[string]*streamState{}, viewers: map[*viewer]struct{}{},
 		events: newEventRing(cfg.Events), lat: newLatencyStats(2048)}
-	for _, subj := range []string{bus.All(bus.FramesPrefix), bus.All(cfg.ResultsPrefix), bus.All(bus.DropsPrefix),
-		bus.All(bus.EOSPrefix), cfg.EventsPrefix + ".>"} {
+	subjects := []string{bus.All(cfg.ResultsPrefix), bus.All(bus.DropsPrefix), bus.All(bus.EOSPrefix), cfg.EventsPrefix + ".>"}
+	if cfg.Frames == nil {
+		subjects = append([]string{bus.All(bus.FramesPrefix)}, subjects...)
+	}
+	for _, subj := range subjects {
 		sub, err := cfg.Conn.ChanSubscribe(subj, u.intake)
 		if err != nil {
 			u.unsubscribe()
@@ -215,12 +227,26 @@ func New(cfg Config) (*UI, error) {
 		u.unsubscribe()
 		return nil, fmt.Errorf("web: NATS flush: %w", err)
 	}
+	if cfg.Frames != nil {
+		cfg.Frames.Add(u.receiveFrame)
+	}
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
 		u.run()
 	}()
 	return u, nil
+}
+
+// receiveFrame puts a frame message from Config.Frames into the intake, as the UI's own
+// subscription would; when the intake is full the frame is dropped and counted
+// (intake_dropped).
+func (u *UI) receiveFrame(m *nats.Msg) {
+	select {
+	case u.intake <- m:
+	default:
+		u.feedDropped.Add(1)
+	}
 }
 
 // validPrefix accepts subject prefixes of non-empty tokens without wildcards or white space.
@@ -275,7 +301,7 @@ func (u *UI) run() {
 
 // intakeDropped sums the messages the NATS client dropped because the intake was full.
 func (u *UI) intakeDropped() uint64 {
-	var n uint64
+	n := u.feedDropped.Load()
 	for _, s := range u.subs {
 		if d, err := s.Dropped(); err == nil && d > 0 {
 			n += uint64(d)

@@ -48,6 +48,20 @@ func vigil(t *testing.T, extraEnv map[string]string, args ...string) (int, strin
 	return code, stdout.String(), stderr.String()
 }
 
+// liveEnv is the environment of an in-process vigil run: the models in deps, the HTTP API on
+// any free port (never the default: tests run beside other servers).
+func liveEnv(deps string) func(string) string {
+	return func(k string) string {
+		switch k {
+		case "VIGIL_DEPS":
+			return deps
+		case "VIGIL_HTTP_ADDR":
+			return "127.0.0.1:0"
+		}
+		return ""
+	}
+}
+
 func readResults(t *testing.T, jsonl string) []result.Result {
 	t.Helper()
 	var out []result.Result
@@ -328,15 +342,7 @@ func TestRunLiveStopsInOrder(t *testing.T) {
 	go func() {
 		done <- Main(ctx, Env{Args: []string{"run", "--nats-port", "0", "--source", video, "--stream", "fer", "--loop",
 			"--heads", "none", "--log-json", "--print"}, Stdout: &stdout, Stderr: &stderr, Version: "test",
-			Getenv: func(k string) string {
-				switch k {
-				case "VIGIL_DEPS":
-					return deps
-				case "VIGIL_HTTP_ADDR":
-					return "127.0.0.1:0"
-				}
-				return ""
-			}})
+			Getenv: liveEnv(deps)})
 	}()
 	testenv.Eventually(t, 2*time.Minute, "three results on stdout", func() bool {
 		select {

@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/classify/selection"
 	"github.com/vigil-video/vigil/analyze/classify/store"
 	"github.com/vigil-video/vigil/models"
+	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/pkg/result"
@@ -75,8 +76,9 @@ type front struct {
 
 // frontDeps is what the front needs from `vigil run`.
 type frontDeps struct {
-	nc       *nats.Conn // the front's own NATS connection
-	an       *analyzer  // the loaded analyzer: runtime and models are shared
+	nc       *nats.Conn     // the front's own NATS connection
+	frames   *bus.FrameFeed // the frame subscription vigil run shares: the snapshot ring's frames
+	an       *analyzer      // the loaded analyzer: runtime and models are shared
 	pipeline analyze.PipelineConfig
 	storeDir string
 	deps     string
@@ -166,10 +168,8 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 		if fr.unknowns, err = startUnknowns(ctx, js, fr.srv, fr.events, fr.faces, f.unknownsMaxAge, d.log.With("role", "unknowns")); err != nil {
 			return nil, err
 		}
-		fr.ring = &snapshot.Ring{Conn: d.nc}
-		if err := fr.ring.Start(ctx); err != nil {
-			return nil, err
-		}
+		fr.ring = &snapshot.Ring{}
+		d.frames.Add(fr.ring.Receive) // no subscription of its own: vigil run's group runs the feed
 		fr.consumer = &eventstore.Consumer{Conn: d.nc, Privacy: mode, Sinks: []eventstore.EventSink{fr.events,
 			&unknowns.Sink{Store: fr.unknowns, OnAssign: fr.events.SetUnknown}}, Snapshots: fr.ring,
 			JetStream: js, Log: d.log.With("role", "events")}

@@ -45,6 +45,15 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	r := &runStack{runFlags: f, ctx: ctx, env: env}
 	defer r.close()
+	if err := r.build(); err != nil {
+		return err
+	}
+	r.sinksOwned = false // the sink role closes them from now on
+	return r.finish(r.group().Run())
+}
+
+// build builds the roles one constructor at a time; what each opened is closed by r.close.
+func (r *runStack) build() error {
 	for _, build := range []func() error{
 		r.openSinks, r.loadAnalyzer, r.startBus, r.newSinkRole, r.startFront,
 		r.newAnalyzeRole, r.newTrackRole, r.newIngest, r.startMetrics,
@@ -53,8 +62,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	}
-	r.sinksOwned = false // the sink role closes them from now on
-	return r.finish(r.group().Run())
+	return nil
 }
 
 // runFlags are vigil run's flags and settings, parsed and checked.
@@ -156,7 +164,9 @@ type runStack struct {
 	an             *analyzer
 	storeDir       string
 	url            string
+	natsSrv        *bus.EmbeddedServer
 	conns          map[string]*nats.Conn // one connection per role
+	frames         *bus.FrameFeed        // the one frame subscription: the web view's and the snapshots' frames
 	clients        []natsClient
 	jsSink         jetstream.JetStream // nil without JetStream
 
@@ -239,6 +249,7 @@ func (r *runStack) startBus() error {
 		return err
 	}
 	r.onClose(srv.Close)
+	r.natsSrv = srv
 	r.url = srv.ClientURL()
 	r.log.Debug("NATS ready", "url", r.url)
 
@@ -257,6 +268,7 @@ func (r *runStack) startBus() error {
 		r.conns[role] = nc
 		r.clients = append(r.clients, natsClient{role, nc, ev})
 	}
+	r.frames = &bus.FrameFeed{Conn: r.conns["web"]} // subscribed when the group runs
 	// The embedded server is a single node: one replica whatever the file says.
 	jsCfg := r.st.cfg.JetStream
 	jsCfg.Replicas = 1
@@ -294,14 +306,14 @@ func (r *runStack) newSinkRole() error {
 // startFront starts the HTTP API's parts (faces, gallery, classifiers, event history) and
 // mounts the web view; the server itself starts once the pipeline is subscribed.
 func (r *runStack) startFront() error {
-	fr, err := r.ff.startFront(r.ctx, frontDeps{nc: r.conns["api"], an: r.an, storeDir: r.storeDir, deps: r.af.deps, version: r.env.Version,
+	fr, err := r.ff.startFront(r.ctx, frontDeps{nc: r.conns["api"], frames: r.frames, an: r.an, storeDir: r.storeDir, deps: r.af.deps, version: r.env.Version,
 		log: r.log, pipeline: analyze.PipelineConfig{GenderThreshold: float32(r.af.genderThr), LivenessThreshold: float32(r.af.livenessThr)}})
 	if err != nil {
 		return err
 	}
 	r.fr = fr
 	r.onClose(func() { fr.Close() })
-	if r.ui, err = r.wf.mount(fr.srv, r.conns["web"], fr.faces, r.log.With("role", "web")); err != nil {
+	if r.ui, err = r.wf.mount(fr.srv, r.conns["web"], r.frames, fr.faces, r.log.With("role", "web")); err != nil {
 		return err
 	}
 	r.onClose(func() { r.ui.Close() }) // before the HTTP server closes: live views end first
@@ -433,6 +445,11 @@ func (r *runStack) group() *rungroup.Group {
 		return err
 	}, stopSink)
 
+	// The one frame subscription, the web view's and the event snapshots' frames, stops once
+	// the outputs caught up: the last events' snapshots come from frames it delivered.
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(r.ctx))
+	g.Add(func() error { return r.frames.Run(feedCtx) }, stopFeed)
+
 	quit := make(chan struct{})
 	g.Add(func() error {
 		select {
@@ -445,12 +462,12 @@ func (r *runStack) group() *rungroup.Group {
 	return &g
 }
 
-// runIngest waits until the analyzer, the track role and the sink are subscribed (so a short
+// runIngest waits until the analyzer, the track role, the sink and the frame feed are subscribed (so a short
 // recording loses no frame to a subscription not yet in place), starts the HTTP server, then
 // runs ingest until ctx ends. Recordings read with --once end early without ending the run: the
 // sink ends it once every stream is complete. An error after Ctrl-C is not reported.
 func (r *runStack) runIngest(ctx context.Context) error {
-	readies := []<-chan struct{}{r.anRole.Ready(), r.sinkRole.Ready()}
+	readies := []<-chan struct{}{r.anRole.Ready(), r.sinkRole.Ready(), r.frames.Ready()}
 	if r.trRole != nil {
 		readies = append(readies, r.trRole.Ready())
 	}

@@ -330,7 +330,7 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		defer unk.Close()
 		history = true
 	}
-	ui, err := wf.mount(srv, nc, svc, log.With("role", "web"))
+	ui, err := wf.mount(srv, nc, nil, svc, log.With("role", "web"))
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func TestWebFlags(t *testing.T) {
 		t.Fatalf("flags %+v", wf)
 	}
 	srv := &httpapi.Server{Addr: "127.0.0.1:0"}
-	ui, err := wf.mount(srv, nc, nil, nil)
+	ui, err := wf.mount(srv, nc, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestWebFlags(t *testing.T) {
 	}
 
 	off := parsed("--web=false")
-	if ui, err := off.mount(&httpapi.Server{}, nc, nil, nil); ui != nil || err != nil {
+	if ui, err := off.mount(&httpapi.Server{}, nc, nil, nil, nil); ui != nil || err != nil {
 		t.Fatalf("--web=false mounted %v, %v", ui, err)
 	}
 	if webURL(srv, nil) != "" {
@@ -78,7 +78,7 @@ func TestWebFlags(t *testing.T) {
 	var none *web.UI
 	none.Close() // what a command defers when the UI is off
 	bad := parsed("--web-max-viewers", "0")
-	if _, err := bad.mount(&httpapi.Server{}, nc, nil, nil); err == nil || !strings.Contains(err.Error(), "--web-max-viewers 0") {
+	if _, err := bad.mount(&httpapi.Server{}, nc, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "--web-max-viewers 0") {
 		t.Fatalf("bad flags: %v", err)
 	}
 }

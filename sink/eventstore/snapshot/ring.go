@@ -35,7 +35,7 @@ var ErrNoFrame = errors.New("snapshot: frame not held")
 // idle longest). Frames are ephemeral: when the consumer is slow the NATS client drops frames
 // (slow consumer), never queues them without bound.
 //
-// Fill the exported fields, then Start (or only Put); Close when done. Safe for concurrent use.
+// Fill the exported fields, then Start (or only Receive or Put); Close when done. Safe for concurrent use.
 type Ring struct {
 	// Conn is the NATS connection Start subscribes with. Required for Start.
 	Conn *nats.Conn
@@ -127,7 +127,7 @@ func (r *Ring) Start(ctx context.Context) error {
 	}
 	var subs []*nats.Subscription
 	for _, subj := range subjects {
-		sub, err := r.Conn.Subscribe(subj, r.onMsg)
+		sub, err := r.Conn.Subscribe(subj, r.Receive)
 		if err == nil {
 			// Bound what waits for the callback: frames are dropped, never queued without bound.
 			err = sub.SetPendingLimits(4*r.MaxFrames, int(min(4*r.MaxBytes, 1<<30)))
@@ -154,7 +154,10 @@ func (r *Ring) Start(ctx context.Context) error {
 	return nil
 }
 
-func (r *Ring) onMsg(m *nats.Msg) {
+// Receive takes one frame message as Start's subscription does (a message that does not parse
+// counts as Invalid): a process that shares one frame subscription among its parts
+// (bus.FrameFeed) hands the ring its frames this way instead of calling Start.
+func (r *Ring) Receive(m *nats.Msg) {
 	f, err := frame.FromMsg(m)
 	if err != nil {
 		r.mu.Lock()
