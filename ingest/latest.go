@@ -81,6 +81,7 @@ func (l *Latest) run(ctx context.Context) {
 		if l.has {
 			l.frame.Mat.Close()
 			l.replaced.Add(1)
+			f.Skipped += l.frame.Skipped // the source's refusals before it stay counted
 		}
 		l.frame, l.has = f, true
 		l.mu.Unlock()

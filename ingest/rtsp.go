@@ -60,6 +60,12 @@ type NetworkOptions struct {
 	// KeepBurst keeps the frames FFmpeg delivers in a burst right after connecting (the ~1 s it
 	// buffered while probing, stale on arrival). Default false: they are skipped.
 	KeepBurst bool
+	// Sample, when set, is asked about each decoded frame by its media time (since the
+	// connection) before it is converted to BGR, as OpenOptions.Sample is for files: a refused
+	// frame is counted in the next frame's Skipped and never converted, and kept frames come back
+	// with Sampled set. It is called from the reader goroutine OpenLive starts, so it must be
+	// safe for use beside the consumer. Default nil: every frame is converted.
+	Sample func(media time.Duration) bool
 }
 
 func (o NetworkOptions) withDefaults() NetworkOptions {
@@ -122,7 +128,7 @@ func OpenNetwork(ctx context.Context, rawURL string, o NetworkOptions) (Source, 
 		return nil, fmt.Errorf("source %s: cannot open the stream: %w", name, diagnose(ctx, u, o, time.Since(started)))
 	}
 	s := &networkSource{name: name, cap: c, readTimeout: o.ReadTimeout, opened: time.Now(),
-		skipping: !o.KeepBurst && o.Backend == BackendFFmpeg, lastPos: -1}
+		skipping: !o.KeepBurst && o.Backend == BackendFFmpeg, lastPos: -1, sample: o.Sample}
 	if fps := c.Get(gocv.VideoCaptureFPS); fps > 0 && fps < 1000 {
 		s.period = time.Duration(float64(time.Second) / fps)
 	} else {
@@ -162,6 +168,7 @@ type networkSource struct {
 	opened      time.Time
 	skipping    bool    // still skipping the stale burst after connecting
 	lastPos     float64 // media position of the previous frame, ms; -1 before the first
+	sample      func(time.Duration) bool
 }
 
 // Read returns the next live frame. It skips the stale burst after connecting: while a frame
@@ -172,6 +179,7 @@ func (s *networkSource) Read(ctx context.Context) (RawFrame, error) {
 	if s.cap == nil {
 		return RawFrame{}, ErrClosed
 	}
+	skipped := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return RawFrame{}, err
@@ -191,6 +199,11 @@ func (s *networkSource) Read(ctx context.Context) (RawFrame, error) {
 		if s.skipping && s.isBurst(took) {
 			continue
 		}
+		media := time.Since(s.opened)
+		if s.sample != nil && !s.sample(media) {
+			skipped++ // decoded (Grab), never converted
+			continue
+		}
 		m := gocv.NewMat()
 		ok, err = s.cap.Retrieve(&m)
 		if err != nil || !ok || m.Empty() {
@@ -205,7 +218,7 @@ func (s *networkSource) Read(ctx context.Context) (RawFrame, error) {
 		if err != nil {
 			return RawFrame{}, fmt.Errorf("source %s: %w", s.name, err)
 		}
-		return RawFrame{Mat: bgr, Media: now.Sub(s.opened), Captured: now}, nil
+		return RawFrame{Mat: bgr, Media: media, Captured: now, Sampled: s.sample != nil, Skipped: skipped}, nil
 	}
 }
 

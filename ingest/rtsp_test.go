@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,6 +251,48 @@ func TestRTSPSlowConsumer(t *testing.T) {
 	}
 	if st.FramesReplaced < reads*2 {
 		t.Errorf("%d frames replaced; a 5 fps consumer of a 25 fps stream should skip ~4 in 5", st.FramesReplaced)
+	}
+}
+
+// TestRTSPSampledBeforeConversion: with OpenOptions.Sample, a live stream's frames are sampled
+// on the reader goroutine before conversion: at 5 of 25 frames a second, the frames handed over
+// come already Sampled at the sampler's rate, carry the refused ones in Skipped, and stay fresh.
+func TestRTSPSampledBeforeConversion(t *testing.T) {
+	srv := rtsptest.New(t, rtsptest.ClockOptions(640, 360, 25))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	s := NewSampler(5)
+	keep := func(m time.Duration) bool { mu.Lock(); defer mu.Unlock(); return s.Keep(m) }
+	src, err := Open(ctx, srv.URL, OpenOptions{Sample: keep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var first, last time.Duration
+	skipped, worst := 0, time.Duration(0)
+	const reads = 15
+	for i := range reads {
+		f, err := src.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.Sampled {
+			t.Fatalf("frame %d at %s not Sampled", i, f.Media)
+		}
+		if i > 0 { // the first frame's Skipped holds the burst's end
+			skipped += f.Skipped
+			worst = max(worst, frameAge(t, f, time.Now()))
+		} else {
+			first = f.Media
+		}
+		last = f.Media
+		f.Mat.Close()
+	}
+	rate := float64(reads-1) / (last - first).Seconds()
+	t.Logf("%.1f frames/s kept, %d refused before conversion, worst age %s", rate, skipped, worst)
+	if rate < 4 || rate > 6 || skipped < 3*(reads-1) || worst > 500*time.Millisecond {
+		t.Fatalf("kept %.1f frames/s with %d refused (want ~5/s and ~4 refused per kept frame), worst age %s", rate, skipped, worst)
 	}
 }
 

@@ -58,8 +58,9 @@ type OpenOptions struct {
 	Loop bool
 	// Realtime paces a file at its own frame rate, as a camera would deliver it. Default false.
 	Realtime bool
-	// Sample, when set, is asked about each frame of a file by its media time before the frame
-	// is converted to BGR: frames it refuses are only decoded (the conversion, about a third of
+	// Sample, when set, is asked about each frame of a file (or of a network stream: see
+	// NetworkOptions.Sample, which it becomes; it must then be safe for concurrent use) by its
+	// media time before the frame is converted to BGR: frames it refuses are only decoded (the conversion, about a third of
 	// a 720p frame's decode cost, is skipped) and counted in the next RawFrame's Skipped; the
 	// frames it keeps come back with Sampled set. The source predicts a frame's media time from
 	// the previous one and the nominal frame rate. Frames skipped after a file's last kept frame
@@ -102,7 +103,7 @@ func Open(ctx context.Context, spec string, opts OpenOptions) (Source, error) {
 	case KindFile:
 		return openFile(ctx, target, opts)
 	case KindNetwork:
-		return openNetworkLive(ctx, target, NetworkOptions{})
+		return openNetworkLive(ctx, target, NetworkOptions{Sample: opts.Sample})
 	case KindDevice:
 		return openDeviceLive(ctx, target)
 	}

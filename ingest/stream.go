@@ -106,8 +106,11 @@ type streamRunner struct {
 	tune atomic.Pointer[tuning]
 	// obs receives per-frame events for status and metrics (the Manager's); nil for none.
 	obs *streamObs
-	// sampler keeps the stream's rate; owned by run's goroutine (sources call keep from Read).
-	sampler *Sampler
+	// sampler keeps the stream's rate. run's goroutine replaces it when the rate changes;
+	// sources call keep and wants from Read, a live source's from its reader goroutine: all
+	// through samplerMu.
+	samplerMu sync.Mutex
+	sampler   *Sampler
 
 	decoded, published, skipped, errs atomic.Uint64
 }
@@ -138,7 +141,7 @@ func (r *streamRunner) run(ctx context.Context) error {
 	}
 	defer heads.Close()
 	fps := r.settings().FPS
-	r.sampler = NewSampler(fps)
+	r.setSampler(fps)
 	src, err := r.open(ctx)
 	if err != nil {
 		return err
@@ -170,9 +173,10 @@ func (r *streamRunner) run(ctx context.Context) error {
 		r.decoded.Add(1)
 		r.obs.decodedFrame(raw.Mat.Cols(), raw.Mat.Rows())
 		if t := r.settings(); t.FPS != fps {
-			fps, r.sampler = t.FPS, NewSampler(t.FPS)
+			fps = t.FPS
+			r.setSampler(fps)
 		}
-		if !raw.Sampled && !r.sampler.Keep(raw.Media) {
+		if !raw.Sampled && !r.keep(raw.Media) {
 			raw.Mat.Close()
 			r.skipped.Add(1)
 			r.obs.drop(dropSampled)
@@ -193,13 +197,27 @@ func (r *streamRunner) run(ctx context.Context) error {
 	}
 }
 
-// keep is the stream's sampling decision for a frame at media time t, for sources that sample
-// before converting frames (OpenOptions.Sample). Call it only from run's goroutine.
-func (r *streamRunner) keep(t time.Duration) bool { return r.sampler.Keep(t) }
+// keep is the stream's sampling decision for a frame at media time t, also for sources that
+// sample before converting frames (OpenOptions.Sample).
+func (r *streamRunner) keep(t time.Duration) bool {
+	r.samplerMu.Lock()
+	defer r.samplerMu.Unlock()
+	return r.sampler.Keep(t)
+}
 
-// wants is the stream's sampler asked before a frame is decoded (OpenOptions.Wants). Call it
-// only from run's goroutine.
-func (r *streamRunner) wants(t, span time.Duration) bool { return r.sampler.Wants(t, span) }
+// wants is the stream's sampler asked before a frame is decoded (OpenOptions.Wants).
+func (r *streamRunner) wants(t, span time.Duration) bool {
+	r.samplerMu.Lock()
+	defer r.samplerMu.Unlock()
+	return r.sampler.Wants(t, span)
+}
+
+// setSampler starts a new schedule at fps.
+func (r *streamRunner) setSampler(fps float64) {
+	r.samplerMu.Lock()
+	defer r.samplerMu.Unlock()
+	r.sampler = NewSampler(fps)
+}
 
 // sampling returns the OpenOptions that sample the stream's file frames before decoding and
 // converting them. A paced file decodes on one thread, the cheapest per frame when many
