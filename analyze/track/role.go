@@ -60,6 +60,10 @@ type Role struct {
 	// Matcher identifies faces by embedding (the face gallery). Default nil: frames vote with
 	// the identity the analyzer put on the face, if any.
 	Matcher Matcher
+	// Unknowns matches tracks without identity to the unknown people (an *unknown.Index over
+	// the vigil_unknowns bucket): their faces and events then carry unknown_id. Default nil:
+	// no unknown_id.
+	Unknowns UnknownMatcher
 	// KeepEmbeddings keeps each face's embedding in the published results. Default false.
 	KeepEmbeddings bool
 	// Publisher publishes the enriched results and the events, with message ids for
@@ -357,6 +361,7 @@ func (r *Role) state(stream string, create bool) *streamState {
 	st := r.streams[stream]
 	if st == nil && create {
 		st = &streamState{tracker: NewTracker(stream, r.Tracker, r.Matcher), lastActive: time.Now()}
+		st.tracker.SetUnknowns(r.Unknowns)
 		r.streams[stream] = st
 	}
 	return st
