@@ -45,8 +45,8 @@ type entry struct {
 }
 
 // Open loads the bucket's unknowns (waiting for the initial values, bounded by ctx) and keeps
-// watching it. A bucket that does not exist yet is no error: the index starts empty and the
-// watcher looks for the bucket every Retry until it appears.
+// watching it. A bucket that does not exist yet (or a server without JetStream) is no error: the
+// index starts empty and the watcher looks for the bucket every Retry until it appears.
 func Open(ctx context.Context, js jetstream.JetStream, cfg IndexConfig) (*Index, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = DefaultBucket
@@ -119,15 +119,17 @@ func (x *Index) run(ctx context.Context, loaded chan struct{}) {
 	defer close(x.done)
 	var once sync.Once
 	ready := func() { once.Do(func() { close(loaded) }) }
+	logged := ""
 	for ctx.Err() == nil {
 		err := x.watch(ctx, ready)
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			ready() // no unknowns yet
-		} else {
-			x.cfg.Log.Warn("unknowns index: watcher stopped; restarting", "bucket", x.cfg.Bucket, "err", err)
+		// No bucket yet, or no JetStream: the index is empty until there is one.
+		ready()
+		if msg := err.Error(); !errors.Is(err, jetstream.ErrBucketNotFound) && msg != logged {
+			logged = msg // once per distinct error, not every Retry
+			x.cfg.Log.Warn("unknowns index: watching the bucket failed; retrying", "bucket", x.cfg.Bucket, "err", err)
 		}
 		t := time.NewTimer(x.cfg.Retry)
 		select {

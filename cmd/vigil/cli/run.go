@@ -341,6 +341,13 @@ func (r *runStack) newTrackRole() error {
 	}
 	if js != nil {
 		r.trRole.Publisher = &bus.StreamPublisher{JS: js}
+		// Faces and events of tracks without identity carry the unknown person they match.
+		x, err := openUnknownIndex(r.ctx, js, r.log.With("role", "track"))
+		if err != nil {
+			return err
+		}
+		r.onClose(x.Close)
+		r.trRole.Unknowns = x
 	}
 	return nil
 }
