@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -231,7 +232,11 @@ func (u *UI) onResult(r *result.Result, now time.Time) {
 		st.unmatched++
 		return
 	}
-	st.latest = &latestFrame{res: r, frame: sf, recv: now}
+	if u.cfg.Privacy != "" && u.cfg.Privacy != privacy.Off {
+		sf.analysed, sf.blur = true, blurRegions(u.cfg.Privacy, r, sf.width, sf.height)
+		st.ring.mark(sf.seq, sf.blur)
+	}
+	st.latest = &latestFrame{res: r, frame: sf, recv: now, shown: u.shown}
 	if len(st.viewers) == 0 {
 		return
 	}
@@ -253,16 +258,28 @@ type latestFrame struct {
 	res   *result.Result
 	frame storedFrame
 	recv  time.Time
+	// shown turns the frame into what may leave the server (UI.shown: blurred under privacy).
+	shown func(storedFrame) (storedFrame, error)
+	rec   *record // the encoded record, once made
 }
 
-// record encodes l as a "frame" record.
+// record encodes l as a "frame" record, its image as shown allows (made once: every browser
+// gets the same record).
 func (l *latestFrame) record() (*record, error) {
-	js, err := json.Marshal(liveResult{Type: "frame", Stream: l.res.Stream, Seq: l.res.Seq, RecvMS: unixMS(l.recv),
-		Encoding: l.frame.encoding, Result: l.res})
+	if l.rec != nil {
+		return l.rec, nil
+	}
+	f, err := l.shown(l.frame)
 	if err != nil {
 		return nil, err
 	}
-	return &record{json: js, image: l.frame.data}, nil
+	js, err := json.Marshal(liveResult{Type: "frame", Stream: l.res.Stream, Seq: l.res.Seq, RecvMS: unixMS(l.recv),
+		Encoding: f.encoding, Result: l.res})
+	if err != nil {
+		return nil, err
+	}
+	l.rec = &record{json: js, image: f.data}
+	return l.rec, nil
 }
 
 // infoLocked returns st as StreamInfo. Call with u.mu held.

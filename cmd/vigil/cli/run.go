@@ -301,7 +301,7 @@ func (r *runStack) startFront() error {
 	}
 	r.fr = fr
 	r.onClose(func() { fr.Close() })
-	if r.ui, err = r.wf.mount(fr.srv, r.conns["web"], fr.faces, r.log.With("role", "web")); err != nil {
+	if r.ui, err = r.wf.mount(fr.srv, r.conns["web"], fr.faces, fr.privacy, r.log.With("role", "web")); err != nil {
 		return err
 	}
 	r.onClose(func() { r.ui.Close() }) // before the HTTP server closes: live views end first
