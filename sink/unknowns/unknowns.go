@@ -1,6 +1,8 @@
 // Package unknowns files the tracks that end without an identity under persistent "unknown
 // people": each face.left event without identity but with the track's embedding joins the
-// unknown whose centroid it matches best (at least Config.Threshold), or starts a new one.
+// unknown whose centroid it matches best (at least Config.Threshold), or starts a new one; one
+// that carries the unknown_id the track role matched live joins that unknown while it still
+// matches. The record format is pkg/unknown's, which the track role reads too.
 // Unknowns live in a JetStream KV bucket (vigil_unknowns by default), one key per unknown, so
 // every process shares them and they survive restarts; an unknown not seen for Config.MaxAge
 // expires (the bucket's TTL: each sighting rewrites the key). Sink is the eventstore.EventSink
