@@ -25,8 +25,9 @@ import (
 // evicted after IdleTimeout without results or once an ended stream is complete), and for every
 // result, in sequence order, publishes:
 //
-//   - the enriched result on Output (default vigil.results.<stream>): track_id, identity and the
-//     track's carried attributes on each face, embeddings removed unless KeepEmbeddings;
+//   - the enriched result on Output (default vigil.results.<stream>): track_id, identity (or,
+//     with Unknowns, the unknown_id of a track without identity) and the track's carried
+//     attributes on each face, embeddings removed unless KeepEmbeddings;
 //   - the events it decided on vigil.events.<stream>.<kind>;
 //   - when a track in it needs the scheduled heads, a HeadsRequest on vigil.control.heads.<stream>
 //     (at most one outstanding per stream: the next goes out once a result shows the heads ran,
