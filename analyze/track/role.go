@@ -25,8 +25,9 @@ import (
 // evicted after IdleTimeout without results or once an ended stream is complete), and for every
 // result, in sequence order, publishes:
 //
-//   - the enriched result on Output (default vigil.results.<stream>): track_id, identity and the
-//     track's carried attributes on each face, embeddings removed unless KeepEmbeddings;
+//   - the enriched result on Output (default vigil.results.<stream>): track_id, identity (or,
+//     with Unknowns, the unknown_id of a track without identity) and the track's carried
+//     attributes on each face, embeddings removed unless KeepEmbeddings;
 //   - the events it decided on vigil.events.<stream>.<kind>;
 //   - when a track in it needs the scheduled heads, a HeadsRequest on vigil.control.heads.<stream>
 //     (at most one outstanding per stream: the next goes out once a result shows the heads ran,
@@ -60,6 +61,10 @@ type Role struct {
 	// Matcher identifies faces by embedding (the face gallery). Default nil: frames vote with
 	// the identity the analyzer put on the face, if any.
 	Matcher Matcher
+	// Unknowns matches tracks without identity to the unknown people (an *unknown.Index over
+	// the vigil_unknowns bucket): their faces and events then carry unknown_id. Default nil:
+	// no unknown_id.
+	Unknowns UnknownMatcher
 	// KeepEmbeddings keeps each face's embedding in the published results. Default false.
 	KeepEmbeddings bool
 	// Publisher publishes the enriched results and the events, with message ids for
@@ -357,6 +362,7 @@ func (r *Role) state(stream string, create bool) *streamState {
 	st := r.streams[stream]
 	if st == nil && create {
 		st = &streamState{tracker: NewTracker(stream, r.Tracker, r.Matcher), lastActive: time.Now()}
+		st.tracker.SetUnknowns(r.Unknowns)
 		r.streams[stream] = st
 	}
 	return st

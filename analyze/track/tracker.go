@@ -21,6 +21,14 @@ type Matcher interface {
 	Match(emb []float32) (name string, similarity float32, ok bool)
 }
 
+// UnknownMatcher matches an embedding to the unknown people (tracks that ended without identity,
+// clustered by sink/unknowns): Match returns the id of the most similar unknown, its cosine
+// similarity and ok=true when it is a match at the clustering's threshold. *unknown.Index
+// (pkg/unknown) has this method. Implementations must be safe for concurrent use.
+type UnknownMatcher interface {
+	Match(emb []float32) (id string, similarity float32, ok bool)
+}
+
 // DefaultThreshold is the cosine similarity from which a frame's gallery match votes for an
 // identity. On ../shared/testdata/faces the lowest same-person similarity is 0.58 and the highest
 // different-person one 0.34; 0.45 sits in that gap.
@@ -197,9 +205,10 @@ func (s Step) HeadsSeen() bool { return len(s.Fresh) > 0 }
 // sequence order (Update); it is not safe for concurrent use. It takes no clock: its time is the
 // results' capture time.
 type Tracker struct {
-	cfg     TrackerConfig
-	stream  string
-	matcher Matcher
+	cfg      TrackerConfig
+	stream   string
+	matcher  Matcher
+	unknowns UnknownMatcher
 
 	idPrefix string
 	nextID   uint64
@@ -220,6 +229,7 @@ type trk struct {
 	emb                   []float32
 	sightings             []sighting // the last Window, oldest first
 	identity              *result.Identity
+	unknownID             string // the unknown person the track's embedding matched, while it has no identity
 	attrs                 carried
 	headAt                map[string]time.Time // per head: capture time of its latest output
 	headsAt               time.Time            // capture time of the latest run of every non-solo head
@@ -241,6 +251,10 @@ func NewTracker(stream string, cfg TrackerConfig, matcher Matcher) *Tracker {
 	cfg.setDefaults()
 	return &Tracker{cfg: cfg, stream: stream, matcher: matcher}
 }
+
+// SetUnknowns makes the tracker match tracks without identity to the unknown people: their
+// faces and events then carry unknown_id (nil: never).
+func (t *Tracker) SetUnknowns(u UnknownMatcher) { t.unknowns = u }
 
 // Tracks returns the number of live tracks (tentative and confirmed).
 func (t *Tracker) Tracks() int { return len(t.tracks) }
@@ -311,6 +325,7 @@ func (t *Tracker) Update(res *result.Result) Step {
 		}
 		tr.attrs.take(f, q, res.Seq, now, t.cfg.AgeWindow)
 		t.vote(tr, res, f)
+		t.matchUnknown(tr, f)
 		if !tr.confirmed && tr.hits >= t.cfg.MinHits {
 			tr.confirmed = true
 			appeared = append(appeared, t.event(tr, event.KindAppeared, res.Seq, now, best(tr.sightings, "")))
@@ -486,6 +501,7 @@ func (t *Tracker) late(res *result.Result) Step {
 			tr.attrs.take(f, q, res.Seq, res.CapturedAt, t.cfg.AgeWindow)
 			if len(tr.emb) == 0 && len(f.Embedding) > 0 { // the track's embedding (face.left, search by photo)
 				tr.emb = append([]float32(nil), f.Embedding...)
+				t.matchUnknown(tr, f)
 			}
 			t.label(tr, f)
 		} else {
@@ -669,20 +685,41 @@ func (t *Tracker) tally(ss []sighting) (string, float32, bool) {
 	return lead, sim, votes >= t.cfg.MinVotes && leadW >= t.cfg.MinShare*total
 }
 
-// label puts tr's id, identity and carried attributes on f.
+// matchUnknown looks up the unknown person of a track without identity when f brought a new
+// embedding: the track's running embedding against the unknowns' centroids. A match replaces
+// the track's unknown; no match keeps the one it had.
+func (t *Tracker) matchUnknown(tr *trk, f *result.Face) {
+	if t.unknowns == nil || tr.identity != nil || len(f.Embedding) == 0 || len(tr.emb) == 0 {
+		return
+	}
+	if id, _, ok := t.unknowns.Match(tr.emb); ok {
+		tr.unknownID = id
+	}
+}
+
+// unknownOf is tr's unknown person: "" once it has an identity.
+func (tr *trk) unknownOf() string {
+	if tr.identity != nil {
+		return ""
+	}
+	return tr.unknownID
+}
+
+// label puts tr's id, identity (or unknown person) and carried attributes on f.
 func (t *Tracker) label(tr *trk, f *result.Face) {
 	f.TrackID = tr.id
 	f.Identity = cloneIdentity(tr.identity)
+	f.UnknownID = tr.unknownOf()
 	tr.attrs.fill(f)
 }
 
 // clearIdentity removes a per-frame identity from a face without a track: identity in results
 // is the track's vote.
-func (t *Tracker) clearIdentity(f *result.Face) { f.Identity = nil }
+func (t *Tracker) clearIdentity(f *result.Face) { f.Identity, f.UnknownID = nil, "" }
 
 func (t *Tracker) event(tr *trk, kind string, seq uint64, at time.Time, crop event.Crop) event.Event {
 	return event.Event{Schema: event.EventSchema, Kind: kind, Stream: t.stream, TrackID: tr.id, Seq: seq, CapturedAt: at,
-		Crop: crop, FirstSeen: tr.firstSeen, LastSeen: tr.lastSeen, Frames: tr.hits}
+		Crop: crop, FirstSeen: tr.firstSeen, LastSeen: tr.lastSeen, Frames: tr.hits, UnknownID: tr.unknownOf()}
 }
 
 func (t *Tracker) leftEvent(tr *trk, reason string, seq uint64, at time.Time) event.Event {
@@ -691,6 +728,7 @@ func (t *Tracker) leftEvent(tr *trk, reason string, seq uint64, at time.Time) ev
 	ev.Embedding = append([]float32(nil), tr.emb...) // for search by photo (the event store)
 	if tr.recognized {
 		ev.Identity = cloneIdentity(tr.identity)
+		ev.UnknownID = ""
 	}
 	return ev
 }

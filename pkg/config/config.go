@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/privacy"
 )
 
 // Config is a whole Vigil configuration file.
@@ -331,6 +332,11 @@ func WebhookTypes() []string {
 type Serve struct {
 	// Addr is the HTTP listen address. Key "addr", default "127.0.0.1:8080".
 	Addr string `yaml:"addr"`
+	// Privacy blurs faces, irreversibly, in what the HTTP server shows or stores (live-view
+	// frames, face crops, event snapshots, /v1/annotate's image): "off", "blur-unknown" (faces
+	// without identity) or "blur-all" (pkg/privacy modes). Key "privacy", default "off"; flag
+	// --privacy of vigil run and vigil serve.
+	Privacy string `yaml:"privacy"`
 }
 
 // Default returns the configuration with every default filled in.
@@ -352,7 +358,7 @@ func Default() Config {
 		Track:   Track{Durable: "vigil-track", Partition: -1},
 		Sink: Sink{Durable: "vigil-sink", Deliver: "all", AckWait: 30 * time.Second, MaxAckPending: 1024, LostAfter: 15 * time.Second,
 			JSONLKeep: 10, Webhook: Webhook{MaxAttempts: 5, Timeout: 5 * time.Second}},
-		Serve: Serve{Addr: "127.0.0.1:8080"},
+		Serve: Serve{Addr: "127.0.0.1:8080", Privacy: string(privacy.Off)},
 	}
 }
 
@@ -466,6 +472,9 @@ func (c *Config) Validate() error {
 	}
 	c.Sink.validate(&k, "sink")
 	k.hostPort("serve.addr", c.Serve.Addr, true)
+	if _, err := privacy.ParseMode(c.Serve.Privacy); err != nil || c.Serve.Privacy == "" {
+		k.fail("serve.privacy", "%q: want off, blur-unknown or blur-all", c.Serve.Privacy)
+	}
 	return errors.Join(k.errs...)
 }
 

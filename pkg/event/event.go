@@ -102,6 +102,11 @@ type Event struct {
 	// Identity is the settled identity: in face.recognized, and in face.left when the track was
 	// recognized. Similarity is the quality-weighted mean over the frames that voted for it.
 	Identity *result.Identity `json:"identity,omitempty"`
+	// UnknownID is the unknown person (GET /v1/unknowns/{id}) the track matched, in events of
+	// a track without identity: in face.appeared and face.left once the track role matched the
+	// track's embedding to an existing unknown (see result.Face.UnknownID). A track that matches
+	// none has none here; the unknowns sink then files its face.left under a new unknown.
+	UnknownID string `json:"unknown_id,omitempty"`
 	// FirstSeen and LastSeen are the capture times of the track's first and latest sightings;
 	// Frames counts its sightings.
 	FirstSeen time.Time `json:"first_seen"`

@@ -170,3 +170,26 @@ func BlurJPEGRegions(data []byte, rs []image.Rectangle, quality int) ([]byte, er
 	}
 	return out.Bytes(), nil
 }
+
+// Detail is the variance of the 4-neighbour Laplacian of img's grey levels inside r (clipped to
+// its bounds): the usual measure of detail, large for sharp edges, near 0 for a flat region. A
+// blurred face keeps a few percent of its detail; tests and checks compare it before and after.
+func Detail(img image.Image, r image.Rectangle) float64 {
+	r = r.Intersect(img.Bounds())
+	grey := func(x, y int) float64 {
+		cr, cg, cb, _ := img.At(x, y).RGBA()
+		return 0.299*float64(cr>>8) + 0.587*float64(cg>>8) + 0.114*float64(cb>>8)
+	}
+	var sum, sum2, n float64
+	for y := r.Min.Y + 1; y < r.Max.Y-1; y++ {
+		for x := r.Min.X + 1; x < r.Max.X-1; x++ {
+			l := grey(x-1, y) + grey(x+1, y) + grey(x, y-1) + grey(x, y+1) - 4*grey(x, y)
+			sum, sum2, n = sum+l, sum2+l*l, n+1
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	m := sum / n
+	return sum2/n - m*m
+}

@@ -11,23 +11,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/testenv"
 )
 
-// laplacianVariance is the variance of the 4-neighbour Laplacian of the grey levels inside r:
-// the usual measure of detail (sharp edges give a large variance).
-func laplacianVariance(img image.Image, r image.Rectangle) float64 {
-	grey := func(x, y int) float64 {
-		cr, cg, cb, _ := img.At(x, y).RGBA()
-		return 0.299*float64(cr>>8) + 0.587*float64(cg>>8) + 0.114*float64(cb>>8)
-	}
-	var sum, sum2, n float64
-	for y := r.Min.Y + 1; y < r.Max.Y-1; y++ {
-		for x := r.Min.X + 1; x < r.Max.X-1; x++ {
-			l := grey(x-1, y) + grey(x+1, y) + grey(x, y-1) + grey(x, y+1) - 4*grey(x, y)
-			sum, sum2, n = sum+l, sum2+l*l, n+1
-		}
-	}
-	m := sum / n
-	return sum2/n - m*m
-}
+func laplacianVariance(img image.Image, r image.Rectangle) float64 { return Detail(img, r) }
 
 // TestBlurRemovesDetail: a real face photo blurred whole loses at least 95% of its detail in
 // the face region (Laplacian variance); a region blurred leaves the rest of the image as it was.

@@ -71,6 +71,11 @@ type Face struct {
 	// TrackID identifies the face across frames of its stream, once tracking runs.
 	TrackID  string    `json:"track_id,omitempty"`
 	Identity *Identity `json:"identity,omitempty"`
+	// UnknownID names the unknown person (GET /v1/unknowns/{id}) the face's track matches,
+	// when it has no identity: the track role compares the track's embedding with the unknowns'
+	// centroids (the vigil_unknowns bucket) at the identity threshold. Absent for identified
+	// faces, faces no unknown matches yet, and outside tracking.
+	UnknownID string `json:"unknown_id,omitempty"`
 	// Age is the estimated age in years.
 	Age      *float32  `json:"age,omitempty"`
 	Gender   *Gender   `json:"gender,omitempty"`

@@ -1,6 +1,8 @@
 // Package unknowns files the tracks that end without an identity under persistent "unknown
 // people": each face.left event without identity but with the track's embedding joins the
-// unknown whose centroid it matches best (at least Config.Threshold), or starts a new one.
+// unknown whose centroid it matches best (at least Config.Threshold), or starts a new one; one
+// that carries the unknown_id the track role matched live joins that unknown while it still
+// matches. The record format is pkg/unknown's, which the track role reads too.
 // Unknowns live in a JetStream KV bucket (vigil_unknowns by default), one key per unknown, so
 // every process shares them and they survive restarts; an unknown not seen for Config.MaxAge
 // expires (the bucket's TTL: each sighting rewrites the key). Sink is the eventstore.EventSink
@@ -12,14 +14,11 @@ package unknowns
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -28,17 +27,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/unknown"
 )
 
 // Defaults of Config.
 const (
-	DefaultBucket = "vigil_unknowns"
+	DefaultBucket = unknown.DefaultBucket
 	DefaultMaxAge = 30 * 24 * time.Hour
 	// MaxTracks is the sightings (tracks) an unknown keeps, the newest.
 	MaxTracks = 200
 	// MaxExemplars is the track embeddings an unknown keeps for enrolment, the first ones.
 	MaxExemplars = 5
-	keyPrefix    = "u."
+	keyPrefix    = unknown.KeyPrefix
 )
 
 // Errors of the Store.
@@ -67,14 +67,7 @@ type Config struct {
 }
 
 // Track is one sighting of an unknown: a track that ended without identity.
-type Track struct {
-	Stream    string    `json:"stream"`
-	TrackID   string    `json:"track_id"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
-	// Similarity is the track's similarity to the unknown when it joined.
-	Similarity float32 `json:"similarity"`
-}
+type Track = unknown.Track
 
 // Unknown is an unknown person.
 type Unknown struct {
@@ -99,65 +92,24 @@ type Unknown struct {
 // turns into gallery photos.
 func (u Unknown) Exemplars() [][]float32 { return u.exemplars }
 
-// record is the stored JSON of an Unknown.
-type record struct {
-	Schema    int       `json:"schema"`
-	ID        string    `json:"id"`
-	Sightings int       `json:"sightings"`
-	Streams   []string  `json:"streams"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
-	Tracks    []Track   `json:"tracks"`
-	// Centroid and Exemplars are base64 of little-endian float32.
-	Centroid  string   `json:"centroid"`
-	Exemplars []string `json:"exemplars"`
-}
-
-func encodeVec(v []float32) string {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func decodeVec(s string) ([]float32, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(b)%4 != 0 || len(b) == 0 {
-		return nil, fmt.Errorf("bad vector encoding")
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v, nil
-}
-
 func (u Unknown) encode() ([]byte, error) {
-	r := record{Schema: 1, ID: u.ID, Sightings: u.Sightings, Streams: u.Streams, FirstSeen: u.FirstSeen, LastSeen: u.LastSeen,
-		Tracks: u.Tracks, Centroid: encodeVec(u.centroid)}
+	r := unknown.Record{Schema: unknown.Schema, ID: u.ID, Sightings: u.Sightings, Streams: u.Streams, FirstSeen: u.FirstSeen,
+		LastSeen: u.LastSeen, Tracks: u.Tracks, Centroid: unknown.EncodeVec(u.centroid)}
 	for _, e := range u.exemplars {
-		r.Exemplars = append(r.Exemplars, encodeVec(e))
+		r.Exemplars = append(r.Exemplars, unknown.EncodeVec(e))
 	}
 	return json.Marshal(r)
 }
 
 func decode(data []byte, rev uint64) (Unknown, error) {
-	var r record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return Unknown{}, err
-	}
-	if r.Schema != 1 {
-		return Unknown{}, fmt.Errorf("schema %d", r.Schema)
-	}
-	c, err := decodeVec(r.Centroid)
+	r, c, err := unknown.ParseRecord(data)
 	if err != nil {
 		return Unknown{}, err
 	}
 	u := Unknown{ID: r.ID, Sightings: r.Sightings, Streams: r.Streams, FirstSeen: r.FirstSeen, LastSeen: r.LastSeen, Tracks: r.Tracks,
 		centroid: c, revision: rev}
 	for _, s := range r.Exemplars {
-		e, err := decodeVec(s)
+		e, err := unknown.DecodeVec(s)
 		if err != nil {
 			return Unknown{}, err
 		}
@@ -360,6 +312,10 @@ type Sighting struct {
 	FirstSeen, LastSeen time.Time
 	// Embedding is the track's L2-normalised embedding.
 	Embedding []float32
+	// UnknownID is the unknown the track role matched the track to live (the event's
+	// unknown_id), if any: the track joins it when it still exists and matches at the
+	// threshold, so what the events said is what the store files. Optional.
+	UnknownID string
 }
 
 // Assign files the track under the best-matching unknown, or a new one, and returns its id.
@@ -373,7 +329,7 @@ func (s *Store) Assign(ctx context.Context, sg Sighting) (string, error) {
 		return "", fmt.Errorf("%w: zero or non-finite embedding", ErrInvalid)
 	}
 	for attempt := 0; attempt < 5; attempt++ {
-		best, sim := s.nearest(v)
+		best, sim := s.nearest(v, sg.UnknownID)
 		if best.ID == "" || sim < s.cfg.Threshold {
 			u := Unknown{ID: newID(), centroid: v, exemplars: [][]float32{v}}
 			u.add(sg, v, 1)
@@ -471,10 +427,16 @@ func (u *Unknown) add(sg Sighting, v []float32, sim float32) {
 	}
 }
 
-// nearest returns the cached unknown whose centroid is most similar to v.
-func (s *Store) nearest(v []float32) (Unknown, float32) {
+// nearest returns the cached unknown whose centroid is most similar to v; hint, when it is
+// cached and matches v at the threshold, wins over a closer one.
+func (s *Store) nearest(v []float32, hint string) (Unknown, float32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if u, ok := s.cache[hint]; ok && len(u.centroid) == len(v) {
+		if c := dot(u.centroid, v); c >= s.cfg.Threshold {
+			return u, c
+		}
+	}
 	var best Unknown
 	bestSim := float32(-2)
 	for _, u := range s.cache {
@@ -608,7 +570,8 @@ func (k *Sink) WriteEvent(ctx context.Context, ev event.Event, _ []byte) error {
 	if ev.Kind != event.KindLeft || ev.Identity != nil || len(ev.Embedding) == 0 {
 		return nil
 	}
-	id, err := k.Store.Assign(ctx, Sighting{Stream: ev.Stream, TrackID: ev.TrackID, FirstSeen: ev.FirstSeen, LastSeen: ev.LastSeen, Embedding: ev.Embedding})
+	id, err := k.Store.Assign(ctx, Sighting{Stream: ev.Stream, TrackID: ev.TrackID, FirstSeen: ev.FirstSeen, LastSeen: ev.LastSeen,
+		Embedding: ev.Embedding, UnknownID: ev.UnknownID})
 	if errors.Is(err, ErrInvalid) {
 		return nil // nothing to file
 	}
@@ -624,26 +587,6 @@ func (k *Sink) WriteEvent(ctx context.Context, ev event.Event, _ []byte) error {
 // Close does nothing: the Store is closed by its owner.
 func (k *Sink) Close() error { return nil }
 
-func normalize(v []float32) []float32 {
-	var ss float64
-	for _, x := range v {
-		ss += float64(x) * float64(x)
-	}
-	if ss == 0 || math.IsNaN(ss) || math.IsInf(ss, 0) {
-		return nil
-	}
-	inv := float32(1 / math.Sqrt(ss))
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = x * inv
-	}
-	return out
-}
+func normalize(v []float32) []float32 { return unknown.Normalize(v) }
 
-func dot(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
+func dot(a, b []float32) float32 { return unknown.Dot(a, b) }

@@ -223,3 +223,43 @@ func TestUnknowns(t *testing.T) {
 		return errors.Is(err, unknowns.ErrNotFound)
 	})
 }
+
+// TestAssignFollowsTheLiveUnknownID: a face.left that carries the unknown_id the track role
+// matched live joins that unknown while it matches at the threshold, even when another one is
+// nearer (what the events said is what the store files); an unknown_id that does not match, or
+// names no unknown, is ignored.
+func TestAssignFollowsTheLiveUnknownID(t *testing.T) {
+	st := open(t, jetStream(t), unknowns.Config{})
+	ctx := context.Background()
+	axis := func(i int) []float32 { v := make([]float32, 512); v[i] = 1; return v }
+	at := time.Date(2026, 11, 22, 0, 5, 14, 0, time.UTC)
+	sg := func(track string, v []float32, hint string) unknowns.Sighting {
+		return unknowns.Sighting{Stream: "lobby", TrackID: track, FirstSeen: at, LastSeen: at, Embedding: v, UnknownID: hint}
+	}
+	a, err := st.Assign(ctx, sg("a", axis(0), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Assign(ctx, sg("b", axis(1), ""))
+	if err != nil || a == b {
+		t.Fatalf("two orthogonal tracks: %q %q %v", a, b, err)
+	}
+	between := make([]float32, 512)
+	between[0], between[1] = 0.6, 0.8 // 0.6 similar to a, 0.8 to b: both above 0.45
+	for _, c := range []struct {
+		track string
+		v     []float32
+		hint  string
+		want  string
+	}{
+		{"d", between, "", b},                   // no unknown_id: the nearest
+		{"e", between, "u-00000000000000ff", b}, // an unknown_id that names no unknown
+		{"f", axis(1), a, b},                    // an unknown_id the track does not match
+		{"g", between, a, a},                    // the live unknown_id, though b is nearer (0.95 against 0.6)
+	} {
+		got, err := st.Assign(ctx, sg(c.track, c.v, c.hint))
+		if err != nil || got != c.want {
+			t.Errorf("track %s with unknown_id %q: filed under %q (%v), want %q", c.track, c.hint, got, err, c.want)
+		}
+	}
+}

@@ -136,9 +136,16 @@ func (u *UI) serveCrop(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusServiceUnavailable, "busy", "too many crops are being cut; retry shortly")
 		return
 	}
-	img, err := cropImage(sf, box, refW, refH, o, u.cfg.MaxFramePixels)
+	sf, err = u.shown(sf) // with privacy on: blurred, and only once analysed
+	var img []byte
+	if err == nil {
+		img, err = cropImage(sf, box, refW, refH, o, u.cfg.MaxFramePixels)
+	}
 	<-u.cropSlots
 	switch {
+	case errors.Is(err, errNotAnalysed):
+		httpapi.WriteError(w, http.StatusNotFound, "frame_not_analysed", fmt.Sprintf("frame %d of stream %s: %v", seq, stream, err))
+		return
 	case errors.Is(err, errEmptyCrop):
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_box", err.Error())
 		return

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"errors"
 	"fmt"
+	"image"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/privacy"
 )
 
 // EventEntry is a track event as GET /v1/ui/events lists it: the event's own fields, an id
@@ -82,8 +85,22 @@ func (u *UI) onEvent(e event.Event, now time.Time) {
 	if ok {
 		// Cut here, in the intake goroutine: events are rare (a few per track) and the frame may
 		// leave the ring before anyone asks.
-		snap, err := cropImage(sf, e.Crop.Box, e.Crop.Width, e.Crop.Height, cropOptions{pad: 0.25, size: snapshotSize},
-			u.cfg.MaxFramePixels)
+		// With privacy on, the snapshot is cut from the frame as shown (its faces blurred as its
+		// result says); from a frame not analysed yet, it is blurred whole when the mode covers
+		// the event's face.
+		src, err := u.shown(sf)
+		whole := errors.Is(err, errNotAnalysed) && u.cfg.Privacy.Blurs(e.Identity != nil)
+		if whole || errors.Is(err, errNotAnalysed) {
+			src, err = sf, nil
+		}
+		var snap []byte
+		if err == nil {
+			snap, err = cropImage(src, e.Crop.Box, e.Crop.Width, e.Crop.Height, cropOptions{pad: 0.25, size: snapshotSize},
+				u.cfg.MaxFramePixels)
+		}
+		if err == nil && whole {
+			snap, err = privacy.BlurJPEG(snap, image.Rectangle{}, blurJPEGQuality)
+		}
 		if err == nil {
 			entry.snapshot = snap
 		}

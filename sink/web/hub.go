@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -231,8 +233,16 @@ func (u *UI) onResult(r *result.Result, now time.Time) {
 		st.unmatched++
 		return
 	}
-	st.latest = &latestFrame{res: r, frame: sf, recv: now}
+	if u.cfg.Privacy != "" && u.cfg.Privacy != privacy.Off {
+		sf.analysed, sf.blur = true, blurRegions(u.cfg.Privacy, r, sf.width, sf.height)
+		st.ring.mark(sf.seq, sf.blur)
+	}
+	st.latest = &latestFrame{res: r, frame: sf, recv: now, shown: u.shown}
 	if len(st.viewers) == 0 {
+		return
+	}
+	if u.blurring() {
+		u.queueBlurLocked(st)
 		return
 	}
 	rec, err := st.latest.record()
@@ -240,10 +250,61 @@ func (u *UI) onResult(r *result.Result, now time.Time) {
 		u.log.Error("web: encoding a result", "stream", r.Stream, "seq", r.Seq, "err", err)
 		return
 	}
+	u.offerLocked(st, rec)
+}
+
+// offerLocked queues rec for every browser watching st. Call with u.mu held.
+func (u *UI) offerLocked(st *streamState, rec *record) {
 	for v := range st.viewers {
 		st.sent++
 		if v.offer(rec) {
 			st.viewerDrops++
+		}
+	}
+}
+
+// blurring reports whether frames are blurred before they are sent (Config.Privacy on).
+func (u *UI) blurring() bool { return u.cfg.Privacy != "" && u.cfg.Privacy != privacy.Off }
+
+// queueBlurLocked hands st's latest frame to the blur goroutine (blurLoop), replacing the
+// stream's frame still waiting there (counted as dropped for each browser): blurring costs a
+// JPEG decode and encode (tens of ms), which neither the intake nor u.mu waits for. Call with
+// u.mu held.
+func (u *UI) queueBlurLocked(st *streamState) {
+	if old := u.pending[st.name]; old != nil && old != st.latest {
+		st.viewerDrops += uint64(len(st.viewers))
+	}
+	u.pending[st.name] = st.latest
+	select {
+	case u.blurWake <- struct{}{}:
+	default:
+	}
+}
+
+// blurLoop blurs the frames queueBlurLocked hands it, the latest of each stream, and sends them
+// to the stream's browsers, until u.stop.
+func (u *UI) blurLoop() {
+	for {
+		select {
+		case <-u.stop:
+			return
+		case <-u.blurWake:
+		}
+		u.mu.Lock()
+		batch := u.pending
+		u.pending = map[string]*latestFrame{}
+		u.mu.Unlock()
+		for name, lf := range batch {
+			rec, err := lf.record()
+			if err != nil {
+				u.log.Error("web: blurring a frame", "stream", name, "seq", lf.res.Seq, "err", err)
+				continue
+			}
+			u.mu.Lock()
+			if st := u.streams[name]; st != nil {
+				u.offerLocked(st, rec)
+			}
+			u.mu.Unlock()
 		}
 	}
 }
@@ -253,16 +314,32 @@ type latestFrame struct {
 	res   *result.Result
 	frame storedFrame
 	recv  time.Time
+	// shown turns the frame into what may leave the server (UI.shown: blurred under privacy).
+	shown func(storedFrame) (storedFrame, error)
+
+	once sync.Once
+	rec  *record // the encoded record, once made
+	err  error
 }
 
-// record encodes l as a "frame" record.
+// record encodes l as a "frame" record, its image as shown allows. It is made once (every
+// browser gets the same record) and is safe for concurrent use.
 func (l *latestFrame) record() (*record, error) {
-	js, err := json.Marshal(liveResult{Type: "frame", Stream: l.res.Stream, Seq: l.res.Seq, RecvMS: unixMS(l.recv),
-		Encoding: l.frame.encoding, Result: l.res})
-	if err != nil {
-		return nil, err
-	}
-	return &record{json: js, image: l.frame.data}, nil
+	l.once.Do(func() {
+		f, err := l.shown(l.frame)
+		if err != nil {
+			l.err = err
+			return
+		}
+		js, err := json.Marshal(liveResult{Type: "frame", Stream: l.res.Stream, Seq: l.res.Seq, RecvMS: unixMS(l.recv),
+			Encoding: f.encoding, Result: l.res})
+		if err != nil {
+			l.err = err
+			return
+		}
+		l.rec = &record{json: js, image: f.data}
+	})
+	return l.rec, l.err
 }
 
 // infoLocked returns st as StreamInfo. Call with u.mu held.

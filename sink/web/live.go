@@ -114,10 +114,7 @@ func (u *UI) serveLive(w http.ResponseWriter, r *http.Request) {
 	}
 	st.viewers[v] = struct{}{}
 	u.viewers[v] = struct{}{}
-	var first *record
-	if st.latest != nil {
-		first, _ = st.latest.record()
-	}
+	latest := st.latest // encoded (and blurred) below, without u.mu
 	hello := helloRecord{Type: "hello", Stream: stream, ServerMS: unixMS(now), Queue: u.cfg.ViewerQueue, Info: st.infoLocked(now)}
 	u.wg.Add(1)
 	u.mu.Unlock()
@@ -162,6 +159,10 @@ func (u *UI) serveLive(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := sendJSON(hello); err != nil {
 		return
+	}
+	var first *record
+	if latest != nil {
+		first, _ = latest.record()
 	}
 	if first != nil {
 		if err := send(first); err != nil {

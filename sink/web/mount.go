@@ -1,11 +1,13 @@
 package web
 
 import (
+	"cmp"
 	"embed"
 	"io/fs"
 	"net/http"
 
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/privacy"
 )
 
 // assets are the pages: static/index.html, app.js, app.css. Plain files, no build step.
@@ -115,11 +117,13 @@ type UIConfig struct {
 	ViewerQueue int `json:"viewer_queue"`
 	// Results is the subject prefix results are read from.
 	Results string `json:"results"`
+	// Privacy is the blur mode of the images the UI serves: off, blur-unknown or blur-all.
+	Privacy string `json:"privacy"`
 }
 
 func (u *UI) serveConfig(w http.ResponseWriter, _ *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, UIConfig{Rename: u.cfg.Store != nil, RingFrames: u.cfg.RingFrames,
-		ViewerQueue: u.cfg.ViewerQueue, Results: u.cfg.ResultsPrefix})
+		ViewerQueue: u.cfg.ViewerQueue, Results: u.cfg.ResultsPrefix, Privacy: string(cmp.Or(u.cfg.Privacy, privacy.Off))})
 }
 
 func (u *UI) serveStreams(w http.ResponseWriter, _ *http.Request) {

@@ -80,7 +80,8 @@ func (u *UI) doc() httpapi.Doc {
 				"409": httpapi.ErrorResponse("identity_exists"), "503": httpapi.ErrorResponse("gallery_unavailable")}}}
 	}
 	schemas := map[string]any{
-		"UIConfig": obj(map[string]any{"rename": map[string]any{"type": "boolean"}, "ring_frames": integer, "viewer_queue": integer, "results": str}),
+		"UIConfig": obj(map[string]any{"rename": map[string]any{"type": "boolean"}, "ring_frames": integer, "viewer_queue": integer, "results": str,
+			"privacy": map[string]any{"type": "string", "enum": []string{"off", "blur-unknown", "blur-all"}}}),
 		"UIStream": obj(map[string]any{"name": str, "state": map[string]any{"type": "string", "enum": []any{"live", "idle", "ended", "waiting"}},
 			"fps": num, "frames_fps": num, "drops_per_sec": num, "results": integer, "frames": integer, "drops": integer,
 			"drop_reasons": map[string]any{"type": "object", "additionalProperties": integer}, "width": integer, "height": integer,

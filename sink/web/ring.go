@@ -1,6 +1,9 @@
 package web
 
-import "time"
+import (
+	"image"
+	"time"
+)
 
 // storedFrame is a frame kept for matching and crops. data aliases the NATS message's payload,
 // which nothing else writes.
@@ -10,6 +13,10 @@ type storedFrame struct {
 	width, height int
 	encoding      string
 	data          []byte
+	// analysed is set once the frame's result arrived; blur are then the regions to blur in it
+	// under Config.Privacy (see shown).
+	analysed bool
+	blur     []image.Rectangle
 }
 
 // frameRing keeps a stream's most recent frames, at most maxFrames of them and maxBytes of
@@ -63,6 +70,18 @@ func (r *frameRing) get(seq uint64) (storedFrame, bool) {
 		}
 	}
 	return storedFrame{}, false
+}
+
+// mark records that the frame with sequence number seq was analysed, with the regions to blur
+// in it; it reports whether the frame is held.
+func (r *frameRing) mark(seq uint64, blur []image.Rectangle) bool {
+	for i := len(r.frames) - 1; i >= 0; i-- {
+		if r.frames[i].seq == seq {
+			r.frames[i].analysed, r.frames[i].blur = true, blur
+			return true
+		}
+	}
+	return false
 }
 
 // len returns the number of frames held.

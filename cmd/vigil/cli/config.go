@@ -59,6 +59,8 @@ func flagPaths() map[string]string {
 		"jsonl-keep": "sink.jsonl_keep", "events-db": "sink.events_db", "events-dsn": "sink.events_dsn",
 		"webhook-secret-file": "sink.webhook.secret_file", "webhook-identified": "sink.webhook.identified",
 		"webhook-max-attempts": "sink.webhook.max_attempts", "webhook-timeout": "sink.webhook.timeout",
+
+		"privacy": "serve.privacy",
 	}
 }
 

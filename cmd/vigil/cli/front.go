@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/classify/store"
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/pkg/result"
@@ -47,7 +48,7 @@ func (f *frontFlags) register(fs *flag.FlagSet) {
 	f.gallery.register(fs)
 	fs.StringVar(&f.classifiers, "classifiers", "", "which custom classifiers run on which streams, e.g. \"lobby,door=helmet; parking=*; *=-\" (empty: every registered classifier on every stream)")
 	fs.StringVar(&f.classifierBucket, "classifier-bucket", store.DefaultBucket, "JetStream object store holding the custom classifiers")
-	fs.StringVar(&f.privacy, "privacy", string(privacy.Off), "blur faces, irreversibly, in the event snapshots the history stores and in /v1/annotate's image: off, blur-unknown (faces without identity) or blur-all")
+	fs.StringVar(&f.privacy, "privacy", config.Default().Serve.Privacy, "blur faces, irreversibly, in everything the server shows or stores: the web UI's live frames (blurred before they leave the server), face crops and event snapshots, the event history's snapshots and /v1/annotate's image: off, blur-unknown (faces without identity) or blur-all")
 	fs.DurationVar(&f.unknownsMaxAge, "unknowns-max-age", unknowns.DefaultMaxAge, "unknown people (tracks without identity, clustered by face; /v1/unknowns) expire when unseen this long")
 	fs.StringVar(&f.eventsDB, "events-db", "", "SQLite file keeping the face events and snapshots for the history (default: events.db in the NATS store directory; \"off\": none)")
 }
@@ -64,6 +65,8 @@ type front struct {
 	events   *eventstore.Store
 	ring     *snapshot.Ring
 	consumer *eventstore.Consumer
+	// privacy is the --privacy mode (the web UI blurs with it too).
+	privacy privacy.Mode
 	// unknowns are the unknown people, fed by the event consumer.
 	unknowns *unknowns.Store
 	results  *sink.Role // result summaries into events, for /v1/history/results
@@ -102,6 +105,7 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 	if err != nil {
 		return nil, fmt.Errorf("--privacy: %w", err)
 	}
+	fr.privacy = mode
 	if fr.faces, err = mountFaceAPI(ctx, fr.srv, d.nc, d.an.models.Get, d.pipeline, f.gallery, 0, mode, d.log.With("role", "api")); err != nil {
 		return nil, err
 	}

@@ -313,7 +313,7 @@ func (r *runStack) startFront() error {
 	}
 	r.fr = fr
 	r.onClose(func() { fr.Close() })
-	if r.ui, err = r.wf.mount(fr.srv, r.conns["web"], r.frames, fr.faces, r.log.With("role", "web")); err != nil {
+	if r.ui, err = r.wf.mount(fr.srv, r.conns["web"], r.frames, fr.faces, fr.privacy, r.log.With("role", "web")); err != nil {
 		return err
 	}
 	r.onClose(func() { r.ui.Close() }) // before the HTTP server closes: live views end first
@@ -353,6 +353,13 @@ func (r *runStack) newTrackRole() error {
 	}
 	if js != nil {
 		r.trRole.Publisher = &bus.StreamPublisher{JS: js}
+		// Faces and events of tracks without identity carry the unknown person they match.
+		x, err := openUnknownIndex(r.ctx, js, r.log.With("role", "track"))
+		if err != nil {
+			return err
+		}
+		r.onClose(x.Close)
+		r.trRole.Unknowns = x
 	}
 	return nil
 }

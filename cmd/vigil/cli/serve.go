@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/faceengine"
 	"github.com/vigil-video/vigil/analyze/gallery"
 	"github.com/vigil-video/vigil/models"
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/privacy"
@@ -271,7 +272,7 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 	mf.register(fs)
 	wf.register(fs)
 	fs.StringVar(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated; the server needs JetStream")
-	fs.StringVar(&privacyMode, "privacy", string(privacy.Off), "blur faces, irreversibly, in /v1/annotate's image: off, blur-unknown (faces not in the gallery) or blur-all")
+	fs.StringVar(&privacyMode, "privacy", config.Default().Serve.Privacy, "blur faces, irreversibly, in /v1/annotate's image and in the web UI's live frames, face crops and event snapshots: off, blur-unknown (faces without identity) or blur-all")
 	fs.IntVar(&maxConcurrent, "max-concurrent", 0, "images analysed at once (0: one per CPU); more requests wait, and beyond 4x that get 503")
 	fs.StringVar(&eventsDB, "events-db", "", "SQLite file of the event history (what vigil sink --events-db stores) to serve at /v1/history/ (empty or off: no history)")
 	fs.Var(secret{&eventsDSN}, "events-dsn", "PostgreSQL DSN of the event history instead (vigil sink --events-dsn); prefer VIGIL_EVENTS_DSN: flags show in the process list")
@@ -330,7 +331,7 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		defer unk.Close()
 		history = true
 	}
-	ui, err := wf.mount(srv, nc, nil, svc, log.With("role", "web"))
+	ui, err := wf.mount(srv, nc, nil, svc, mode, log.With("role", "web"))
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/event"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-video/vigil/analyze"
 	"github.com/vigil-video/vigil/analyze/track"
@@ -112,6 +113,15 @@ func trackCmd(ctx context.Context, env Env, args []string) error {
 	}
 	defer nc.Close()
 	role.Conn = nc
+	if js, err := jetstream.New(nc); err == nil {
+		// Faces and events of tracks without identity carry the unknown person they match.
+		x, err := openUnknownIndex(ctx, js, log)
+		if err != nil {
+			return err
+		}
+		defer x.Close()
+		role.Unknowns = x
+	}
 	err = role.Run(ctx)
 	s := role.Stats()
 	log.Info("track summary", "results", s.Results, "late", s.Late, "invalid", s.Invalid, "heads_requests", s.HeadsRequests,

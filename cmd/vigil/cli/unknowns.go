@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/gallery"
 	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/unknown"
 	"github.com/vigil-video/vigil/sink/eventstore"
 	"github.com/vigil-video/vigil/sink/unknowns"
 )
@@ -33,6 +34,15 @@ func startUnknowns(ctx context.Context, js jetstream.JetStream, srv *httpapi.Ser
 	}
 	api.Mount(srv)
 	return st, nil
+}
+
+// openUnknownIndex opens the track role's read-only view of the unknown people (the
+// vigil_unknowns bucket, which need not exist yet), matched at the threshold they are
+// clustered with.
+func openUnknownIndex(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*unknown.Index, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return unknown.Open(ctx, js, unknown.IndexConfig{Threshold: track.DefaultThreshold, Log: log})
 }
 
 // enrollFromEmbeddings creates gallery identities from an unknown's track embeddings.

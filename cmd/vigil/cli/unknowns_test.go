@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"gocv.io/x/gocv"
@@ -14,6 +15,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/track"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/testenv"
 	"github.com/vigil-video/vigil/sink/eventstore"
 	"github.com/vigil-video/vigil/sink/unknowns"
@@ -82,7 +84,8 @@ func withStore(t *testing.T, dir string, f func(js jetstream.JetStream)) {
 // TestUnknownPeopleEndToEnd: vigil run (real NATS, OpenCV, models) on a clip of two people no
 // one enrolled files them as two unknown people in the vigil_unknowns bucket, and the event
 // store records each track's unknown_id. Enrolling one of them (what POST
-// /v1/unknowns/{id}/enroll does) makes the next run name that person.
+// /v1/unknowns/{id}/enroll does) makes the next run name that person, while the next run's
+// results and events of the other carry the unknown_id it was filed under.
 func TestUnknownPeopleEndToEnd(t *testing.T) {
 	data := testenv.TestData(t)
 	dir := t.TempDir()
@@ -158,4 +161,94 @@ func TestUnknownPeopleEndToEnd(t *testing.T) {
 	if len(all) != 1 {
 		t.Errorf("%d face.recognized in the second run, want only the enrolled person's", len(all))
 	}
+	_ = hist.Close()
+
+	// The person still unknown: the second run's results and events name the unknown the first
+	// run filed them under, and its face.left joins that unknown (no third one appears).
+	other := list[1]
+	withStore(t, store, func(js jetstream.JetStream) {
+		var evs []event.Event
+		for _, data := range captured(t, js, bus.EventsStream, "vigil.events.second.>") {
+			ev, err := event.ParseEvent(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, ev)
+		}
+		carried := map[string]bool{}
+		for _, ev := range evs {
+			t.Logf("second run: %s %s identity %v unknown_id %q", ev.Kind, ev.TrackID, ev.Identity, ev.UnknownID)
+			if ev.Identity != nil && ev.UnknownID != "" {
+				t.Errorf("%s of %s has identity %v and unknown_id %q", ev.Kind, ev.TrackID, ev.Identity, ev.UnknownID)
+			}
+			if ev.UnknownID == other.ID {
+				carried[ev.Kind] = true
+			} else if ev.UnknownID != "" {
+				t.Errorf("%s of %s carries unknown_id %q, want %s or none", ev.Kind, ev.TrackID, ev.UnknownID, other.ID)
+			}
+		}
+		if !carried[event.KindAppeared] || !carried[event.KindLeft] {
+			t.Errorf("the unknown person's face.appeared and face.left carry unknown_id %s: %v", other.ID, carried)
+		}
+		withID, identified := 0, 0
+		for _, data := range captured(t, js, bus.ResultsStream, "vigil.results.second") {
+			r, err := result.ParseResult(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range r.Faces {
+				switch {
+				case f.Identity != nil && f.UnknownID != "":
+					t.Errorf("result %d: a face with identity %v and unknown_id %q", r.Seq, f.Identity, f.UnknownID)
+				case f.Identity != nil:
+					identified++
+				case f.UnknownID == other.ID:
+					withID++
+				}
+			}
+		}
+		t.Logf("second run results: %d faces with unknown_id %s, %d identified", withID, other.ID, identified)
+		if withID < 5 || identified < 5 {
+			t.Errorf("%d result faces carry unknown_id %s and %d an identity: want the unknown person's and the enrolled one's faces", withID, other.ID, identified)
+		}
+		st, err := unknowns.Open(ctx, js, unknowns.Config{Threshold: track.DefaultThreshold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if l := st.List(); len(l) != 1 || l[0].ID != other.ID || l[0].Sightings != 2 {
+			t.Errorf("unknowns after the second run %+v, want %s with 2 sightings", l, other.ID)
+		}
+	})
+}
+
+// captured returns the data of every message on subject held in the JetStream stream.
+func captured(t *testing.T, js jetstream.JetStream, stream, subject string) [][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for n := int(info.NumPending); len(out) < n; {
+		batch, err := c.Fetch(n-len(out), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			out = append(out, m.Data())
+			got++
+		}
+		if got == 0 {
+			t.Fatalf("%s %s: %d of %d messages read", stream, subject, len(out), n)
+		}
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/sink/web"
 )
 
@@ -20,7 +21,7 @@ import (
 //	var wf webFlags
 //	wf.register(fs)                                      // with the other flags, before parse
 //	...
-//	ui, err := wf.mount(srv, nc, nil, svc, log.With("role", "web")) // before srv.Start; svc may be nil
+//	ui, err := wf.mount(srv, nc, nil, svc, mode, log.With("role", "web")) // before srv.Start; svc may be nil
 //	if err != nil { return err }
 //	defer srv.Close()                                    // (already there)
 //	defer ui.Close()                                     // after it: runs first, ends the live streams
@@ -45,16 +46,18 @@ func (f *webFlags) register(fs *flag.FlagSet) {
 
 // mount builds the web UI over nc and mounts it on srv (call it before srv.Start); nil, nil when
 // --web=false. frames, when not nil, is the frame subscription the process shares (the UI then
-// does not subscribe to frames itself). svc, when not nil, gives the UI the gallery (rename).
-// Close the UI before srv.
-func (f *webFlags) mount(srv *httpapi.Server, nc *nats.Conn, frames *bus.FrameFeed, svc *faceService, log *slog.Logger) (*web.UI, error) {
+// does not subscribe to frames itself). svc, when not nil, gives the UI the gallery (rename);
+// mode is --privacy (the UI blurs the faces it covers in every image it serves). Close the UI
+// before srv.
+func (f *webFlags) mount(srv *httpapi.Server, nc *nats.Conn, frames *bus.FrameFeed, svc *faceService, mode privacy.Mode, log *slog.Logger) (*web.UI, error) {
 	if !f.enabled {
 		return nil, nil
 	}
 	if f.frames < 1 || f.events < 1 || f.maxViewers < 1 {
 		return nil, fmt.Errorf("--web-frames %d, --web-events %d, --web-max-viewers %d: each must be at least 1", f.frames, f.events, f.maxViewers)
 	}
-	cfg := web.Config{Conn: nc, Frames: frames, ResultsPrefix: f.results, RingFrames: f.frames, Events: f.events, MaxViewers: f.maxViewers, Log: log}
+	cfg := web.Config{Conn: nc, Frames: frames, ResultsPrefix: f.results, RingFrames: f.frames, Events: f.events, MaxViewers: f.maxViewers,
+		Privacy: mode, Log: log}
 	if svc != nil {
 		cfg.Store, cfg.Gallery = svc.Store, svc.Gallery
 	}

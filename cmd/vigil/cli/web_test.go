@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/sink/web"
 )
 
@@ -45,7 +46,7 @@ func TestWebFlags(t *testing.T) {
 		t.Fatalf("flags %+v", wf)
 	}
 	srv := &httpapi.Server{Addr: "127.0.0.1:0"}
-	ui, err := wf.mount(srv, nc, nil, nil, nil)
+	ui, err := wf.mount(srv, nc, nil, nil, privacy.Off, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestWebFlags(t *testing.T) {
 	}
 
 	off := parsed("--web=false")
-	if ui, err := off.mount(&httpapi.Server{}, nc, nil, nil, nil); ui != nil || err != nil {
+	if ui, err := off.mount(&httpapi.Server{}, nc, nil, nil, privacy.Off, nil); ui != nil || err != nil {
 		t.Fatalf("--web=false mounted %v, %v", ui, err)
 	}
 	if webURL(srv, nil) != "" {
@@ -78,7 +79,7 @@ func TestWebFlags(t *testing.T) {
 	var none *web.UI
 	none.Close() // what a command defers when the UI is off
 	bad := parsed("--web-max-viewers", "0")
-	if _, err := bad.mount(&httpapi.Server{}, nc, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "--web-max-viewers 0") {
+	if _, err := bad.mount(&httpapi.Server{}, nc, nil, nil, privacy.Off, nil); err == nil || !strings.Contains(err.Error(), "--web-max-viewers 0") {
 		t.Fatalf("bad flags: %v", err)
 	}
 }
