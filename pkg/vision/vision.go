@@ -231,3 +231,43 @@ func continuousBytes(m gocv.Mat) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// CutJPEG decodes a JPEG or PNG (with Decode's checks and maxPixels), cuts r out of it (in the
+// image's pixels; r is clipped to the image), scales the cut to w x h (INTER_AREA) and encodes it
+// as JPEG at quality. A JPEG whose cut is at least twice the output size on both sides is decoded
+// at 1/2, 1/4 or 1/8 scale by DCT scaling, so a small snapshot of a large frame costs a fraction
+// of a full decode.
+func CutJPEG(data []byte, r image.Rectangle, w, h, quality, maxPixels int) ([]byte, error) {
+	if w <= 0 || h <= 0 || r.Empty() {
+		return nil, fmt.Errorf("cut %v to %dx%d: empty", r, w, h)
+	}
+	factor := 1
+	for _, k := range []int{8, 4, 2} {
+		if r.Dx() >= k*w && r.Dy() >= k*h {
+			factor = k
+			break
+		}
+	}
+	img, err := DecodeReduced(data, maxPixels, factor)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	if factor > 1 {
+		r = image.Rect(r.Min.X/factor, r.Min.Y/factor, (r.Max.X+factor-1)/factor, (r.Max.Y+factor-1)/factor)
+	}
+	r = r.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+	if r.Empty() {
+		return nil, fmt.Errorf("cut: the box lies outside the %dx%d image", img.Cols(), img.Rows())
+	}
+	roi := img.Region(r)
+	defer roi.Close()
+	out := gocv.NewMat()
+	defer out.Close()
+	if r.Dx() == w && r.Dy() == h {
+		roi.CopyTo(&out)
+	} else {
+		gocv.Resize(roi, &out, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
+	}
+	return EncodeJPEG(out, quality)
+}

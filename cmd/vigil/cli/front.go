@@ -172,7 +172,7 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 		if fr.unknowns, err = startUnknowns(ctx, js, fr.srv, fr.events, fr.faces, f.unknownsMaxAge, d.log.With("role", "unknowns")); err != nil {
 			return nil, err
 		}
-		fr.ring = &snapshot.Ring{}
+		fr.ring = &snapshot.Ring{Crop: snapshotCrop}
 		d.frames.Add(fr.ring.Receive) // no subscription of its own: vigil run's group runs the feed
 		fr.consumer = &eventstore.Consumer{Conn: d.nc, Privacy: mode, Sinks: []eventstore.EventSink{fr.events,
 			&unknowns.Sink{Store: fr.unknowns, OnAssign: fr.events.SetUnknown}}, Snapshots: fr.ring,

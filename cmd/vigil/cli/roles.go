@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"image"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,10 +24,12 @@ import (
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/config"
+	"github.com/vigil-video/vigil/pkg/event"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/result"
+	"github.com/vigil-video/vigil/pkg/vision"
 	"github.com/vigil-video/vigil/sink"
 	"github.com/vigil-video/vigil/sink/eventstore"
 	"github.com/vigil-video/vigil/sink/eventstore/postgres"
@@ -550,7 +553,7 @@ func (f *sinkFlags) openOutputs(ctx context.Context, nc *nats.Conn, js jetstream
 			return nil, err
 		}
 		o.store = store
-		o.ring = &snapshot.Ring{Conn: nc, Log: log.With("output", "eventstore")}
+		o.ring = &snapshot.Ring{Conn: nc, Crop: snapshotCrop, Log: log.With("output", "eventstore")}
 		if err := o.ring.Start(ctx); err != nil {
 			return nil, err
 		}
@@ -939,4 +942,13 @@ func connect(ctx context.Context, url, role string, log *slog.Logger) (*nats.Con
 func hostname() string {
 	h, _ := os.Hostname()
 	return h
+}
+
+// snapshotCrop cuts event snapshots with libjpeg-turbo (vision.CutJPEG, decoding large crops at
+// reduced scale) instead of the event store's pure-Go default: 4-7 ms against 12 ms for Go's
+// decode of a 720p frame alone (BenchmarkCutJPEG).
+func snapshotCrop(f frame.Frame, c event.Crop) ([]byte, error) {
+	return snapshot.CropWith(f, c, snapshot.Options{}, func(f frame.Frame, r image.Rectangle, w, h, quality int) ([]byte, error) {
+		return vision.CutJPEG(f.Data, r, w, h, quality, 0)
+	})
 }

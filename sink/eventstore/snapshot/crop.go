@@ -1,7 +1,8 @@
 // Package snapshot cuts face snapshots for track events: Ring keeps each stream's latest frames
 // (from vigil.frames.<stream>) in a bounded ring, and resolves an event's crop reference
 // (event.Crop: stream, seq, capture time, box) to a JPEG of the face through a crop function,
-// by default Crop, which decodes, cuts and re-encodes with Go's image packages.
+// by default Crop, which decodes, cuts and re-encodes with Go's image packages (CropWith takes
+// another Cut, such as a cgo one).
 //
 // The package is pure Go.
 package snapshot
@@ -71,20 +72,27 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Crop cuts c.Box out of f (a JPEG or PNG frame) and returns it as a JPEG, following o. The box
-// is in pixels of a c.Width x c.Height image (the analysed frame); when the frame's decoded size
-// differs, the box is scaled to it (0 sizes mean the frame's own). The image's header is checked
-// against o.MaxPixels and frame.MaxDimension before the image is decoded.
-func Crop(f frame.Frame, c event.Crop, o Options) ([]byte, error) {
+// Cut decodes f's image, cuts r out of it (in the image's pixels; r lies within the image),
+// scales the cut to w x h (area average, only ever down) and encodes it as JPEG at quality.
+// CropWith plans what to cut and hands it to a Cut; CutGo is the pure-Go one.
+type Cut func(f frame.Frame, r image.Rectangle, w, h, quality int) ([]byte, error)
+
+// Crop cuts c.Box out of f (a JPEG or PNG frame) and returns it as a JPEG, following o: CropWith
+// with CutGo.
+func Crop(f frame.Frame, c event.Crop, o Options) ([]byte, error) { return CropWith(f, c, o, CutGo) }
+
+// CropWith is Crop with the decoding, cutting and encoding done by cut. The box is in pixels of a
+// c.Width x c.Height image (the analysed frame); when the frame's decoded size differs, the box is
+// scaled to it (0 sizes mean the frame's own). The image's header is checked against
+// o.MaxPixels and frame.MaxDimension before cut runs.
+func CropWith(f frame.Frame, c event.Crop, o Options, cut Cut) ([]byte, error) {
 	o = o.withDefaults()
 	rd := bytes.NewReader(f.Data)
 	var cfg image.Config
 	var err error
-	decode := jpeg.Decode
 	switch f.Encoding {
 	case frame.EncodingPNG:
 		cfg, err = png.DecodeConfig(rd)
-		decode = png.Decode
 	case frame.EncodingJPEG, "":
 		cfg, err = jpeg.DecodeConfig(rd)
 	default:
@@ -101,8 +109,21 @@ func Crop(f frame.Frame, c event.Crop, o Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd.Reset(f.Data)
-	img, err := decode(rd)
+	w, h := r.Dx(), r.Dy()
+	if long := max(w, h); long > o.Size {
+		w = max(1, int(math.Round(float64(r.Dx())*float64(o.Size)/float64(long))))
+		h = max(1, int(math.Round(float64(r.Dy())*float64(o.Size)/float64(long))))
+	}
+	return cut(f, r, w, h, o.Quality)
+}
+
+// CutGo is a Cut with Go's image packages.
+func CutGo(f frame.Frame, r image.Rectangle, w, h, quality int) ([]byte, error) {
+	decode := jpeg.Decode
+	if f.Encoding == frame.EncodingPNG {
+		decode = png.Decode
+	}
+	img, err := decode(bytes.NewReader(f.Data))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: frame %d: %w", f.Seq, err)
 	}
@@ -113,13 +134,11 @@ func Crop(f frame.Frame, c event.Crop, o Options) ([]byte, error) {
 	src := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
 	draw.Draw(src, src.Bounds(), img, r.Min, draw.Src)
 	out := src
-	if long := max(r.Dx(), r.Dy()); long > o.Size {
-		w := max(1, int(math.Round(float64(r.Dx())*float64(o.Size)/float64(long))))
-		h := max(1, int(math.Round(float64(r.Dy())*float64(o.Size)/float64(long))))
+	if w < r.Dx() || h < r.Dy() {
 		out = shrink(src, w, h)
 	}
 	var b bytes.Buffer
-	if err := jpeg.Encode(&b, out, &jpeg.Options{Quality: o.Quality}); err != nil {
+	if err := jpeg.Encode(&b, out, &jpeg.Options{Quality: quality}); err != nil {
 		return nil, fmt.Errorf("snapshot: encode: %w", err)
 	}
 	return b.Bytes(), nil
