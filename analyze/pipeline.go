@@ -233,7 +233,10 @@ func (p *Pipeline) newHead(name string, m detect.Model) (*head, error) {
 		// SSR-Net (64x64) is fed the landmark-aligned face zoomed out to 0.65, B,G,R, and the
 		// mean of the face and its mirror image: on ../shared/testdata/attributes this took
 		// gender from 21 to 26 of 30 right and the UTKFace age error from 20 to 16 years, against
-		// the reference's 1.4x box crop (README, "Accuracy"; vigil eval attributes).
+		// the reference's 1.4x box crop (README, "Accuracy"; vigil eval attributes). B,G,R with
+		// ImageNet's mean and std is how the model was trained (SSR_Net_Pytorch reads images with
+		// cv2.imread and normalises them unchanged); zooms 0.6-0.7, INTER_AREA resampling and
+		// multi-zoom averaging all land within one face of 26/30, so none replaces this crop.
 		h.norm = imagenet
 		h.crop = cropAligned(0.65)
 		h.flip = true
