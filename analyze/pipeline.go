@@ -13,6 +13,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/vigil-video/vigil/detect"
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/vision"
 )
@@ -30,9 +31,11 @@ type PipelineConfig struct {
 	Detect detect.PostConfig
 	// MaxFaces bounds the faces analysed per frame, largest first. Default 32.
 	MaxFaces int
-	// GenderThreshold: a gender score above it is "male". Default 0.6 (the model vendor's value).
+	// GenderThreshold: a gender score above it is "male". Default
+	// config.Default().Analyze.GenderThreshold (0.6, the model vendor's value).
 	GenderThreshold float32
-	// LivenessThreshold: a liveness score at or above it is a real face. Default 0.5.
+	// LivenessThreshold: a liveness score at or above it is a real face. Default
+	// config.Default().Analyze.LivenessThreshold (0.5).
 	LivenessThreshold float32
 	// MinRecognitionSize is the shortest box side, in frame pixels, from which a face is
 	// embedded and its liveness estimated; a smaller face is marked result.Face.TooSmall and
@@ -48,7 +51,8 @@ type PipelineConfig struct {
 	Tiles *detect.TileConfig
 	// MirrorTolerance is the face-quality gate: a detection whose five landmarks move by more
 	// than this share of its side plus one pixel when the face is mirrored is dropped as not a
-	// face (animals, letters, textures). Default DefaultMirrorTolerance; negative: no gate.
+	// face (animals, letters, textures). Default config.Default().Analyze.FaceGate (0.03, measured
+	// there); negative: no gate.
 	MirrorTolerance float32
 	// KeepEmbeddings puts each face's embedding into results. Default false (512 floats per face).
 	KeepEmbeddings bool
@@ -64,14 +68,15 @@ func (c *PipelineConfig) setDefaults() {
 	if c.MaxFaces <= 0 {
 		c.MaxFaces = 32
 	}
+	def := config.Default().Analyze
 	if c.GenderThreshold == 0 {
-		c.GenderThreshold = 0.6
+		c.GenderThreshold = float32(def.GenderThreshold)
 	}
 	if c.LivenessThreshold == 0 {
-		c.LivenessThreshold = 0.5
+		c.LivenessThreshold = float32(def.LivenessThreshold)
 	}
 	if c.MirrorTolerance == 0 {
-		c.MirrorTolerance = DefaultMirrorTolerance
+		c.MirrorTolerance = float32(def.FaceGate)
 	}
 	if c.MinRecognitionSize == 0 {
 		c.MinRecognitionSize = result.DefaultMinRecognitionSize
@@ -228,7 +233,10 @@ func (p *Pipeline) newHead(name string, m detect.Model) (*head, error) {
 		// SSR-Net (64x64) is fed the landmark-aligned face zoomed out to 0.65, B,G,R, and the
 		// mean of the face and its mirror image: on ../shared/testdata/attributes this took
 		// gender from 21 to 26 of 30 right and the UTKFace age error from 20 to 16 years, against
-		// the reference's 1.4x box crop (README, "Accuracy"; vigil eval attributes).
+		// the reference's 1.4x box crop (README, "Accuracy"; vigil eval attributes). B,G,R with
+		// ImageNet's mean and std is how the model was trained (SSR_Net_Pytorch reads images with
+		// cv2.imread and normalises them unchanged); zooms 0.6-0.7, INTER_AREA resampling and
+		// multi-zoom averaging all land within one face of 26/30, so none replaces this crop.
 		h.norm = imagenet
 		h.crop = cropAligned(0.65)
 		h.flip = true

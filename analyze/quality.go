@@ -8,13 +8,6 @@ import (
 	"github.com/vigil-video/vigil/detect"
 )
 
-// DefaultMirrorTolerance is PipelineConfig.MirrorTolerance's default. On the shared test photos
-// the real faces need a tolerance of at least 0.022 to pass (a 142 px portrait at 0.029 mirror
-// error, a 25 px face in a crowd at 0.059, each less its 1 px allowance), the false faces are
-// caught up to 0.040 (the cat's face, 0.047 at 147 px; a false face beside two people, 0.060 at
-// 132 px; one in a portrait crop, 0.148): 0.03 sits between, with a margin either way.
-const DefaultMirrorTolerance = 0.03
-
 // findFaces runs the detector on frames (and on their tiles when PipelineConfig.Tiles is set),
 // then the face-quality gate: a detection whose landmarks do not survive mirroring (see
 // detect.Landmarker.MirrorError) by more than MirrorTolerance plus one pixel of the face's side

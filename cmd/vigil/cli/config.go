@@ -51,7 +51,7 @@ func flagPaths() map[string]string {
 		"workers": "analyze.workers", "max-batch": "analyze.max_batch", "max-wait": "analyze.max_wait",
 		"deadline": "analyze.deadline", "keep-embeddings": "analyze.keep_embeddings",
 		"gender-threshold": "analyze.gender_threshold", "liveness-threshold": "analyze.liveness_threshold",
-		"device": "analyze.device",
+		"face-gate": "analyze.face_gate", "detect-tiles": "analyze.detect_tiles", "device": "analyze.device",
 
 		"jsonl": "sink.jsonl", "jsonl-append": "sink.jsonl_append", "quiet": "sink.quiet", "durable": "sink.durable",
 		"deliver": "sink.deliver", "ack-wait": "sink.ack_wait", "max-ack-pending": "sink.max_ack_pending",

@@ -41,6 +41,11 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 	track := flag.NewFlagSet("track", flag.ContinueOnError) // --stream means something else there
 	tf.register(track, true)
 	sets["track"] = track
+	// serve, the image commands and vigil eval load the models through modelFlags.
+	image := flag.NewFlagSet("image", flag.ContinueOnError)
+	var mf modelFlags
+	mf.register(image)
+	sets["image"] = image
 
 	checked := 0
 	for name, fs := range sets {

@@ -3,13 +3,14 @@ package cli
 import (
 	"flag"
 
-	"github.com/vigil-video/vigil/analyze"
 	"github.com/vigil-video/vigil/detect"
+	"github.com/vigil-video/vigil/pkg/config"
 )
 
-// registerFaceGate registers --face-gate, the face-quality gate's tolerance.
+// registerFaceGate registers --face-gate, the face-quality gate's tolerance (key
+// analyze.face_gate), defaulting to config.Default()'s.
 func registerFaceGate(fs *flag.FlagSet, v *float64) {
-	fs.Float64Var(v, "face-gate", analyze.DefaultMirrorTolerance, "face-quality gate: drop a detection whose landmarks move by more than this share of its side "+
+	fs.Float64Var(v, "face-gate", config.Default().Analyze.FaceGate, "face-quality gate: drop a detection whose landmarks move by more than this share of its side "+
 		"(plus 1 px) when the face is mirrored (animals, letters, textures); larger keeps more, 0 or negative turns the gate off")
 }
 

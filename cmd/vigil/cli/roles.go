@@ -231,7 +231,7 @@ func (f *analyzeFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.genderThr, "gender-threshold", d.GenderThreshold, "gender score above which a face is labelled male")
 	fs.Float64Var(&f.livenessThr, "liveness-threshold", d.LivenessThreshold, "liveness score from which a face is called real")
 	registerFaceGate(fs, &f.faceGate)
-	fs.BoolVar(&f.detectTiles, "detect-tiles", false, "also detect on overlapping 480x360 tiles of larger frames, finding faces under about 20 px; "+
+	fs.BoolVar(&f.detectTiles, "detect-tiles", d.DetectTiles, "also detect on overlapping 480x360 tiles of larger frames, finding faces under about 20 px; "+
 		"one more detector run per tile (6 for 1024x559, 24 for 1080p; vigil bench shows the cost)")
 	f.device.register(fs)
 }

@@ -218,9 +218,10 @@ func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, model
 type modelFlags struct{ af analyzeFlags }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
+	d := config.Default().Analyze
 	fs.StringVar(&m.af.deps, "deps", models.DefaultDepsDir(), "directory \"make setup\" filled with onnxruntime and the models")
-	fs.Float64Var(&m.af.genderThr, "gender-threshold", 0.6, "gender score above which a face is labelled male")
-	fs.Float64Var(&m.af.livenessThr, "liveness-threshold", 0.5, "liveness score from which a face is called real")
+	fs.Float64Var(&m.af.genderThr, "gender-threshold", d.GenderThreshold, "gender score above which a face is labelled male")
+	fs.Float64Var(&m.af.livenessThr, "liveness-threshold", d.LivenessThreshold, "liveness score from which a face is called real")
 	registerFaceGate(fs, &m.af.faceGate)
 	m.af.device.register(fs)
 }
