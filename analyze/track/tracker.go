@@ -77,7 +77,8 @@ type TrackerConfig struct {
 	// of the face comes (BetterView). Default event.DefaultHeads.
 	Heads []string
 	// SettleHeads are the heads asked for on every frame of a track whose identity has not
-	// settled yet, until it settles or SettleSamples embeddings have voted (then the person is
+	// settled yet, until it settles, its last MinVotes votes clearly match nobody (each more
+	// than 0.1 below Threshold), or SettleSamples embeddings have voted (then the person is
 	// called unknown until the next scheduled run). Only those also in Heads are asked for.
 	// Default embedding, age, gender (about 9 ms per face on one core, against ~80 ms for all).
 	SettleHeads []string
@@ -416,7 +417,8 @@ func (t *Tracker) due(tr *trk, now time.Time, age time.Duration) []string {
 }
 
 // needs returns the heads tr needs run on a coming frame, and why: every head but the solo ones
-// on a new track, then SettleHeads (those among Heads) until its identity settles, then the solo
+// on a new track, then SettleHeads (those among Heads) until its identity settles (as someone,
+// or as clearly unknown), then the solo
 // heads on frames of their own, the heads whose output is stale, all again on a better view
 // (quality q); nil when none.
 func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
@@ -424,7 +426,7 @@ func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
 	if len(missing) > 0 && !slices.Contains(t.cfg.SoloHeads, missing[0]) {
 		return missing, event.RequestNewTrack
 	}
-	if tr.identity == nil && tr.embSamples < t.cfg.SettleSamples {
+	if tr.identity == nil && tr.embSamples < t.cfg.SettleSamples && !t.clearlyUnknown(tr) {
 		var settle []string
 		for _, h := range t.cfg.SettleHeads {
 			if slices.Contains(t.cfg.Heads, h) {
@@ -448,6 +450,29 @@ func (t *Tracker) needs(tr *trk, q float64, now time.Time) ([]string, string) {
 		return t.due(tr, now, 0), RequestBetterView
 	}
 	return nil, ""
+}
+
+// unknownMargin is how far below Threshold a vote's best similarity must be for it to count
+// towards settling a track as clearly unknown.
+const unknownMargin = 0.1
+
+// clearlyUnknown reports whether tr's identity has settled as "not in the gallery": its last
+// MinVotes votes all matched nobody, none within unknownMargin of Threshold. Such a track needs
+// no more identity samples until its heads go stale (which also notices a person enrolled since):
+// an unknown face costs MinVotes identity runs, not SettleSamples.
+func (t *Tracker) clearlyUnknown(tr *trk) bool {
+	n := 0
+	for i := len(tr.sightings) - 1; i >= 0 && n < t.cfg.MinVotes; i-- {
+		s := tr.sightings[i]
+		if !s.voted {
+			continue
+		}
+		if s.name != "" || s.sim >= t.cfg.Threshold-unknownMargin {
+			return false
+		}
+		n++
+	}
+	return n >= t.cfg.MinVotes
 }
 
 // addFresh records heads whose output a face of the frame carried, in the order of all.

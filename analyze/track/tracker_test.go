@@ -633,3 +633,39 @@ func withHeads(f result.Face, heads []string, emb []float32, age float32) result
 	}
 	return f
 }
+
+// TestUnknownSettlesAfterMinVotes: a face that clearly matches nobody in the gallery stops
+// asking for identity heads after MinVotes votes, while a face whose best match stays near the
+// threshold keeps asking up to SettleSamples.
+func TestUnknownSettlesAfterMinVotes(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sim       float32
+		maxSettle int
+		minSettle int
+	}{
+		{"clearly unknown", 0.1, 2, 1},                        // the new track's run votes, then MinVotes-1 settle runs
+		{"near the threshold", DefaultThreshold - 0.05, 6, 5}, // up to SettleSamples (6) identity runs
+	} {
+		gal := matcherFunc(func([]float32) (string, float32, bool) { return "ada", tc.sim, true })
+		tr := NewTracker("cam", TrackerConfig{}, gal)
+		rng := rand.New(rand.NewPCG(3, 4))
+		person := unit(rng)
+		var pending []string
+		settle := 0
+		for seq := uint64(1); seq <= 12; seq++ {
+			f := face(200, 150, 60, nil)
+			if len(pending) > 0 {
+				f = withHeads(f, pending, near(rng, person, 0.2), 30)
+			}
+			st := tr.Update(resultAt(seq, f))
+			pending = st.HeadsNeeded
+			if st.HeadsReason == RequestSettle {
+				settle++
+			}
+		}
+		if settle < tc.minSettle || settle > tc.maxSettle {
+			t.Fatalf("%s: %d settle asks, want %d..%d", tc.name, settle, tc.minSettle, tc.maxSettle)
+		}
+	}
+}
