@@ -60,7 +60,8 @@ func (f EventFilter) Validate() error {
 	return nil
 }
 
-// StoredEvent is an event as stored.
+// StoredEvent is an event as stored. Its UnknownID is the unknown person its track is filed
+// under now (SetUnknown, RelabelUnknown), for every event of the track; "" when none.
 type StoredEvent struct {
 	// ID identifies the event in the store; ids increase in storage order.
 	ID int64 `json:"id"`
@@ -74,7 +75,9 @@ type StoredEvent struct {
 const eventColumns = `id, stream, kind, track_id, seq, captured_ns, at_ns, identity, similarity,
 	first_seen_ns, last_seen_ns, frames, reason, crop_seq, crop_captured_ns,
 	box_x1, box_y1, box_x2, box_y2, crop_width, crop_height, stored_ns,
-	CASE WHEN EXISTS (SELECT 1 FROM vigil_snapshots s WHERE s.event_id = vigil_events.id) THEN 1 ELSE 0 END`
+	CASE WHEN EXISTS (SELECT 1 FROM vigil_snapshots s WHERE s.event_id = vigil_events.id) THEN 1 ELSE 0 END,
+	COALESCE((SELECT f.unknown_id FROM vigil_faces f JOIN vigil_events t ON t.id = f.event_id
+		WHERE t.stream = vigil_events.stream AND t.track_id = vigil_events.track_id AND f.unknown_id <> '' LIMIT 1), '')`
 
 func scanEvent(sc interface{ Scan(...any) error }) (StoredEvent, error) {
 	var e StoredEvent
@@ -85,7 +88,7 @@ func scanEvent(sc interface{ Scan(...any) error }) (StoredEvent, error) {
 	var snap int
 	err := sc.Scan(&e.ID, &e.Stream, &e.Kind, &e.TrackID, &seq, &captured, &at, &identity, &similarity,
 		&first, &last, &e.Frames, &e.Reason, &cropSeq, &cropCaptured,
-		&x1, &y1, &x2, &y2, &e.Crop.Width, &e.Crop.Height, &stored, &snap)
+		&x1, &y1, &x2, &y2, &e.Crop.Width, &e.Crop.Height, &stored, &snap, &e.UnknownID)
 	if err != nil {
 		return StoredEvent{}, err
 	}

@@ -107,6 +107,39 @@ func testSearchFaces(t *testing.T, open func(*eventstore.Store) *eventstore.Stor
 		}
 	}
 
+	// Every stored event of a track filed under an unknown person carries its id, and a
+	// relabelled unknown moves with it.
+	unknownOf := func(track string) []string {
+		t.Helper()
+		evs, err := st.Events(ctx(t), eventstore.EventFilter{TrackID: track})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range evs {
+			ids = append(ids, e.UnknownID)
+		}
+		return ids
+	}
+	if err := st.SetUnknown(ctx(t), "door", "b", "u-door"); err != nil {
+		t.Fatal(err)
+	}
+	if ids := unknownOf("b"); len(ids) != 1 || ids[0] != "u-door" {
+		t.Errorf("events of track b filed under u-door: unknown ids %q", ids)
+	}
+	if ids := unknownOf("a"); len(ids) != 3 || ids[0] != "" {
+		t.Errorf("events of track a (no unknown): unknown ids %q", ids)
+	}
+	if err := st.RelabelUnknown(ctx(t), "u-door", "u-merged"); err != nil {
+		t.Fatal(err)
+	}
+	if ids := unknownOf("b"); len(ids) != 1 || ids[0] != "u-merged" {
+		t.Errorf("after the merge: unknown ids %q, want u-merged", ids)
+	}
+	if err := st.RelabelUnknown(ctx(t), "u-merged", ""); err != nil {
+		t.Fatal(err)
+	}
+
 	// A track's stored embedding searches for the others of the same person.
 	emb, id, err := st.TrackEmbedding(ctx(t), "", "b")
 	if err != nil || id != b {
