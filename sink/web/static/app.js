@@ -329,6 +329,10 @@
     },
   };
 
+  // unknownLabel names a face without identity: the unknown person its track matched (People
+  // tab), or just "unknown".
+  function unknownLabel(uid) { return uid ? "unknown " + uid : "unknown"; }
+
   // faceLabels gives a face's title (identity, "unknown", or "too small" for a face below the
   // analyzer's minimum for recognition, and its track id), its attribute line and the lines of the
   // classifiers that looked at it.
@@ -336,7 +340,7 @@
     const id = f.identity && f.identity.name;
     const track = f.track_id ? "#" + shortTrack(f.track_id) : "";
     const small = !id && f.too_small;
-    const title = (id ? id + " " + fmt(f.identity.similarity, 2) : small ? "too small" : "unknown") + (track ? "  " + track : "");
+    const title = (id ? id + " " + fmt(f.identity.similarity, 2) : small ? "too small" : unknownLabel(f.unknown_id)) + (track ? "  " + track : "");
     const attrs = [];
     if (typeof f.age === "number") attrs.push(Math.round(f.age) + "y");
     if (f.gender) attrs.push(f.gender.label);
@@ -477,7 +481,7 @@
     const byTarget = classesByTarget(res || {});
     faces.forEach((f, i) => {
       const id = f.identity && f.identity.name;
-      const who = id ? id + " (" + fmt(f.identity.similarity, 2) + ")" : f.too_small ? "too small" : "unknown";
+      const who = id ? id + " (" + fmt(f.identity.similarity, 2) + ")" : f.too_small ? "too small" : unknownLabel(f.unknown_id);
       tb.append(el("tr", { "data-track": f.track_id || "", "data-identity": id || "" },
         el("td", {}, trackLink(f.track_id)),
         el("td", { class: id ? "known" : f.too_small ? "small" : "unknown", text: who,
@@ -555,7 +559,7 @@
     const src = snapshotOf(e);
     if (src) setImg(img, src);
     img.addEventListener("error", () => { img.style.visibility = "hidden"; });
-    const who = e.identity && e.identity.name ? e.identity.name : (e.kind === "face.recognized" ? "?" : "unknown");
+    const who = e.identity && e.identity.name ? e.identity.name : (e.kind === "face.recognized" ? "?" : unknownLabel(e.unknown_id));
     return el("li", { "data-kind": e.kind, "data-identity": (e.identity && e.identity.name) || "", "data-track": e.track_id,
       class: "clickable", title: "open this event", onclick: () => openEvent(e) },
       img,
@@ -655,7 +659,7 @@
   // openEvent shows an event in the dialog: its snapshot, kind and identity, track, stream, time.
   function openEvent(e) {
     const d = $("event-dialog");
-    const who = e.identity && e.identity.name ? e.identity.name + " (" + fmt(e.identity.similarity, 2) + ")" : "unknown";
+    const who = e.identity && e.identity.name ? e.identity.name + " (" + fmt(e.identity.similarity, 2) + ")" : unknownLabel(e.unknown_id);
     $("evd-title").textContent = kindName(e.kind) + ": " + who;
     const img = $("evd-snap");
     let src = snapshotOf(e);
