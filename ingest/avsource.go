@@ -22,6 +22,7 @@ type avSource struct {
 	loopBase time.Duration // media time accumulated over previous loops
 	lastPos  time.Duration // media time of the last frame in this loop
 	wallBase time.Time     // wall clock at media time 0 (Realtime pacing)
+	reopened bool          // the file was opened again because a rewind yielded no frame
 }
 
 // openAV opens path with avdecode.
@@ -53,15 +54,12 @@ func (s *avSource) Read(ctx context.Context) (RawFrame, error) {
 			if s.frames == 0 {
 				return RawFrame{}, fmt.Errorf("source %s: no decodable video frame (corrupt or not a video)", s.path)
 			}
-			if !s.opts.Loop || s.inLoop == 0 {
+			if !s.opts.Loop || s.inLoop == 0 && s.reopened {
 				return RawFrame{}, ErrEndOfStream
 			}
-			// Loop: rewind and continue the media timeline after the last frame.
-			if err := s.dec.Rewind(); err != nil {
-				return RawFrame{}, fmt.Errorf("source %s: %w", s.path, err)
+			if err := s.rewind(); err != nil {
+				return RawFrame{}, err
 			}
-			s.loopBase += s.lastPos + s.period
-			s.inLoop, s.lastPos = 0, 0
 			continue
 		}
 		if err != nil {
@@ -93,6 +91,27 @@ func (s *avSource) Read(ctx context.Context) (RawFrame, error) {
 		}
 		return RawFrame{Mat: m, Media: media, Captured: time.Now(), Sampled: s.opts.Sample != nil, Skipped: skipped}, nil
 	}
+}
+
+// rewind restarts a looped file and continues its media timeline after the last frame. A
+// format that cannot seek back (a single JPEG read as an image pipe) yields nothing after the
+// rewind: then the file is opened again.
+func (s *avSource) rewind() error {
+	if s.inLoop == 0 {
+		dec, err := avdecode.Open(s.path, avdecode.Options{Threads: s.opts.DecodeThreads})
+		if err != nil {
+			return fmt.Errorf("source %s: reopen to loop: %w", s.path, err)
+		}
+		s.dec.Close()
+		s.dec, s.reopened = dec, true
+		return nil
+	}
+	if err := s.dec.Rewind(); err != nil {
+		return fmt.Errorf("source %s: %w", s.path, err)
+	}
+	s.loopBase += s.lastPos + s.period
+	s.inLoop, s.lastPos, s.reopened = 0, 0, false
+	return nil
 }
 
 func (s *avSource) Close() error { return s.dec.Close() }

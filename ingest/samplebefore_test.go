@@ -3,8 +3,11 @@ package ingest
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"gocv.io/x/gocv"
 )
 
 // TestSampleBeforeConversion: a file opened with OpenOptions.Sample returns only the frames the
@@ -78,4 +81,49 @@ func TestSampleBeforeConversion(t *testing.T) {
 			len(wantKept), wantSkipped, discarded, len(fastKept), fastSkipped)
 	}
 	sameFrames("sampling before decoding", wantKept)
+}
+
+// TestLoopedStillImage: a still JPEG or PNG given as a looped source repeats as a 25 fps video
+// would (FFmpeg cannot seek back in a JPEG read as an image pipe: the source reopens it), and
+// unlooped it is one frame.
+func TestLoopedStillImage(t *testing.T) {
+	ctx := context.Background()
+	m := gocv.NewMatWithSize(48, 64, gocv.MatTypeCV8UC3)
+	defer m.Close()
+	for _, ext := range []string{".jpg", ".png"} {
+		path := filepath.Join(t.TempDir(), "still"+ext)
+		if !gocv.IMWrite(path, m) {
+			t.Fatalf("write %s", path)
+		}
+		src, err := Open(ctx, path, OpenOptions{Loop: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last time.Duration = -1
+		for i := range 5 {
+			f, err := src.Read(ctx)
+			if err != nil {
+				t.Fatalf("%s: frame %d: %v", ext, i, err)
+			}
+			if f.Mat.Cols() != 64 || f.Mat.Rows() != 48 || f.Media <= last {
+				t.Fatalf("%s: frame %d is %dx%d at %s after %s", ext, i, f.Mat.Cols(), f.Mat.Rows(), f.Media, last)
+			}
+			last = f.Media
+			f.Mat.Close()
+		}
+		src.Close()
+		once, err := Open(ctx, path, OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := once.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Mat.Close()
+		if _, err := once.Read(ctx); !errors.Is(err, ErrEndOfStream) {
+			t.Fatalf("%s: second read of an unlooped image: %v, want ErrEndOfStream", ext, err)
+		}
+		once.Close()
+	}
 }
