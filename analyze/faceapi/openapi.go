@@ -168,6 +168,7 @@ func schemas() map[string]any {
 		"heads_seq": typ("integer", "video results only: the newest frame of the face's track whose heads output the attribute values rest on"),
 		"heads_captured_at": map[string]any{"type": "string", "format": "date-time",
 			"description": "video results only: when the frame of heads_seq was captured"},
+		"unknown_id": typ("string", "video results only: the unknown person (GET /v1/unknowns/{id}) the face's track matched, when it has no identity"),
 	})
 	identified := obj([]string{"box", "score", "matches"}, map[string]any{})
 	for k, v := range face["properties"].(map[string]any) {
