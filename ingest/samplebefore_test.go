@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -81,6 +82,47 @@ func TestSampleBeforeConversion(t *testing.T) {
 			len(wantKept), wantSkipped, discarded, len(fastKept), fastSkipped)
 	}
 	sameFrames("sampling before decoding", wantKept)
+}
+
+// TestSampledAtTheFileRate: a 30 fps file sampled at 30 fps keeps every frame (its timestamps,
+// in the file's time base, do not fall short of the sampler's slots), and at 10 fps one in three.
+func TestSampledAtTheFileRate(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not on PATH (make setup installs it)")
+	}
+	path := filepath.Join(t.TempDir(), "clip.mp4")
+	cmd := exec.Command("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-t", "2",
+		"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", path)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		fps  float64
+		want int
+	}{{30, 60}, {10, 20}} {
+		s := NewSampler(c.fps)
+		src, err := Open(ctx, path, OpenOptions{Sample: s.Keep, Wants: s.Wants})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := 0
+		for {
+			f, err := src.Read(ctx)
+			if errors.Is(err, ErrEndOfStream) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Mat.Close()
+			kept++
+		}
+		src.Close()
+		if kept != c.want {
+			t.Errorf("30 fps file sampled at %v fps: kept %d frames, want %d", c.fps, kept, c.want)
+		}
+	}
 }
 
 // TestLoopedStillImage: a still JPEG or PNG given as a looped source repeats as a 25 fps video

@@ -31,6 +31,29 @@ func TestSamplerRate(t *testing.T) {
 	}
 }
 
+// TestSamplerRoundedTimestamps: timestamps rounded to a container's time base (milliseconds,
+// microseconds) keep every frame of a 30 fps file sampled at 30 fps, and one in six at 5 fps.
+func TestSamplerRoundedTimestamps(t *testing.T) {
+	for _, unit := range []time.Duration{time.Millisecond, time.Microsecond, time.Nanosecond} {
+		for _, c := range []struct {
+			fps  float64
+			want int
+		}{{30, 300}, {5, 50}} {
+			s := NewSampler(c.fps)
+			kept := 0
+			for i := range 300 {
+				exact := time.Duration(i) * time.Second / 30
+				if s.Keep(exact.Round(unit)) {
+					kept++
+				}
+			}
+			if kept != c.want {
+				t.Errorf("30 fps in %s steps sampled at %v fps: kept %d of 300, want %d", unit, c.fps, kept, c.want)
+			}
+		}
+	}
+}
+
 func TestSamplerRestartsWhenTimeGoesBack(t *testing.T) {
 	s := NewSampler(5)
 	if !s.Keep(10 * time.Second) {
@@ -77,10 +100,11 @@ func FuzzClassify(f *testing.F) {
 
 // TestWantsAgreesWithKeep: asked in decode order, several frames ahead of Keep (as a decoder
 // asks before the frames come out), Wants is true for every frame Keep then keeps and false for
-// most it refuses, for regular and jittered 30 fps timelines, also across a restart.
+// all but one in ten it refuses, for regular 30 fps timelines, exact or rounded to the
+// millisecond, also across a restart.
 func TestWantsAgreesWithKeep(t *testing.T) {
 	const span = time.Second / 30
-	for _, jitter := range []time.Duration{0, 4 * time.Millisecond} {
+	for _, jitter := range []time.Duration{0, 400 * time.Microsecond} {
 		var media []time.Duration
 		for i := range 300 {
 			j := time.Duration(0)

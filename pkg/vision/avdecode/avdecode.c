@@ -86,23 +86,23 @@ void avd_close(AvdDecoder *d) {
 	free(d);
 }
 
-void avd_info(AvdDecoder *d, int *width, int *height, int64_t *period_us) {
+void avd_info(AvdDecoder *d, int *width, int *height, int64_t *period_ns) {
 	AVStream *st = d->fmt->streams[d->stream];
 	*width = d->dec->width;
 	*height = d->dec->height;
 	AVRational fr = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
-	*period_us = fr.num > 0 && fr.den > 0 ? av_rescale(1000000, fr.den, fr.num) : 0;
+	*period_ns = fr.num > 0 && fr.den > 0 ? av_rescale(1000000000, fr.den, fr.num) : 0;
 }
 
-static int64_t media_us(AvdDecoder *d, int64_t ts) {
-	return av_rescale_q(ts - d->start, d->tb, AV_TIME_BASE_Q);
+static int64_t media_ns(AvdDecoder *d, int64_t ts) {
+	return av_rescale_q(ts - d->start, d->tb, (AVRational){1, 1000000000});
 }
 
 int avd_receive(AvdDecoder *d, int64_t *media) {
 	int r = avcodec_receive_frame(d->dec, d->frame);
 	if (r < 0) return r;
 	int64_t ts = d->frame->best_effort_timestamp;
-	*media = ts == AV_NOPTS_VALUE ? -1 : media_us(d, ts);
+	*media = ts == AV_NOPTS_VALUE ? -1 : media_ns(d, ts);
 	return 0;
 }
 
@@ -114,7 +114,7 @@ int avd_read(AvdDecoder *d, int64_t *media, int *has_time) {
 		if (d->pkt->stream_index != d->stream) continue;
 		int64_t ts = d->pkt->pts != AV_NOPTS_VALUE ? d->pkt->pts : d->pkt->dts;
 		*has_time = ts != AV_NOPTS_VALUE;
-		*media = *has_time ? media_us(d, ts) : 0;
+		*media = *has_time ? media_ns(d, ts) : 0;
 		return 0;
 	}
 }

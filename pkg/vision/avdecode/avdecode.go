@@ -64,9 +64,9 @@ func Open(path string, opts Options) (*Decoder, error) {
 	}
 	d := &Decoder{p: p}
 	var w, h C.int
-	var us C.int64_t
-	C.avd_info(p, &w, &h, &us)
-	d.period = time.Duration(us) * time.Microsecond
+	var ns C.int64_t
+	C.avd_info(p, &w, &h, &ns)
+	d.period = time.Duration(ns)
 	return d, nil
 }
 
@@ -84,13 +84,13 @@ func (d *Decoder) Next(ctx context.Context, want func(media time.Duration) bool)
 		return 0, ErrClosed
 	}
 	for {
-		var us C.int64_t
-		switch r := C.avd_receive(d.p, &us); {
+		var ns C.int64_t
+		switch r := C.avd_receive(d.p, &ns); {
 		case r == 0:
-			if us < 0 {
+			if ns < 0 {
 				return -1, nil
 			}
-			media := time.Duration(us) * time.Microsecond
+			media := time.Duration(ns)
 			d.settle(media, false)
 			return media, nil
 		case r == C.avd_err_eof():
@@ -106,7 +106,7 @@ func (d *Decoder) Next(ctx context.Context, want func(media time.Duration) bool)
 			return 0, err
 		}
 		var hasTime C.int
-		r := C.avd_read(d.p, &us, &hasTime)
+		r := C.avd_read(d.p, &ns, &hasTime)
 		if r == C.avd_err_eof() {
 			d.eof = true
 			if r := C.avd_send_eof(d.p); r < 0 && r != C.avd_err_eof() {
@@ -117,7 +117,7 @@ func (d *Decoder) Next(ctx context.Context, want func(media time.Duration) bool)
 		if r < 0 {
 			return 0, avError("read", r)
 		}
-		media := time.Duration(us) * time.Microsecond
+		media := time.Duration(ns)
 		skip := want != nil && hasTime != 0 && !want(media)
 		if skip {
 			d.refused = append(d.refused, media)

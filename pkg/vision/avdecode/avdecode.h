@@ -12,15 +12,15 @@ void avd_close(AvdDecoder *d);
 
 // avd_info reports the stream's frame size and nominal frame period in microseconds (0 if
 // unknown).
-void avd_info(AvdDecoder *d, int *width, int *height, int64_t *period_us);
+void avd_info(AvdDecoder *d, int *width, int *height, int64_t *period_ns);
 
-// avd_receive returns 0 and the frame's media time (µs since the stream start) when a decoded
+// avd_receive returns 0 and the frame's media time (ns since the stream start) when a decoded
 // frame is ready, AVERROR(EAGAIN) when the decoder needs a packet, AVERROR_EOF when drained.
-int avd_receive(AvdDecoder *d, int64_t *media_us);
+int avd_receive(AvdDecoder *d, int64_t *media_ns);
 
-// avd_read reads the next packet of the video stream: 0 with its media time (µs; has_time 0
+// avd_read reads the next packet of the video stream: 0 with its media time (ns; has_time 0
 // when the packet has no timestamp), AVERROR_EOF at the end, or another error.
-int avd_read(AvdDecoder *d, int64_t *media_us, int *has_time);
+int avd_read(AvdDecoder *d, int64_t *media_ns, int *has_time);
 
 // avd_send sends the packet avd_read read to the decoder; skip_nonref asks the decoder to
 // discard it if it is a non-reference frame (nothing else depends on it).
