@@ -122,14 +122,12 @@ func (p *pushRunner) push(ctx context.Context, data []byte, captured time.Time) 
 	defer m.Close()
 	p.obs.decodeTime(time.Since(start))
 	p.obs.decodedFrame(m.Cols(), m.Rows())
-	small := vision.FitWithin(m, t.MaxWidth, t.MaxHeight)
-	defer small.Close()
-	jpeg, err := vision.EncodeJPEG(small, t.JPEGQuality)
+	jpeg, w, h, err := vision.EncodeFitted(m, t.MaxWidth, t.MaxHeight, t.JPEGQuality)
 	if err != nil {
 		p.obs.drop(dropEncode)
 		return streams.PushResult{}, fmt.Errorf("stream %s: %w", p.name, err)
 	}
-	f := frame.Frame{Stream: p.name, Seq: p.seq + 1, Captured: captured, Width: small.Cols(), Height: small.Rows(),
+	f := frame.Frame{Stream: p.name, Seq: p.seq + 1, Captured: captured, Width: w, Height: h,
 		Encoding: frame.EncodingJPEG, Data: jpeg, Heads: p.heads.Take()}
 	msg, err := f.Msg(p.subject)
 	if err != nil {

@@ -233,14 +233,12 @@ func (r *streamRunner) sampling(paced bool) OpenOptions {
 func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame, heads []string) error {
 	defer raw.Mat.Close()
 	t := r.settings()
-	small := vision.FitWithin(raw.Mat, t.MaxWidth, t.MaxHeight)
-	defer small.Close()
-	data, err := vision.EncodeJPEG(small, t.JPEGQuality)
+	data, w, h, err := vision.EncodeFitted(raw.Mat, t.MaxWidth, t.MaxHeight, t.JPEGQuality)
 	if err != nil {
 		r.obs.drop(dropEncode)
 		return err
 	}
-	f := frame.Frame{Stream: r.cfg.Name, Seq: seq, Captured: raw.Captured, Width: small.Cols(), Height: small.Rows(),
+	f := frame.Frame{Stream: r.cfg.Name, Seq: seq, Captured: raw.Captured, Width: w, Height: h,
 		Encoding: frame.EncodingJPEG, Data: data, Heads: heads, Complete: r.cfg.Once}
 	msg, err := f.Msg(subject)
 	if err != nil {

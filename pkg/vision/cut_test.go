@@ -109,3 +109,36 @@ func BenchmarkCutJPEG(b *testing.B) {
 		}
 	})
 }
+
+// TestEncodeFitted: a frame within the bounds is encoded at its own size, a larger one scaled
+// down to fit, both decoding to what they were given.
+func TestEncodeFitted(t *testing.T) {
+	full, err := Decode(frameJPEG(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	for _, c := range []struct{ maxW, maxH, w, h int }{{1280, 720, 1280, 720}, {0, 0, 1280, 720}, {640, 640, 640, 360}} {
+		data, w, h, err := EncodeFitted(full, c.maxW, c.maxH, 90)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Decode(data, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w != c.w || h != c.h || m.Cols() != w || m.Rows() != h {
+			t.Fatalf("bounds %dx%d: encoded %dx%d (reported %dx%d), want %dx%d", c.maxW, c.maxH, m.Cols(), m.Rows(), w, h, c.w, c.h)
+		}
+		want := FitWithin(full, c.maxW, c.maxH)
+		diff := gocv.NewMat()
+		gocv.AbsDiff(m, want, &diff)
+		mean := diff.Mean()
+		diff.Close()
+		want.Close()
+		m.Close()
+		if d := (mean.Val1 + mean.Val2 + mean.Val3) / 3; d > 2 {
+			t.Fatalf("bounds %dx%d: mean difference %.2f from the fitted frame", c.maxW, c.maxH, d)
+		}
+	}
+}
