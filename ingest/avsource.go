@@ -117,17 +117,4 @@ func (s *avSource) rewind() error {
 func (s *avSource) Close() error { return s.dec.Close() }
 
 // sleepUntil waits until the wall clock reaches due, or ctx ends.
-func sleepUntil(ctx context.Context, due time.Time) error {
-	d := time.Until(due)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func sleepUntil(ctx context.Context, due time.Time) error { return sleepCtx(ctx, time.Until(due)) }

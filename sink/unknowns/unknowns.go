@@ -26,6 +26,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-video/vigil/pkg/backoff"
 	"github.com/vigil-video/vigil/pkg/event"
 	"github.com/vigil-video/vigil/pkg/unknown"
 )
@@ -180,20 +181,9 @@ func (s *Store) Close() {
 func (s *Store) run(ctx context.Context) {
 	defer close(s.done)
 	var once sync.Once
-	for ctx.Err() == nil {
-		err := s.watch(ctx, func() { once.Do(func() { close(s.ready) }) })
-		if ctx.Err() != nil {
-			return
-		}
-		s.cfg.Log.Warn("unknowns watcher stopped; restarting", "err", err)
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+	ready := func() { once.Do(func() { close(s.ready) }) }
+	backoff.Loop(ctx, &backoff.Backoff{Initial: time.Second, Max: 5 * time.Second}, s.cfg.Log, "unknowns watcher",
+		func(ctx context.Context) error { return s.watch(ctx, ready) })
 }
 
 func (s *Store) watch(ctx context.Context, ready func()) error {
