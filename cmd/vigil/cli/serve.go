@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/faceengine"
 	"github.com/vigil-video/vigil/analyze/gallery"
 	"github.com/vigil-video/vigil/models"
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/onnx"
@@ -165,6 +166,9 @@ type faceService struct {
 	API     *faceapi.API
 	// Engine runs the face models (search by photo uses it too).
 	Engine faceapi.Engine
+	// Gate admits the process's model-running requests: the face API's, search by photo's and
+	// (vigil run) the classify API's share it, so that one limit bounds them together.
+	Gate *admit.Gate
 	// events is the event store erasure cleans (set by mountSearch before the server starts).
 	events *eventstore.Store
 	// unknowns are the unknown people erasure cleans (set by startUnknowns).
@@ -181,7 +185,9 @@ func (s *faceService) Close() {
 // mountFaceAPI opens the gallery over nc and starts its watcher, builds the face engine over
 // models with base as the pipeline configuration (thresholds; heads are chosen per request), and
 // mounts the face API with a NATS readiness check on srv, which the caller then starts. Close
-// the returned service after closing srv.
+// the returned service after closing srv. The service's Gate, maxConcurrent jobs (0: one per
+// CPU), is the one admission gate of the process's model-running requests: mount the other
+// model-running APIs with it.
 //
 // vigil run calls it with the analyzer's models (an.models.Get) and its own HTTP server.
 func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, models analyze.Models, base analyze.PipelineConfig,
@@ -197,9 +203,10 @@ func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, model
 	if err != nil {
 		return nil, err
 	}
-	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log}), Engine: eng}
+	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log}), Engine: eng,
+		Gate: &admit.Gate{MaxConcurrent: maxConcurrent}}
 	svc.API, err = faceapi.Mount(srv, faceapi.Config{Engine: eng, Store: store, Gallery: svc.Gallery, Threshold: float32(gf.threshold),
-		MaxConcurrent: maxConcurrent, Erase: svc.erase, Privacy: mode, Log: log})
+		MaxConcurrent: maxConcurrent, Gate: svc.Gate, Erase: svc.erase, Privacy: mode, Log: log})
 	if err != nil {
 		svc.Close()
 		return nil, err
