@@ -412,7 +412,8 @@ func (r *runStack) startMetrics() error {
 		r.reg.MustRegister(galleryMetrics(r.fr.faces))
 	}
 	r.reg.MustRegister(r.extraCollectors()...) // HTTP requests, event history, model latency
-	m, err := startMetrics(r.st.cfg.Metrics.Addr, r.reg, r.log)
+	// The metrics endpoint serves the host names the API serves (--allowed-hosts).
+	m, err := startMetrics(r.st.cfg.Metrics.Addr, r.ff.http.hosts, r.reg, r.log)
 	if err != nil {
 		return err
 	}
@@ -578,6 +579,9 @@ type roleSetup struct {
 	js  jetstream.JetStream
 	reg *prometheus.Registry
 	m   *metrics.Server
+	// hosts is the command's --allowed-hosts, where it has one: the metrics endpoint serves
+	// the same host names as its HTTP API (IP addresses and localhost always).
+	hosts []string
 }
 
 // start connects role to NATS, ensures the JetStream streams (when enabled) and prepares the
@@ -608,7 +612,7 @@ func (rs *roleSetup) serve(addr string, collectors ...prometheus.Collector) erro
 		return nil
 	}
 	rs.reg.MustRegister(collectors...)
-	m, err := startMetrics(addr, rs.reg, rs.log)
+	m, err := startMetrics(addr, rs.hosts, rs.reg, rs.log)
 	rs.m = m
 	return err
 }
@@ -675,6 +679,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer rs.close()
+	rs.hosts = hf.hosts
 	if inf.once || finite(streams) {
 		// Recordings read to their end (--once, or files without --loop): a batch job that
 		// exits when they have ended, as before the managed stream list existed.
