@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/sink/eventstore"
@@ -273,6 +274,7 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		eventsDB      string
 		eventsDSN     string
 		privacyMode   string
+		metricsAddr   string
 	)
 	lf.register(fs)
 	hf.register(fs)
@@ -283,6 +285,8 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&privacyMode, "privacy", config.Default().Serve.Privacy, "blur faces, irreversibly, in /v1/annotate's image and in the web UI's live frames, face crops and event snapshots: off, blur-unknown (faces without identity) or blur-all")
 	fs.IntVar(&maxConcurrent, "max-concurrent", 0, "images analysed at once (0: one per CPU); more requests wait, and beyond 4x that get 503")
 	fs.StringVar(&eventsDB, "events-db", "", "SQLite file of the event history (what vigil sink --events-db stores) to serve at /v1/history/ (empty or off: no history)")
+	fs.StringVar(&metricsAddr, "metrics-addr", config.Default().Metrics.Addr, "serve Prometheus metrics on this host:port at /metrics (empty: off): "+
+		"HTTP requests by route and code as vigil run records them, model latency, the gallery's corrupt records")
 	fs.Var(secret{&eventsDSN}, "events-dsn", "PostgreSQL DSN of the event history instead (vigil sink --events-dsn); prefer VIGIL_EVENTS_DSN: flags show in the process list")
 	if err := parse(fs, env, args); err != nil {
 		return err
@@ -344,6 +348,11 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer ui.Close() // on the error path; below it closes before the HTTP server
+	m, err := serveMetrics(metricsAddr, hf.hosts, srv, an, svc, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(m)
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
@@ -360,6 +369,18 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// serveMetrics starts vigil serve's metrics endpoint on addr (nil when addr is empty), serving
+// hosts as the API does: the API's requests by route and code (vigil_http_requests_total, as
+// vigil run records them), the models' inference latency and the gallery's corrupt records.
+func serveMetrics(addr string, hosts []string, srv *httpapi.Server, an *analyzer, svc *faceService, log *slog.Logger) (*metrics.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	reg := metrics.NewRegistry()
+	reg.MustRegister(httpMetrics(srv), modelMetrics{an.rt}, galleryMetrics(svc))
+	return startMetrics(addr, hosts, reg, log)
 }
 
 func docsURL(srv *httpapi.Server, on bool) string {
