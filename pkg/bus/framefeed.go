@@ -47,6 +47,14 @@ func (f *FrameFeed) Add(receive func(*nats.Msg)) {
 	f.receivers = append(f.receivers[:len(f.receivers):len(f.receivers)], receive) // a new slice: deliver reads the old one unlocked
 }
 
+// Receivers returns how many receivers were added. With none, nothing would receive the
+// frames: the owner need not Run the feed.
+func (f *FrameFeed) Receivers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.receivers)
+}
+
 // Ready is closed once Run's subscription is confirmed by the server: every frame published
 // after reaches the receivers.
 func (f *FrameFeed) Ready() <-chan struct{} {

@@ -95,13 +95,43 @@ func stripPort(host string) string {
 // checkHost answers 421 host_not_allowed and returns false when r names a host the server does
 // not serve.
 func (s *Server) checkHost(w http.ResponseWriter, r *http.Request) bool {
-	if s.hosts.allows(r.Host) {
+	return s.hosts.check(w, r)
+}
+
+// check answers 421 host_not_allowed and returns false when r names a host p does not allow.
+func (p hostPolicy) check(w http.ResponseWriter, r *http.Request) bool {
+	if p.allows(r.Host) {
 		return true
 	}
 	WriteError(w, http.StatusMisdirectedRequest, "host_not_allowed",
 		fmt.Sprintf("this server does not serve host %q (server setting --allowed-hosts; IP addresses and localhost are always served)",
 			truncateHost(r.Host)))
 	return false
+}
+
+// HostGuard returns next behind the Host check a Server applies (AllowedHosts), for HTTP servers
+// that are not a Server, such as the metrics endpoint: requests naming a host other than an IP
+// address, localhost (or *.localhost), the machine's host name or an allowed entry get 421
+// host_not_allowed; requests for the paths in exempt (the probes) are served whatever their
+// host. allowed takes AllowedHosts's entries; an invalid one is an error.
+func HostGuard(allowed []string, next http.Handler, exempt ...string) (http.Handler, error) {
+	for _, h := range allowed {
+		if err := validateAllowedHost(h); err != nil {
+			return nil, err
+		}
+	}
+	p := newHostPolicy(allowed)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, e := range exempt {
+			if r.URL.Path == e {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		if p.check(w, r) {
+			next.ServeHTTP(w, r)
+		}
+	}), nil
 }
 
 func truncateHost(h string) string {

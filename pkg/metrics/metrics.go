@@ -1,6 +1,7 @@
 // Package metrics serves a Vigil process's Prometheus metrics on a listener of its own
-// (--metrics-addr), separate from the HTTP API, and provides collectors that read a role's
-// counters at scrape time, so roles keep plain counters and know nothing about Prometheus.
+// (--metrics-addr), separate from the HTTP API but with its Host check (httpapi.HostGuard), and
+// provides collectors that read a role's counters at scrape time, so roles keep plain counters
+// and know nothing about Prometheus.
 //
 // Every process registers into its own registry (NewRegistry); nothing is global.
 //
@@ -20,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigil-video/vigil/pkg/httpapi"
 )
 
 // NewRegistry returns a registry holding the Go runtime and process collectors.
@@ -29,13 +32,19 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Server serves GET /metrics from Gatherer, and GET /healthz (200 "ok"), on Addr. Fill the
-// fields, Start, and Close when done.
+// Server serves GET /metrics from Gatherer, and GET /healthz (200 "ok"), on Addr, to requests
+// whose Host it serves (AllowedHosts). Fill the fields, Start, and Close when done.
 type Server struct {
 	// Addr is the listen address (host:port; port 0 picks a free one). Required.
 	Addr string
 	// Gatherer is what /metrics exposes. Required.
 	Gatherer prometheus.Gatherer
+	// AllowedHosts are the host names /metrics answers besides IP addresses, localhost (and
+	// *.localhost) and the machine's host name, as httpapi.Server.AllowedHosts (pass the same
+	// --allowed-hosts): other Host headers get 421 host_not_allowed, which stops a web page
+	// rebinding its name to the machine from reading the metrics. /healthz answers any host.
+	// Default none.
+	AllowedHosts []string
 	// Log receives errors. Default slog.Default().
 	Log *slog.Logger
 
@@ -54,17 +63,21 @@ func (s *Server) Start() error {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
+	mux := http.NewServeMux()
+	handler, err := httpapi.HostGuard(s.AllowedHosts, mux, "/healthz")
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("metrics: listen on %s: %w", s.Addr, err)
 	}
-	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError,
 		Timeout: 10 * time.Second,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.ln, s.srv, s.done = ln, srv, done

@@ -79,3 +79,52 @@ func TestServerBadAddress(t *testing.T) {
 		t.Fatal("started without a Gatherer")
 	}
 }
+
+// TestServerHostCheck: the metrics endpoint refuses Host headers it does not serve with 421
+// host_not_allowed (a DNS-rebound page cannot read it), as the API server does with the same
+// --allowed-hosts: allowed names, localhost and IP addresses get the metrics; /healthz answers
+// any host; an invalid entry fails Start.
+func TestServerHostCheck(t *testing.T) {
+	reg := NewRegistry()
+	reg.MustRegister(NewCollector([]Family{{Name: "vigil_test_frames_total", Help: "Frames.", Type: prometheus.CounterValue,
+		Collect: func() []Sample { return One(7) }}}))
+	s := &Server{Addr: "127.0.0.1:0", Gatherer: reg, AllowedHosts: []string{"metrics.example.com", "*.corp.example"}}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	get := func(url, host string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, host := range []string{"attacker.example", "metrics.example.com.evil.example", "corp.example"} {
+		if code, body := get(s.URL(), host); code != http.StatusMisdirectedRequest || !strings.Contains(body, "host_not_allowed") ||
+			strings.Contains(body, "vigil_test_frames_total") {
+			t.Errorf("Host %s: %d %s, want 421 host_not_allowed", host, code, body)
+		}
+	}
+	for _, host := range []string{"metrics.example.com", "metrics.example.com:9090", "prom.corp.example", "localhost", "127.0.0.1:9090", "[::1]"} {
+		if code, body := get(s.URL(), host); code != http.StatusOK || !strings.Contains(body, "vigil_test_frames_total 7") {
+			t.Errorf("Host %s: %d %.200s, want 200 with the metrics", host, code, body)
+		}
+	}
+	if code, body := get(strings.TrimSuffix(s.URL(), "/metrics")+"/healthz", "attacker.example"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("healthz for any host: %d %q", code, body)
+	}
+	bad := &Server{Addr: "127.0.0.1:0", Gatherer: reg, AllowedHosts: []string{"http://x/"}}
+	if err := bad.Start(); err == nil {
+		_ = bad.Close(context.Background())
+		t.Fatal("started with an invalid allowed host")
+	}
+}

@@ -1,16 +1,21 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	_ "image/jpeg" // DecodeConfig: the pixels a JPEG declares
+	_ "image/png"  // DecodeConfig: the pixels a PNG declares
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 )
 
@@ -53,6 +58,12 @@ type SearchAPI struct {
 	MinSimilarity float32
 	// Timeout bounds each search. Default 30s.
 	Timeout time.Duration
+	// Gate admits searches as the face API admits its requests: every search is counted in
+	// (Gate.Enter) before its body is read, and a search by image runs Faces once the Gate has
+	// room for the pixels its header declares (Gate.Acquire); beyond that it gets 503 busy with
+	// Retry-After. Share the face API's Gate so that one limit bounds every model-running
+	// request of the process. Default (nil at Mount): a Gate of its own with admit's defaults.
+	Gate *admit.Gate
 }
 
 // SearchRequest is the JSON body of POST /v1/search/faces (also the multipart form's fields).
@@ -79,6 +90,9 @@ type SearchResponse struct {
 
 // Mount adds the route and its OpenAPI description to srv.
 func (a *SearchAPI) Mount(srv *httpapi.Server) {
+	if a.Gate == nil {
+		a.Gate = &admit.Gate{}
+	}
 	srv.HandleFunc("POST "+PathSearchFaces, a.serve)
 	srv.Describe(searchOpenAPI())
 }
@@ -209,6 +223,12 @@ func (a *SearchAPI) query(req SearchRequest) (FaceQuery, error) {
 }
 
 func (a *SearchAPI) serve(w http.ResponseWriter, r *http.Request) {
+	leave, ok := a.Gate.Enter()
+	if !ok {
+		writeBusy(w, "too many requests are being read or analysed; retry shortly")
+		return
+	}
+	defer leave()
 	req, err := ParseSearchRequest(r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -232,7 +252,7 @@ func (a *SearchAPI) serve(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, http.StatusNotImplemented, "no_models", "this server does not run the face models: search by identity or track_id")
 			return
 		}
-		v, err := a.Faces.EmbedFace(ctx, req.Image)
+		v, err := a.embedAdmitted(ctx, req.Image)
 		if err != nil {
 			a.fail(w, err)
 			return
@@ -269,8 +289,32 @@ func (a *SearchAPI) serve(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, SearchResponse{Sightings: out})
 }
 
+// embedAdmitted runs Faces on img once the Gate has room for the pixels its header declares (a
+// header that does not parse counts as one pixel: Faces refuses the image before decoding).
+// Errors wrap admit.ErrBusy when there is no room.
+func (a *SearchAPI) embedAdmitted(ctx context.Context, img []byte) ([]float32, error) {
+	pixels := int64(1)
+	if cfg, _, err := image.DecodeConfig(bytes.NewReader(img)); err == nil {
+		pixels = int64(cfg.Width) * int64(cfg.Height)
+	}
+	release, err := a.Gate.Acquire(ctx, pixels)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return a.Faces.EmbedFace(ctx, img)
+}
+
+// writeBusy answers 503 busy with admit's Retry-After.
+func writeBusy(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
+	httpapi.WriteError(w, http.StatusServiceUnavailable, "busy", msg)
+}
+
 func (a *SearchAPI) fail(w http.ResponseWriter, err error) {
 	switch {
+	case errors.Is(err, admit.ErrBusy):
+		writeBusy(w, err.Error())
 	case errors.Is(err, errEmptySearch):
 		httpapi.WriteError(w, http.StatusBadRequest, "empty_search", err.Error())
 	case errors.Is(err, ErrNoFace):
@@ -312,7 +356,7 @@ func searchOpenAPI() httpapi.Doc {
 					"404": httpapi.ErrorResponse("unknown identity, or a track without a stored embedding"),
 					"422": httpapi.ErrorResponse("no face in the image (no_face)"),
 					"501": httpapi.ErrorResponse("this server has no face models or no gallery for that kind of search"),
-					"503": httpapi.ErrorResponse("the store is closed or did not answer in time"),
+					"503": httpapi.ErrorResponse("too many requests are being analysed (busy, with Retry-After), or the store is closed or did not answer in time"),
 				}}},
 		},
 		Schemas: map[string]any{

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/event"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/sink/eventstore"
@@ -163,4 +165,69 @@ func FuzzParseSearchRequest(f *testing.F) {
 			t.Fatalf("accepted %+v: want exactly one of image, identity and track_id", req)
 		}
 	})
+}
+
+// countingEmbedder is a FaceEmbedder that counts its calls and finds one face.
+type countingEmbedder struct{ calls atomic.Int64 }
+
+func (c *countingEmbedder) EmbedFace(context.Context, []byte) ([]float32, error) {
+	c.calls.Add(1)
+	return eventstoretest.Person(0, 0.6, 1), nil
+}
+
+// TestSearchAdmission: searches go through the admission gate the face API uses. With the gate
+// running as many jobs as it may, a search by photo waits at most MaxWait and then gets 503
+// busy with Retry-After without running the models; with every request slot taken (and no job
+// running), a search gets 503 busy before its body is read; once the gate has room, the same search is answered.
+func TestSearchAdmission(t *testing.T) {
+	st := openStore(t, nil)
+	gate := &admit.Gate{MaxConcurrent: 1, MaxWaiting: 1, MaxWait: 50 * time.Millisecond}
+	faces := &countingEmbedder{}
+	srv := &httpapi.Server{Addr: "127.0.0.1:0"}
+	(&eventstore.SearchAPI{Store: st, Faces: faces, MinSimilarity: 0.45, Gate: gate}).Mount(srv)
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ct, body := multipartBody(t, map[string]string{"image": "\xff\xd8 a photo"})
+	busy := func(what string) {
+		t.Helper()
+		resp, err := http.Post(srv.URL()+eventstore.PathSearchFaces, ct, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"busy"`) {
+			t.Fatalf("search with %s: %d (Retry-After %q) %s, want 503 busy with Retry-After", what, resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+	}
+
+	release, err := gate.Acquire(context.Background(), 1) // the one job the gate runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy("the gate running its one job")
+	release()
+	leave1, _ := gate.Enter()
+	leave2, ok := gate.Enter() // MaxConcurrent + MaxWaiting requests in
+	if !ok {
+		t.Fatal("the gate refused its second request")
+	}
+	busy("every request slot taken")
+	if n := faces.calls.Load(); n != 0 {
+		t.Fatalf("the models ran %d times while the gate was full", n)
+	}
+	if s := gate.Stats(); s.Refused != 2 {
+		t.Errorf("gate refused %d, want the 2 searches", s.Refused)
+	}
+	leave1()
+	leave2()
+	postSearch(t, srv.URL(), ct, body, http.StatusOK, "")
+	if n := faces.calls.Load(); n != 1 {
+		t.Fatalf("the models ran %d times for the admitted search, want 1", n)
+	}
+	if s := gate.Stats(); s.Admitted != 2 || s.Running != 0 {
+		t.Errorf("gate stats %+v, want 2 admitted (the test's job and the search), none running", s)
+	}
 }

@@ -154,7 +154,7 @@ func (f *frontFlags) startFront(ctx context.Context, d frontDeps) (_ *front, err
 		return nil, err
 	}
 	api.Mount(fr.srv, api.Config{Backend: &classify.Service{Registry: fr.registry, Faces: faces}, Projects: fr.projects, Backbones: trainer,
-		Log: d.log.With("role", "classifiers")})
+		Gate: fr.faces.Gate, Log: d.log.With("role", "classifiers")}) // the face API's gate: one limit for every model-running request
 
 	// Event history: events from the track role with snapshots cut from recent frames.
 	if f.eventsDB != "off" {

@@ -730,12 +730,13 @@ func drain(nc *nats.Conn, log *slog.Logger) {
 	}
 }
 
-// startMetrics serves reg on addr; nil without an address. The caller closes it.
-func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*metrics.Server, error) {
+// startMetrics serves reg on addr to requests naming an IP address, localhost, this machine or
+// one of hosts (the command's --allowed-hosts); nil without an address. The caller closes it.
+func startMetrics(addr string, hosts []string, reg *prometheus.Registry, log *slog.Logger) (*metrics.Server, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	m := &metrics.Server{Addr: addr, Gatherer: reg, Log: log}
+	m := &metrics.Server{Addr: addr, Gatherer: reg, AllowedHosts: hosts, Log: log}
 	if err := m.Start(); err != nil {
 		return nil, err
 	}

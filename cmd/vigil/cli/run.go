@@ -166,7 +166,7 @@ type runStack struct {
 	url            string
 	natsSrv        *bus.EmbeddedServer
 	conns          map[string]*nats.Conn // one connection per role
-	frames         *bus.FrameFeed        // the one frame subscription: the web view's and the snapshots' frames
+	frames         *bus.FrameFeed        // the one frame subscription: the web view's and the snapshots' frames; nil when neither runs
 	clients        []natsClient
 	jsSink         jetstream.JetStream // nil without JetStream
 
@@ -268,7 +268,7 @@ func (r *runStack) startBus() error {
 		r.conns[role] = nc
 		r.clients = append(r.clients, natsClient{role, nc, ev})
 	}
-	r.frames = &bus.FrameFeed{Conn: r.conns["web"]} // subscribed when the group runs
+	r.frames = &bus.FrameFeed{Conn: r.conns["web"]} // subscribed when the group runs, if anything receives frames
 	// The embedded server is a single node: one replica whatever the file says.
 	jsCfg := r.st.cfg.JetStream
 	jsCfg.Replicas = 1
@@ -317,6 +317,9 @@ func (r *runStack) startFront() error {
 		return err
 	}
 	r.onClose(func() { r.ui.Close() }) // before the HTTP server closes: live views end first
+	if r.frames.Receivers() == 0 {
+		r.frames = nil // no web view, no event snapshots (--web=false --events-db off): no frame subscription
+	}
 	return nil
 }
 
@@ -412,7 +415,8 @@ func (r *runStack) startMetrics() error {
 		r.reg.MustRegister(galleryMetrics(r.fr.faces))
 	}
 	r.reg.MustRegister(r.extraCollectors()...) // HTTP requests, event history, model latency
-	m, err := startMetrics(r.st.cfg.Metrics.Addr, r.reg, r.log)
+	// The metrics endpoint serves the host names the API serves (--allowed-hosts).
+	m, err := startMetrics(r.st.cfg.Metrics.Addr, r.ff.http.hosts, r.reg, r.log)
 	if err != nil {
 		return err
 	}
@@ -454,8 +458,10 @@ func (r *runStack) group() *rungroup.Group {
 
 	// The one frame subscription, the web view's and the event snapshots' frames, stops once
 	// the outputs caught up: the last events' snapshots come from frames it delivered.
-	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(r.ctx))
-	g.Add(func() error { return r.frames.Run(feedCtx) }, stopFeed)
+	if r.frames != nil {
+		feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(r.ctx))
+		g.Add(func() error { return r.frames.Run(feedCtx) }, stopFeed)
+	}
 
 	quit := make(chan struct{})
 	g.Add(func() error {
@@ -474,7 +480,10 @@ func (r *runStack) group() *rungroup.Group {
 // runs ingest until ctx ends. Recordings read with --once end early without ending the run: the
 // sink ends it once every stream is complete. An error after Ctrl-C is not reported.
 func (r *runStack) runIngest(ctx context.Context) error {
-	readies := []<-chan struct{}{r.anRole.Ready(), r.sinkRole.Ready(), r.frames.Ready()}
+	readies := []<-chan struct{}{r.anRole.Ready(), r.sinkRole.Ready()}
+	if r.frames != nil {
+		readies = append(readies, r.frames.Ready())
+	}
 	if r.trRole != nil {
 		readies = append(readies, r.trRole.Ready())
 	}
@@ -578,6 +587,9 @@ type roleSetup struct {
 	js  jetstream.JetStream
 	reg *prometheus.Registry
 	m   *metrics.Server
+	// hosts is the command's --allowed-hosts, where it has one: the metrics endpoint serves
+	// the same host names as its HTTP API (IP addresses and localhost always).
+	hosts []string
 }
 
 // start connects role to NATS, ensures the JetStream streams (when enabled) and prepares the
@@ -608,7 +620,7 @@ func (rs *roleSetup) serve(addr string, collectors ...prometheus.Collector) erro
 		return nil
 	}
 	rs.reg.MustRegister(collectors...)
-	m, err := startMetrics(addr, rs.reg, rs.log)
+	m, err := startMetrics(addr, rs.hosts, rs.reg, rs.log)
 	rs.m = m
 	return err
 }
@@ -675,6 +687,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer rs.close()
+	rs.hosts = hf.hosts
 	if inf.once || finite(streams) {
 		// Recordings read to their end (--once, or files without --loop): a batch job that
 		// exits when they have ended, as before the managed stream list existed.

@@ -72,8 +72,8 @@ func galleryEmbeddings(store *gallery.Store) eventstore.IdentityEmbeddings {
 	}
 }
 
-// mountSearch mounts POST /v1/search/faces over store on srv, with the face API's engine and
-// gallery when svc has them.
+// mountSearch mounts POST /v1/search/faces over store on srv, with the face API's engine,
+// gallery and admission gate when svc has them.
 func mountSearch(srv *httpapi.Server, store *eventstore.Store, svc *faceService) {
 	api := &eventstore.SearchAPI{Store: store, MinSimilarity: track.DefaultThreshold}
 	if svc != nil {
@@ -81,6 +81,9 @@ func mountSearch(srv *httpapi.Server, store *eventstore.Store, svc *faceService)
 	}
 	if svc != nil && svc.Engine != nil {
 		api.Faces = faceEmbedder{svc.Engine}
+	}
+	if svc != nil {
+		api.Gate = svc.Gate // one limit for every model-running request of the process
 	}
 	if svc != nil && svc.Store != nil {
 		api.Identities = galleryEmbeddings(svc.Store)

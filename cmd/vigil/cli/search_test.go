@@ -15,10 +15,13 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/event"
+	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/testenv"
 	"github.com/vigil-video/vigil/sink/eventstore"
+	"github.com/vigil-video/vigil/sink/eventstore/sqlite"
 )
 
 // videoFrameJPEG returns the frame at second sec of the video at path, as a JPEG.
@@ -277,4 +280,41 @@ func postJSON(t *testing.T, u, body string, want int) []byte {
 		t.Fatalf("POST %s %s: %d %s, want %d", u, body, resp.StatusCode, b, want)
 	}
 	return b
+}
+
+// TestSearchSharesFaceAPIGate: POST /v1/search/faces is admitted by the face service's gate, the
+// one vigil run and vigil serve give every model-running API: with that gate's request slots
+// taken (by other APIs' requests), a search gets 503 busy with Retry-After.
+func TestSearchSharesFaceAPIGate(t *testing.T) {
+	store := &eventstore.Store{PruneInterval: -1}
+	if err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), store); err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	gate := &admit.Gate{MaxConcurrent: 1, MaxWaiting: 1}
+	srv := &httpapi.Server{Addr: "127.0.0.1:0"}
+	mountSearch(srv, store, &faceService{Gate: gate})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	search := func() (int, string) {
+		resp, err := http.Post(srv.URL()+eventstore.PathSearchFaces, "application/json", strings.NewReader(`{"track_id":"a"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	for range 2 { // MaxConcurrent + MaxWaiting requests of the face or classify API
+		if _, ok := gate.Enter(); !ok {
+			t.Fatal("the gate refused a request")
+		}
+	}
+	if code, retry := search(); code != http.StatusServiceUnavailable || retry == "" {
+		t.Fatalf("search with the face API's gate full: %d (Retry-After %q), want 503 with Retry-After", code, retry)
+	}
+	if s := gate.Stats(); s.Refused != 1 {
+		t.Fatalf("the face API's gate refused %d requests, want the search", s.Refused)
+	}
 }

@@ -19,8 +19,10 @@ import (
 	"github.com/vigil-video/vigil/analyze/faceengine"
 	"github.com/vigil-video/vigil/analyze/gallery"
 	"github.com/vigil-video/vigil/models"
+	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/httpapi"
+	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/sink/eventstore"
@@ -165,6 +167,9 @@ type faceService struct {
 	API     *faceapi.API
 	// Engine runs the face models (search by photo uses it too).
 	Engine faceapi.Engine
+	// Gate admits the process's model-running requests: the face API's, search by photo's and
+	// (vigil run) the classify API's share it, so that one limit bounds them together.
+	Gate *admit.Gate
 	// events is the event store erasure cleans (set by mountSearch before the server starts).
 	events *eventstore.Store
 	// unknowns are the unknown people erasure cleans (set by startUnknowns).
@@ -181,7 +186,9 @@ func (s *faceService) Close() {
 // mountFaceAPI opens the gallery over nc and starts its watcher, builds the face engine over
 // models with base as the pipeline configuration (thresholds; heads are chosen per request), and
 // mounts the face API with a NATS readiness check on srv, which the caller then starts. Close
-// the returned service after closing srv.
+// the returned service after closing srv. The service's Gate, maxConcurrent jobs (0: one per
+// CPU), is the one admission gate of the process's model-running requests: mount the other
+// model-running APIs with it.
 //
 // vigil run calls it with the analyzer's models (an.models.Get) and its own HTTP server.
 func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, models analyze.Models, base analyze.PipelineConfig,
@@ -197,9 +204,10 @@ func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, model
 	if err != nil {
 		return nil, err
 	}
-	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log}), Engine: eng}
+	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log}), Engine: eng,
+		Gate: &admit.Gate{MaxConcurrent: maxConcurrent}}
 	svc.API, err = faceapi.Mount(srv, faceapi.Config{Engine: eng, Store: store, Gallery: svc.Gallery, Threshold: float32(gf.threshold),
-		MaxConcurrent: maxConcurrent, Erase: svc.erase, Privacy: mode, Log: log})
+		MaxConcurrent: maxConcurrent, Gate: svc.Gate, Erase: svc.erase, Privacy: mode, Log: log})
 	if err != nil {
 		svc.Close()
 		return nil, err
@@ -266,6 +274,7 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		eventsDB      string
 		eventsDSN     string
 		privacyMode   string
+		metricsAddr   string
 	)
 	lf.register(fs)
 	hf.register(fs)
@@ -276,6 +285,8 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&privacyMode, "privacy", config.Default().Serve.Privacy, "blur faces, irreversibly, in /v1/annotate's image and in the web UI's live frames, face crops and event snapshots: off, blur-unknown (faces without identity) or blur-all")
 	fs.IntVar(&maxConcurrent, "max-concurrent", 0, "images analysed at once (0: one per CPU); more requests wait, and beyond 4x that get 503")
 	fs.StringVar(&eventsDB, "events-db", "", "SQLite file of the event history (what vigil sink --events-db stores) to serve at /v1/history/ (empty or off: no history)")
+	fs.StringVar(&metricsAddr, "metrics-addr", config.Default().Metrics.Addr, "serve Prometheus metrics on this host:port at /metrics (empty: off): "+
+		"HTTP requests by route and code as vigil run records them, model latency, the gallery's corrupt records")
 	fs.Var(secret{&eventsDSN}, "events-dsn", "PostgreSQL DSN of the event history instead (vigil sink --events-dsn); prefer VIGIL_EVENTS_DSN: flags show in the process list")
 	if err := parse(fs, env, args); err != nil {
 		return err
@@ -337,6 +348,11 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer ui.Close() // on the error path; below it closes before the HTTP server
+	m, err := serveMetrics(metricsAddr, hf.hosts, srv, an, svc, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(m)
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
@@ -353,6 +369,18 @@ func serveCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// serveMetrics starts vigil serve's metrics endpoint on addr (nil when addr is empty), serving
+// hosts as the API does: the API's requests by route and code (vigil_http_requests_total, as
+// vigil run records them), the models' inference latency and the gallery's corrupt records.
+func serveMetrics(addr string, hosts []string, srv *httpapi.Server, an *analyzer, svc *faceService, log *slog.Logger) (*metrics.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	reg := metrics.NewRegistry()
+	reg.MustRegister(httpMetrics(srv), modelMetrics{an.rt}, galleryMetrics(svc))
+	return startMetrics(addr, hosts, reg, log)
 }
 
 func docsURL(srv *httpapi.Server, on bool) string {
