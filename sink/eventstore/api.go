@@ -291,7 +291,7 @@ func openAPI() httpapi.Doc {
 					"stream": str("stream id"), "track_id": str("track id"), "identity": map[string]any{"type": "object"},
 					"crop": map[string]any{"type": "object"}, "has_snapshot": map[string]any{"type": "boolean"},
 					"unknown_id": str("the unknown person the event's track is filed under now; absent when none"),
-					"stored_at": str("when the store received it (RFC 3339)"),
+					"stored_at":  str("when the store received it (RFC 3339)"),
 				}},
 			"HistoryEventList": map[string]any{"type": "object", "properties": map[string]any{
 				"events":      map[string]any{"type": "array", "items": map[string]any{"$ref": "#/components/schemas/HistoryEvent"}},
