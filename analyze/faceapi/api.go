@@ -20,7 +20,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/vigil-video/vigil/analyze/gallery"
@@ -140,9 +139,8 @@ type Config struct {
 
 // API is the mounted face API. Its handlers are safe for concurrent use.
 type API struct {
-	cfg      Config
-	admitted atomic.Int64
-	routes   []route
+	cfg    Config
+	routes []route
 }
 
 // New checks cfg and returns the API; Mount puts it on a server.
@@ -236,14 +234,14 @@ func (a *API) Routes() []string {
 func (a *API) handler(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if rt.compute {
-			n := a.admitted.Add(1)
-			defer a.admitted.Add(-1)
-			if n > int64(a.cfg.MaxConcurrent+a.cfg.MaxWaiting) {
-				w.Header().Set("Retry-After", "1")
+			leave, ok := a.cfg.Gate.Enter() // shared with every API that holds the same Gate
+			if !ok {
+				w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
 				httpapi.WriteError(w, http.StatusServiceUnavailable, "busy",
-					fmt.Sprintf("%d requests are being analysed or waiting; retry shortly", n-1))
+					fmt.Sprintf("%d requests are being analysed or waiting; retry shortly", a.cfg.Gate.MaxConcurrent+a.cfg.Gate.MaxWaiting))
 				return
 			}
+			defer leave()
 		}
 		if err := rt.handle(w, r); err != nil {
 			if err.Code == "busy" {
