@@ -95,6 +95,17 @@ type Role struct {
 	mu        sync.Mutex
 	stats     Stats
 	streams   map[string]*streamState
+	// ended remembers the streams finished at their announced end, for IdleTimeout, so that
+	// a result of theirs arriving after the end (skipped as a gap under load) is passed on as
+	// late rather than starting a new tracker with new tracks.
+	ended map[string]endedStream
+}
+
+// endedStream is what onResult needs of a stream finished at its end: a result numbered within
+// its frames and captured before it ended is a straggler; one captured later starts it again.
+type endedStream struct {
+	frames uint64    // frames the end announced
+	at     time.Time // when it ended
 }
 
 // Publisher publishes one document on subject; msgID identifies it for deduplication ("" for
@@ -241,6 +252,7 @@ func (r *Role) Run(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.streams = map[string]*streamState{}
+	r.ended = map[string]endedStream{}
 	r.stats = Stats{Events: map[string]uint64{}}
 	r.mu.Unlock()
 	ch := make(chan *nats.Msg, r.Buffer)
@@ -369,6 +381,16 @@ func (r *Role) state(stream string, create bool) *streamState {
 }
 
 func (r *Role) onResult(res *result.Result, now time.Time) {
+	r.mu.Lock()
+	e, ended := r.ended[res.Stream]
+	if ended && res.Seq <= e.frames && !res.CapturedAt.After(e.at) {
+		r.stats.Late++
+		r.mu.Unlock()
+		r.publishResult(res) // a straggler of a finished stream: passed on untracked
+		return
+	}
+	delete(r.ended, res.Stream)
+	r.mu.Unlock()
 	st := r.state(res.Stream, true)
 	st.lastActive = now
 	if res.Seq < st.order.expected() {
@@ -473,6 +495,13 @@ func (r *Role) housekeep(now time.Time) {
 		names = append(names, name)
 	}
 	r.mu.Unlock()
+	r.mu.Lock()
+	for name, e := range r.ended {
+		if now.Sub(e.at) >= r.IdleTimeout {
+			delete(r.ended, name)
+		}
+	}
+	r.mu.Unlock()
 	for _, name := range names {
 		st := r.state(name, false)
 		if st == nil {
@@ -500,6 +529,11 @@ func (r *Role) finish(stream string, reason string) {
 	r.process(stream, st, st.order.flush(time.Now()), false)
 	for _, ev := range st.tracker.Finish(reason) {
 		r.publishEvent(ev)
+	}
+	if reason == event.ReasonEnd {
+		r.mu.Lock()
+		r.ended[stream] = endedStream{frames: st.frames, at: time.Now()}
+		r.mu.Unlock()
 	}
 }
 

@@ -176,7 +176,6 @@ func TestRoleReordersTracksAndEnds(t *testing.T) {
 	})
 
 	out.mu.Lock()
-	defer out.mu.Unlock()
 	var seqs []uint64
 	for _, r := range out.results {
 		seqs = append(seqs, r.Seq)
@@ -197,6 +196,7 @@ func TestRoleReordersTracksAndEnds(t *testing.T) {
 	if app[0].Crop.Stream != "cam" || app[0].Crop.Width != 640 || app[0].Crop.Seq == 0 {
 		t.Fatalf("appeared crop %+v", app[0].Crop)
 	}
+	out.mu.Unlock()
 	var got []string
 	testenv.Eventually(t, 10*time.Second, "the heads request at ingest", func() bool { got = append(got, inbox.Take()...); return len(got) > 0 })
 	// The results carry embeddings already: the new track asks for the other heads, emotion (a
@@ -207,6 +207,19 @@ func TestRoleReordersTracksAndEnds(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the role's counters", func() bool { return role.Stats().Events[event.KindLeft] == 1 })
 	if s := role.Stats(); s.HeadsRequests != 1 || s.Results != 11 || s.Streams != 0 || s.Events[event.KindLeft] != 1 {
 		t.Fatalf("stats %+v: want 1 heads request (one outstanding at a time), 11 results, the ended stream forgotten", s)
+	}
+
+	// A straggler of the ended stream (frame 6, dropped, then analysed after all) is passed on
+	// untracked: no new tracker, track or event.
+	publishJSON(t, pub, event.AnalyzedPrefix+".cam", resultAt(6, face(124, 100, 100, near(rng, person, 0.3))))
+	testenv.Eventually(t, 10*time.Second, "the straggler", func() bool { return role.Stats().Late == 1 })
+	out.wait(t, 10*time.Second, "the straggler's result", func(rs []result.Result, _ events) bool { return len(rs) == 12 })
+	out.mu.Lock()
+	straggler := out.results[11]
+	n := len(out.events)
+	out.mu.Unlock()
+	if straggler.Seq != 6 || len(straggler.Faces) != 1 || straggler.Faces[0].TrackID != "" || n != 2 || role.Stats().Streams != 0 {
+		t.Fatalf("straggler %+v, %d events, %d streams: want seq 6 untracked, no new events or stream", straggler, n, role.Stats().Streams)
 	}
 }
 
