@@ -60,11 +60,11 @@ type OpenOptions struct {
 	Realtime bool
 	// Sample, when set, is asked about each frame of a file (or of a network stream: see
 	// NetworkOptions.Sample, which it becomes; it must then be safe for concurrent use) by its
-	// media time before the frame is converted to BGR: frames it refuses are only decoded (the conversion, about a third of
-	// a 720p frame's decode cost, is skipped) and counted in the next RawFrame's Skipped; the
-	// frames it keeps come back with Sampled set. The source predicts a frame's media time from
-	// the previous one and the nominal frame rate. Frames skipped after a file's last kept frame
-	// are not counted (no RawFrame carries them). Default nil: every frame is converted.
+	// media time before the frame is converted to BGR: frames it refuses are not converted
+	// (about a third of a 720p frame's decode cost) and are counted in the next RawFrame's
+	// Skipped; the frames it keeps come back with Sampled set. Frames skipped after a file's
+	// last kept frame are not counted (no RawFrame carries them). Default nil: every frame is
+	// converted.
 	Sample func(media time.Duration) bool
 	// Wants, when set with Sample, is asked before a file's frame is decoded, by its media time
 	// and the spacing of the file's frames, whether Sample may keep it; it must not change
