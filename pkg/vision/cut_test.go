@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"gocv.io/x/gocv"
 )
 
@@ -141,4 +142,71 @@ func TestEncodeFitted(t *testing.T) {
 			t.Fatalf("bounds %dx%d: mean difference %.2f from the fitted frame", c.maxW, c.maxH, d)
 		}
 	}
+}
+
+// TestBlurRegions: the regions get the given blur, as on an image decoded by Go (here a blur
+// that paints them black), the rest of the frame is kept, and no region returns the input.
+func TestBlurRegions(t *testing.T) {
+	data := frameJPEG(t)
+	paint := func(img *image.RGBA, r image.Rectangle) {
+		r = r.Intersect(img.Bounds())
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				img.SetRGBA(x, y, color.RGBA{A: 255})
+			}
+		}
+	}
+	rs := []image.Rectangle{image.Rect(500, 200, 600, 300), image.Rect(1200, 650, 1400, 800)}
+	out, err := BlurRegions(data, rs, 95, 0, paint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(out, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	orig, err := Decode(data, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	mean := func(m gocv.Mat, r image.Rectangle) float64 {
+		roi := m.Region(r)
+		defer roi.Close()
+		v := roi.Mean()
+		return (v.Val1 + v.Val2 + v.Val3) / 3
+	}
+	for _, r := range []image.Rectangle{image.Rect(510, 210, 590, 290), image.Rect(1210, 660, 1280, 720)} {
+		if m := mean(got, r); m > 6 {
+			t.Fatalf("region %v: mean %.1f after painting it black", r, m)
+		}
+	}
+	if a, b := mean(got, image.Rect(100, 400, 300, 600)), mean(orig, image.Rect(100, 400, 300, 600)); a-b > 3 || b-a > 3 {
+		t.Fatalf("outside the regions: mean %.1f, was %.1f", a, b)
+	}
+	if same, err := BlurRegions(data, nil, 95, 0, paint); err != nil || !bytes.Equal(same, data) {
+		t.Fatalf("no region: %v, data changed %v", err, !bytes.Equal(same, data))
+	}
+}
+
+// BenchmarkBlurRegions: two faces of a 720p frame blurred with privacy.Blur, decoded and
+// encoded by libjpeg-turbo (BlurRegions) against Go's image packages (privacy.BlurJPEGRegions).
+func BenchmarkBlurRegions(b *testing.B) {
+	data := frameJPEG(b)
+	rs := []image.Rectangle{image.Rect(500, 200, 650, 380), image.Rect(800, 150, 900, 270)}
+	b.Run("turbo", func(b *testing.B) {
+		for range b.N {
+			if _, err := BlurRegions(data, rs, 85, 0, privacy.Blur); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("go", func(b *testing.B) {
+		for range b.N {
+			if _, err := privacy.BlurJPEGRegions(data, rs, 85); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -73,19 +73,29 @@ func (u *UI) shown(f storedFrame) (storedFrame, error) {
 	if cfg.Width*cfg.Height > u.cfg.MaxFramePixels {
 		return storedFrame{}, fmt.Errorf("privacy: frame of %dx%d beyond the %d pixels the UI decodes", cfg.Width, cfg.Height, u.cfg.MaxFramePixels)
 	}
-	src, _, err := image.Decode(bytes.NewReader(f.data))
+	data, err := u.cfg.BlurFrame(f.data, f.blur, blurJPEGQuality)
 	if err != nil {
 		return storedFrame{}, fmt.Errorf("privacy: %w", err)
 	}
+	f.data, f.encoding, f.blur = data, frame.EncodingJPEG, nil
+	return f, nil
+}
+
+// blurFrameGo is Config.BlurFrame's default: the frame decoded, blurred and encoded with Go's
+// image packages.
+func blurFrameGo(data []byte, regions []image.Rectangle, quality int) ([]byte, error) {
+	src, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
 	img := image.NewRGBA(src.Bounds())
 	draw.Draw(img, img.Bounds(), src, src.Bounds().Min, draw.Src)
-	for _, r := range f.blur {
+	for _, r := range regions {
 		privacy.Blur(img, r.Add(img.Bounds().Min))
 	}
 	var out bytes.Buffer
-	if err := jpeg.Encode(&out, img, &jpeg.Options{Quality: blurJPEGQuality}); err != nil {
-		return storedFrame{}, fmt.Errorf("privacy: %w", err)
+	if err := jpeg.Encode(&out, img, &jpeg.Options{Quality: quality}); err != nil {
+		return nil, err
 	}
-	f.data, f.encoding, f.blur = out.Bytes(), frame.EncodingJPEG, nil
-	return f, nil
+	return out.Bytes(), nil
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"image"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
@@ -10,6 +11,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/httpapi"
 	"github.com/vigil-video/vigil/pkg/privacy"
+	"github.com/vigil-video/vigil/pkg/vision"
 	"github.com/vigil-video/vigil/sink/web"
 )
 
@@ -57,7 +59,7 @@ func (f *webFlags) mount(srv *httpapi.Server, nc *nats.Conn, frames *bus.FrameFe
 		return nil, fmt.Errorf("--web-frames %d, --web-events %d, --web-max-viewers %d: each must be at least 1", f.frames, f.events, f.maxViewers)
 	}
 	cfg := web.Config{Conn: nc, Frames: frames, ResultsPrefix: f.results, RingFrames: f.frames, Events: f.events, MaxViewers: f.maxViewers,
-		Privacy: mode, Log: log}
+		Privacy: mode, BlurFrame: blurFrame, Log: log}
 	if svc != nil {
 		cfg.Store, cfg.Gallery = svc.Store, svc.Gallery
 	}
@@ -77,4 +79,11 @@ func webURL(srv *httpapi.Server, ui *web.UI) string {
 		return ""
 	}
 	return srv.URL() + web.PagePath
+}
+
+// blurFrame is the web view's privacy blur with libjpeg-turbo decoding and encoding around
+// privacy.Blur (vision.BlurRegions): 22 ms against 56 ms a 720p frame with two faces for the
+// pure-Go default (BenchmarkBlurRegions).
+func blurFrame(data []byte, regions []image.Rectangle, quality int) ([]byte, error) {
+	return vision.BlurRegions(data, regions, quality, 0, privacy.Blur)
 }
