@@ -175,8 +175,13 @@ func openFile(ctx context.Context, path string, opts OpenOptions) (Source, error
 	if st.IsDir() {
 		return nil, fmt.Errorf("source %s: is a directory, not a video file", path)
 	}
-	if s, err := openAV(path, opts); err == nil {
+	s, avErr := openAV(path, opts)
+	if avErr == nil {
 		return s, nil
 	}
-	return openCapture(ctx, path, false, opts) // what FFmpeg alone cannot open, OpenCV may
+	c, err := openCapture(ctx, path, false, opts) // what FFmpeg alone cannot open, OpenCV may
+	if err != nil {
+		return nil, fmt.Errorf("source %s: cannot decode it as video (unsupported or corrupt): %w", path, avErr)
+	}
+	return c, nil
 }

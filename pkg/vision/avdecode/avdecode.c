@@ -26,6 +26,8 @@ static void set_err(char *err, int errlen, const char *what, int code) {
 }
 
 AvdDecoder *avd_open(const char *url, int threads, char *err, int errlen) {
+	// FFmpeg's own log goes to stderr; its errors come back to Go as errors instead.
+	av_log_set_level(AV_LOG_FATAL);
 	AvdDecoder *d = calloc(1, sizeof *d);
 	if (!d) {
 		snprintf(err, errlen, "out of memory");

@@ -7,6 +7,10 @@
 // BGR. On a 720p30 x264 clip that is 42% of the decode CPU (`ffmpeg -threads 1 -skip_frame
 // noref`: 1.56 s user against 2.70 s for 552 frames).
 //
+// FFmpeg's own log is set to fatal messages only when a Decoder opens (a process-wide setting
+// of libavutil, which OpenCV's FFmpeg backend sets to errors when it starts): what goes wrong
+// comes back as Go errors, in FFmpeg's words.
+//
 // A Decoder is not safe for concurrent use: one goroutine opens, reads and closes it.
 package avdecode
 
