@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
@@ -131,6 +134,9 @@ type liveReport struct {
 	withHeads int     // results with a face whose heads ran on that very frame
 	faces     int     // faces in the results
 	cpu       float64 // CPU seconds of the process (and its analyzer children) in the window
+	// models is the inference time of each model in the window, in seconds, from vigil run's
+	// own vigil_model_latency_seconds (nil with external analyzers, whose models it does not see).
+	models map[string]float64
 }
 
 // liveRun runs vigil run on n streams (plus f.analyzers-1 external analyzers) and measures it.
@@ -144,8 +150,14 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 		return nil, err
 	}
 	defer os.RemoveAll(store)
+	metricsPort, err := freeTCPPort()
+	if err != nil {
+		return nil, err
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 	args := []string{"--nats-port", strconv.Itoa(port), "--store-dir", store, "--fps", strconv.FormatFloat(f.fps, 'g', -1, 64),
-		"--deps", f.deps, "--web=false", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}
+		"--deps", f.deps, "--web=false", "--http-addr", "127.0.0.1:0", "--log-level", "warn",
+		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", metricsPort)}
 	if f.analyzers > 1 {
 		args = append(args, "--workers", "1")
 	}
@@ -253,6 +265,7 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 		defer pprof.StopCPUProfile()
 	}
 	cpu0 := cpuSeconds()
+	models0, modelsErr := modelSeconds(ctx, metricsURL)
 	mu.Lock()
 	measuring = true
 	mu.Unlock()
@@ -268,11 +281,52 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 	rep.window = time.Since(start)
 	mu.Unlock()
 	rep.cpu = cpuSeconds() - cpu0
+	if models1, err := modelSeconds(ctx, metricsURL); err == nil && modelsErr == nil && f.analyzers == 1 {
+		rep.models = map[string]float64{}
+		for m, v := range models1 {
+			rep.models[m] = v - models0[m]
+		}
+	}
 	stop()
 	if err := <-done; err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("bench live: vigil run: %w", err)
 	}
 	return rep, nil
+}
+
+// modelSeconds scrapes vigil run's metrics at url for the total inference time of each model
+// so far (vigil_model_latency_seconds' sums), in seconds.
+func modelSeconds(ctx context.Context, url string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench live: metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("bench live: metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("bench live: metrics: %w", err)
+	}
+	out := map[string]float64{}
+	if fam := families["vigil_model_latency_seconds"]; fam != nil {
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "model" {
+					out[l.GetValue()] += m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // startAnalyzer starts `vigil analyze` against url, pinned to core k mod NumCPU when taskset is
@@ -419,16 +473,33 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 	// each ran per analysed frame.
 	facesPer := float64(r.faces) / float64(a)
 	headsPer := float64(r.withHeads) / float64(a)
-	stages := []struct {
+	type stage struct {
 		name string
 		ms   float64
-	}{
+	}
+	stages := []stage{
 		{fmt.Sprintf("video decode (%.1f source frames per kept frame)", costs.framesPerKept), costs.decode},
 		{"JPEG encode (ingest)", costs.encode},
 		{"NATS (publish + deliver)", costs.nats},
 		{"JPEG decode (analyzer)", costs.jpegDecode},
-		{"detection + landmarks", costs.detect},
-		{fmt.Sprintf("heads (%.0f%% of frames, %.2f faces/frame)", 100*headsPer, facesPer), costs.heads * headsPer * facesPer},
+	}
+	if len(r.models) > 0 {
+		// What each model ran in the window, from the analyzer's own inference timings (wall
+		// time of one-thread sessions): the heads that really ran, not an estimate.
+		names := make([]string, 0, len(r.models))
+		for m := range r.models {
+			names = append(names, m)
+		}
+		sort.Strings(names)
+		for _, m := range names {
+			if r.models[m] > 0 {
+				stages = append(stages, stage{m + " inference (wall)", 1000 * r.models[m] / float64(a)})
+			}
+		}
+		fmt.Fprintf(w, "heads ran on %.0f%% of the analysed frames (%.2f faces a frame)\n", 100*headsPer, facesPer)
+	} else {
+		stages = append(stages, stage{"detection + landmarks", costs.detect},
+			stage{fmt.Sprintf("heads (%.0f%% of frames, %.2f faces/frame)", 100*headsPer, facesPer), costs.heads * headsPer * facesPer})
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "stage\tCPU-ms per analysed frame\t")
