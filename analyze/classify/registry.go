@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/classify/manifest"
 	"github.com/vigil-video/vigil/analyze/classify/store"
 	"github.com/vigil-video/vigil/pkg/backoff"
+	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/onnx"
 )
 
@@ -298,21 +299,8 @@ func (r *Registry) watch(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case info, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watch channel closed")
-			}
-			if info == nil { // the initial objects are all in
-				r.readyOnce.Do(func() { close(r.ready) })
-				continue
-			}
-			r.apply(ctx, info)
-		}
-	}
+	return bus.ConsumeWatch(ctx, w.Updates(), func() { r.readyOnce.Do(func() { close(r.ready) }) },
+		func(info *jetstream.ObjectInfo) { r.apply(ctx, info) })
 }
 
 // apply loads, replaces or unloads the classifier an object update describes.

@@ -8,7 +8,6 @@ package gallery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-video/vigil/pkg/backoff"
+	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -159,21 +159,7 @@ func (g *Gallery) watch(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watch channel closed")
-			}
-			if e == nil { // the initial values are all in
-				g.readyOnce.Do(func() { close(g.ready) })
-				continue
-			}
-			g.applyEntry(e)
-		}
-	}
+	return bus.ConsumeWatch(ctx, w.Updates(), func() { g.readyOnce.Do(func() { close(g.ready) }) }, g.applyEntry)
 }
 
 func (g *Gallery) applyEntry(e jetstream.KeyValueEntry) {

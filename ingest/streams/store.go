@@ -181,30 +181,19 @@ func (s *KVStore) Watch(ctx context.Context, fn func(Change)) error {
 		return fmt.Errorf("streams store: watch: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return errors.New("streams store: watch ended")
-			}
-			if e == nil {
-				fn(Change{Ready: true})
-				continue
-			}
-			c := Change{Name: e.Key(), Revision: e.Revision()}
-			if e.Operation() != jetstream.KeyValuePut {
-				c.Deleted = true
-			} else if c.Spec, c.Err = s.decode(e.Value()); c.Err == nil && c.Spec.Name != c.Name {
-				c.Err = fmt.Errorf("%w: the value names stream %q", ErrInvalid, truncate(c.Spec.Name, 64))
-			}
-			fn(c)
+	err = bus.ConsumeWatch(ctx, w.Updates(), func() { fn(Change{Ready: true}) }, func(e jetstream.KeyValueEntry) {
+		c := Change{Name: e.Key(), Revision: e.Revision()}
+		if e.Operation() != jetstream.KeyValuePut {
+			c.Deleted = true
+		} else if c.Spec, c.Err = s.decode(e.Value()); c.Err == nil && c.Spec.Name != c.Name {
+			c.Err = fmt.Errorf("%w: the value names stream %q", ErrInvalid, truncate(c.Spec.Name, 64))
 		}
+		fn(c)
+	})
+	if errors.Is(err, bus.ErrWatchClosed) {
+		return fmt.Errorf("streams store: watch ended: %w", err)
 	}
+	return err
 }
 
 // encode is the stored JSON of spec, its source's password sealed.

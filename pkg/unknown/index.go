@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vigil-video/vigil/pkg/bus"
 )
 
 // IndexConfig configures an Index.
@@ -153,35 +154,26 @@ func (x *Index) watch(ctx context.Context, ready func()) error {
 	defer func() { _ = w.Stop() }()
 	fresh := map[string]entry{} // the initial values replace what a previous watch left
 	initial := true
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watch channel closed")
-			}
-			if e == nil {
-				if initial { // keys deleted while no watch ran are gone
-					x.mu.Lock()
-					for k := range x.centroids {
-						if _, seen := fresh[k]; !seen {
-							delete(x.centroids, k)
-						}
-					}
-					x.mu.Unlock()
+	initialDone := func() {
+		if initial { // keys deleted while no watch ran are gone
+			x.mu.Lock()
+			for k := range x.centroids {
+				if _, seen := fresh[k]; !seen {
+					delete(x.centroids, k)
 				}
-				initial = false
-				ready()
-				continue
 			}
-			id := strings.TrimPrefix(e.Key(), KeyPrefix)
-			if initial {
-				fresh[id] = entry{}
-			}
-			x.apply(id, e)
+			x.mu.Unlock()
 		}
+		initial = false
+		ready()
 	}
+	return bus.ConsumeWatch(ctx, w.Updates(), initialDone, func(e jetstream.KeyValueEntry) {
+		id := strings.TrimPrefix(e.Key(), KeyPrefix)
+		if initial {
+			fresh[id] = entry{}
+		}
+		x.apply(id, e)
+	})
 }
 
 func (x *Index) apply(id string, e jetstream.KeyValueEntry) {

@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-video/vigil/pkg/backoff"
+	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/event"
 	"github.com/vigil-video/vigil/pkg/unknown"
 )
@@ -192,21 +193,7 @@ func (s *Store) watch(ctx context.Context, ready func()) error {
 		return err
 	}
 	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watch channel closed")
-			}
-			if e == nil {
-				ready()
-				continue
-			}
-			s.apply(e)
-		}
-	}
+	return bus.ConsumeWatch(ctx, w.Updates(), ready, s.apply)
 }
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
