@@ -25,9 +25,17 @@ type avSource struct {
 	reopened bool          // the file was opened again because a rewind yielded no frame
 }
 
+// decoder returns the avdecode options of a file opened with o: its thread count, and, when
+// frames are sampled before decoding, the refused frames later ones need decoded without
+// deblocking (avdecode.Options.FastRefused: about a fifth less decode CPU; the kept frames
+// stay within 35 dB PSNR of the exact decode).
+func (o OpenOptions) decoder() avdecode.Options {
+	return avdecode.Options{Threads: o.DecodeThreads, FastRefused: o.Wants != nil}
+}
+
 // openAV opens path with avdecode.
 func openAV(path string, opts OpenOptions) (*avSource, error) {
-	dec, err := avdecode.Open(path, avdecode.Options{Threads: opts.DecodeThreads})
+	dec, err := avdecode.Open(path, opts.decoder())
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +106,7 @@ func (s *avSource) Read(ctx context.Context) (RawFrame, error) {
 // rewind: then the file is opened again.
 func (s *avSource) rewind() error {
 	if s.inLoop == 0 {
-		dec, err := avdecode.Open(s.path, avdecode.Options{Threads: s.opts.DecodeThreads})
+		dec, err := avdecode.Open(s.path, s.opts.decoder())
 		if err != nil {
 			return fmt.Errorf("source %s: reopen to loop: %w", s.path, err)
 		}

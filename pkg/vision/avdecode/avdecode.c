@@ -121,8 +121,9 @@ int avd_read(AvdDecoder *d, int64_t *media, int *has_time) {
 	}
 }
 
-int avd_send(AvdDecoder *d, int skip_nonref) {
+int avd_send(AvdDecoder *d, int skip_nonref, int skip_deblock) {
 	d->dec->skip_frame = skip_nonref ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+	d->dec->skip_loop_filter = skip_deblock ? AVDISCARD_ALL : AVDISCARD_DEFAULT;
 	int r = avcodec_send_packet(d->dec, d->pkt);
 	av_packet_unref(d->pkt);
 	return r;

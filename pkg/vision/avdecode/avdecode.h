@@ -23,8 +23,9 @@ int avd_receive(AvdDecoder *d, int64_t *media_ns);
 int avd_read(AvdDecoder *d, int64_t *media_ns, int *has_time);
 
 // avd_send sends the packet avd_read read to the decoder; skip_nonref asks the decoder to
-// discard it if it is a non-reference frame (nothing else depends on it).
-int avd_send(AvdDecoder *d, int skip_nonref);
+// discard it if it is a non-reference frame (nothing else depends on it); skip_deblock asks it
+// to decode the packet without the in-loop deblocking filter.
+int avd_send(AvdDecoder *d, int skip_nonref, int skip_deblock);
 
 // avd_send_eof starts draining the decoder at the end of the input.
 int avd_send_eof(AvdDecoder *d);

@@ -3,6 +3,7 @@ package avdecode_test
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,7 +47,13 @@ func (d *decoded) close() {
 // decodeAll decodes path, asking want about each packet, and converts the frames keep accepts.
 func decodeAll(t *testing.T, path string, want, keep func(time.Duration) bool) (decoded, int) {
 	t.Helper()
-	d, err := avdecode.Open(path, avdecode.Options{Threads: 1})
+	return decodeWith(t, path, avdecode.Options{Threads: 1}, want, keep)
+}
+
+// decodeWith is decodeAll with the decoder's options.
+func decodeWith(t *testing.T, path string, opts avdecode.Options, want, keep func(time.Duration) bool) (decoded, int) {
+	t.Helper()
+	d, err := avdecode.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +120,40 @@ func TestDiscardsOnlyUnwantedDisposableFrames(t *testing.T) {
 			t.Fatalf("frame at %s differs from the full decode in %d values", all.media[i], n)
 		}
 	}
+}
+
+// TestFastRefusedStaysClose: with FastRefused the refused reference frames skip deblocking, so
+// the wanted frames predicted from them differ from the exact decode (the option acts), but
+// only slightly: every wanted frame stays within 35 dB PSNR of it.
+func TestFastRefusedStaysClose(t *testing.T) {
+	path := clip(t)
+	slot := func(m time.Duration) bool { return m%(200*time.Millisecond) < 33*time.Millisecond }
+	exact, _ := decodeAll(t, path, slot, slot)
+	defer exact.close()
+	fast, _ := decodeWith(t, path, avdecode.Options{Threads: 1, FastRefused: true}, slot, slot)
+	defer fast.close()
+	if len(fast.mats) != len(exact.mats) || len(fast.mats) < 8 {
+		t.Fatalf("fast decode kept %d frames, the exact one %d (want the same, at least 8)", len(fast.mats), len(exact.mats))
+	}
+	changed, worst := 0, math.Inf(1)
+	for i := range fast.mats {
+		a, b := exact.mats[i], fast.mats[i]
+		se := gocv.NormWithMats(a, b, gocv.NormL2)
+		if se == 0 {
+			continue
+		}
+		changed++
+		mse := se * se / float64(a.Total()*a.Channels())
+		psnr := 10 * math.Log10(255*255/mse)
+		worst = min(worst, psnr)
+		if psnr < 35 {
+			t.Fatalf("wanted frame %d: %.1f dB from the exact decode, want at least 35", i, psnr)
+		}
+	}
+	if changed == 0 {
+		t.Fatal("every wanted frame equals the exact decode: the refused frames were deblocked")
+	}
+	t.Logf("%d of %d wanted frames differ from the exact decode; the worst is %.1f dB from it", changed, len(fast.mats), worst)
 }
 
 // TestRewindAndErrors: Rewind restarts at the first frame; what is not a video is refused with
