@@ -75,6 +75,17 @@ type Role struct {
 	Publisher Publisher
 	// RequestTimeout is how long a heads request may go unanswered before the next. Default 2s.
 	RequestTimeout time.Duration
+	// OverloadLatency is the capture→analysed latency (Result.LatencyMS) from which a stream's
+	// result says the analyzers are overloaded. Default 400ms.
+	OverloadLatency time.Duration
+	// OverloadHeadsEvery bounds heads under overload: after a result above OverloadLatency, a
+	// stream's next heads request waits until this many of its results in a row carried no
+	// heads, so heads run on at most about one frame in OverloadHeadsEvery. Without it overload
+	// feeds on itself: fewer results per stream mean each track's schedule (new track, settle
+	// samples, solo heads) falls on a larger share of them, each costing several times a
+	// detection, and fewer results still. Identities then settle later, not never. Default 4;
+	// negative: no bound.
+	OverloadHeadsEvery int
 	// ReorderWait bounds how long a result waits for a lower sequence number that has neither a
 	// result nor a drop yet. Default 500ms.
 	ReorderWait time.Duration
@@ -139,9 +150,10 @@ type Stats struct {
 	Results, Late, Invalid uint64
 	// Events counts published events by kind.
 	Events map[string]uint64
-	// HeadsRequests counts heads requests published; PublishErrors the results and events the
-	// Publisher failed to publish.
-	HeadsRequests, PublishErrors uint64
+	// HeadsRequests counts heads requests published; HeadsDeferred the results whose tracks
+	// needed heads the overload budget put off (OverloadHeadsEvery); PublishErrors the results
+	// and events the Publisher failed to publish.
+	HeadsRequests, HeadsDeferred, PublishErrors uint64
 	// Streams is the number of streams with live state.
 	Streams int
 }
@@ -157,6 +169,7 @@ type streamState struct {
 	askedAt      time.Time
 	askedHeads   []string // the heads it asked for
 	unanswered   int
+	withoutHeads int // results in a row that carried no scheduled heads
 }
 
 // publishFailed counts a failed publish and logs the first and every 100th.
@@ -198,6 +211,12 @@ func (r *Role) setDefaults() {
 	}
 	if r.RequestTimeout <= 0 {
 		r.RequestTimeout = 2 * time.Second
+	}
+	if r.OverloadLatency <= 0 {
+		r.OverloadLatency = 400 * time.Millisecond
+	}
+	if r.OverloadHeadsEvery == 0 {
+		r.OverloadHeadsEvery = 4
 	}
 	if r.ReorderWait <= 0 {
 		r.ReorderWait = 500 * time.Millisecond
@@ -402,7 +421,7 @@ func (r *Role) onResult(res *result.Result, now time.Time) {
 		} else {
 			step := st.tracker.late(res) // labels it; heads that ran on it still count
 			r.publishResult(res)
-			r.scheduleHeads(res.Stream, st, step)
+			r.scheduleHeads(res, st, step)
 			r.mu.Lock()
 			r.stats.Late++
 			r.mu.Unlock()
@@ -430,7 +449,7 @@ func (r *Role) process(stream string, st *streamState, ready []*result.Result, a
 			r.publishEvent(ev)
 		}
 		if ask {
-			r.scheduleHeads(stream, st, step)
+			r.scheduleHeads(res, st, step)
 		}
 	}
 }
@@ -446,12 +465,26 @@ func answered(asked, fresh []string) bool {
 	return true
 }
 
-// scheduleHeads sends a heads request when a track needs one and none is outstanding.
-func (r *Role) scheduleHeads(stream string, st *streamState, step Step) {
-	if step.HeadsSeen() && answered(st.askedHeads, step.Fresh) {
-		st.asked, st.unanswered = false, 0
+// scheduleHeads sends a heads request when a track of res's stream needs one, none is
+// outstanding and, under overload, the stream's heads budget allows (OverloadHeadsEvery).
+func (r *Role) scheduleHeads(res *result.Result, st *streamState, step Step) {
+	stream := res.Stream
+	if step.HeadsSeen() {
+		st.withoutHeads = 0
+		if answered(st.askedHeads, step.Fresh) {
+			st.asked, st.unanswered = false, 0
+		}
+	} else {
+		st.withoutHeads++
 	}
 	if len(step.HeadsFor) == 0 || r.Tracker.HeadsInterval < 0 {
+		return
+	}
+	overloaded := res.LatencyMS > float64(r.OverloadLatency.Milliseconds())
+	if overloaded && r.OverloadHeadsEvery > 0 && st.withoutHeads < r.OverloadHeadsEvery {
+		r.mu.Lock()
+		r.stats.HeadsDeferred++
+		r.mu.Unlock()
 		return
 	}
 	now := time.Now()

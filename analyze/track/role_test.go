@@ -402,3 +402,54 @@ func TestRolePartitions(t *testing.T) {
 		t.Fatal("the test streams all fall in one partition; pick others")
 	}
 }
+
+// TestOverloadBoundsHeads: a closed loop (each heads request honoured on the stream's next
+// frame) over one unknown face. Results within OverloadLatency get their heads on consecutive
+// frames (new track, then settle samples); results later than it (overloaded analyzers) get
+// heads on at most one frame in OverloadHeadsEvery+1, with that many heads-free results between
+// two, and the deferred requests are counted.
+func TestOverloadBoundsHeads(t *testing.T) {
+	conn := natsConns(t)
+	run := func(latency float64) (headsFrames []uint64, deferred uint64) {
+		r := &Role{Conn: conn("track")}
+		r.setDefaults()
+		st := &streamState{tracker: NewTracker("cam", r.Tracker, nil)}
+		rng := rand.New(rand.NewPCG(3, 4))
+		person := unit(rng)
+		var pending []string
+		for seq := uint64(1); seq <= 30; seq++ {
+			f := face(100, 100, 120, nil)
+			if len(pending) > 0 {
+				f = withHeads(f, pending, near(rng, person, 0.2), 30)
+				headsFrames = append(headsFrames, seq)
+			}
+			res := resultAt(seq, f)
+			res.LatencyMS = latency
+			step := st.tracker.Update(res)
+			asked := r.Stats().HeadsRequests
+			r.scheduleHeads(res, st, step)
+			pending = nil
+			if r.Stats().HeadsRequests > asked {
+				pending = step.HeadsNeeded
+			}
+		}
+		return headsFrames, r.Stats().HeadsDeferred
+	}
+	fresh, deferred := run(80)
+	if deferred != 0 || len(fresh) < 4 || fresh[1] != fresh[0]+1 {
+		t.Fatalf("within the latency bound: heads on frames %v (%d deferred), want them on consecutive frames from the new track and none deferred", fresh, deferred)
+	}
+	def := &Role{}
+	def.setDefaults()
+	every := def.OverloadHeadsEvery
+	late, deferred := run(900)
+	if len(late) == 0 || deferred == 0 || len(late) > 30/(every+1) {
+		t.Fatalf("overloaded: heads on frames %v (%d deferred), want some, at most one in %d, and deferred requests counted", late, deferred, every+1)
+	}
+	for i := 1; i < len(late); i++ {
+		if late[i]-late[i-1] <= uint64(every) {
+			t.Fatalf("overloaded: heads on frames %v: fewer than %d heads-free results between two", late, every)
+		}
+	}
+	t.Logf("heads on frames %v within the bound, %v overloaded (%d requests deferred)", fresh, late, deferred)
+}

@@ -124,7 +124,7 @@ func trackCmd(ctx context.Context, env Env, args []string) error {
 	}
 	err = role.Run(ctx)
 	s := role.Stats()
-	log.Info("track summary", "results", s.Results, "late", s.Late, "invalid", s.Invalid, "heads_requests", s.HeadsRequests,
+	log.Info("track summary", "results", s.Results, "late", s.Late, "invalid", s.Invalid, "heads_requests", s.HeadsRequests, "heads_deferred", s.HeadsDeferred,
 		"appeared", s.Events[event.KindAppeared], "recognized", s.Events[event.KindRecognized], "left", s.Events[event.KindLeft])
 	return err
 }
