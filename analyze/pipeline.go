@@ -8,6 +8,7 @@ package analyze
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"gocv.io/x/gocv"
@@ -328,18 +329,23 @@ func (p *Pipeline) AnalyzeScaled(ctx context.Context, frames []gocv.Mat, request
 		if i >= len(scales) || scales[i] <= 0 || scales[i] == 1 {
 			continue
 		}
-		s := scales[i]
 		for j := range out[i].Faces {
 			f := &out[i].Faces[j]
-			f.Box = result.Box{X1: f.Box.X1 * s, Y1: f.Box.Y1 * s, X2: f.Box.X2 * s, Y2: f.Box.Y2 * s}
-			for k := range f.Landmarks {
-				f.Landmarks[k].X *= s
-				f.Landmarks[k].Y *= s
-			}
+			scaleFace(f, scales[i])
 			f.TooSmall = min(f.Box.X2-f.Box.X1, f.Box.Y2-f.Box.Y1) < p.cfg.MinRecognitionSize
 		}
 	}
 	return out, nil
+}
+
+// scaleFace multiplies f's box and landmarks by s.
+func scaleFace(f *result.Face, s float32) {
+	f.Box = result.Box{X1: f.Box.X1 * s, Y1: f.Box.Y1 * s, X2: f.Box.X2 * s, Y2: f.Box.Y2 * s}
+	f.Landmarks = slices.Clone(f.Landmarks)
+	for k := range f.Landmarks {
+		f.Landmarks[k].X *= s
+		f.Landmarks[k].Y *= s
+	}
 }
 
 // AnalyzeWith is Analyze where requested[i] names the on-demand heads to run on frame i's faces

@@ -46,10 +46,6 @@ type StreamClassifier interface {
 	Runs(stream string) bool
 }
 
-// reducedMinWidth is the published width from which a frame that requests no heads is decoded
-// at half size: half of it still exceeds twice the detector's 320-pixel input.
-const reducedMinWidth = 1280
-
 // Role is the analyze role: it joins the analyzers' queue group on vigil.frames.*, batches frames
 // across streams (flush on MaxBatch or MaxWait, whichever first), runs the Analyzer and publishes a
 // Result per frame on vigil.results.<stream>, or a Drop on vigil.drops.<stream> saying why not.
@@ -167,14 +163,22 @@ func publishedSize(f frame.Frame, m gocv.Mat, factor int) [2]int {
 
 func abs(x int) int { return max(x, -x) }
 
-// mergeHeads carries the heads a superseded frame requested over to the frame replacing it, so
-// that a track's scheduled heads run on the stream's next analysed frame even under overload.
-func mergeHeads(older, newer job) job {
+// mergeHeads decides between a stream's waiting frame (older) and a newer one: the newer is
+// kept, carrying over the heads the older requested, so that a track's scheduled heads run on
+// the stream's next analysed frame even under overload. But a frame published at reduced size
+// (Scale above 1) cannot serve heads, which need the full image: when the older frame requests
+// heads and is full-size while the newer is reduced, the older stays and the newer is dropped
+// (the waiting frame is then one behind the newest).
+func mergeHeads(older, newer job) (keep, drop job) {
 	if len(older.f.Heads) == 0 {
-		return newer
+		return newer, older
+	}
+	if newer.f.Scale > 1 && older.f.Scale <= 1 {
+		older.f.Heads = frame.AddHeads(slices.Clone(older.f.Heads), newer.f.Heads)
+		return older, newer
 	}
 	newer.f.Heads = frame.AddHeads(slices.Clone(newer.f.Heads), older.f.Heads)
-	return newer
+	return newer, older
 }
 
 // intakeDrop is a drop decided in the subscription callback, waiting to be published.
@@ -336,12 +340,14 @@ func (r *Role) Run(ctx context.Context) error {
 		if f.Complete {
 			key = f.Stream + "#" + strconv.FormatUint(f.Seq, 10) // a recording's frames never supersede each other
 		}
-		older, superseded, ok := q.Put(key, job{f: f, recv: time.Now()})
+		dropped, superseded, ok := q.Put(key, job{f: f, recv: time.Now()})
 		switch {
 		case !ok:
 			r.dropOnIntake(f, result.ReasonQueue, "analyzer queue full")
+		case superseded && dropped.f.Seq == f.Seq:
+			r.dropOnIntake(f, result.ReasonSuperseded, "reduced frame dropped: the stream's waiting full frame carries a heads request")
 		case superseded:
-			r.dropOnIntake(older.f, result.ReasonSuperseded, fmt.Sprintf("frame %d replaced by newer frame %d", older.f.Seq, f.Seq))
+			r.dropOnIntake(dropped.f, result.ReasonSuperseded, fmt.Sprintf("frame %d replaced by newer frame %d", dropped.f.Seq, f.Seq))
 		}
 	})
 	if err != nil {
@@ -441,8 +447,8 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 			m.Close()
 		}
 	}()
-	scaled, reduce := r.Analyzer.(ScaledAnalyzer)
-	reduce = reduce && !r.FullDecode
+	scaled, canScale := r.Analyzer.(ScaledAnalyzer)
+	reduce := canScale && !r.FullDecode
 	sc, perStream := r.Classifiers.(StreamClassifier)
 	var scales []float32
 	var sizes [][2]int
@@ -452,9 +458,15 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 			r.drop(ctx, j.f, result.ReasonDeadline, fmt.Sprintf("frame %s old", now.Sub(j.f.Captured).Round(time.Millisecond)))
 			continue
 		}
+		// A frame ingest published at reduced size (Scale) is analysed in the frame's own
+		// coordinates; a full one that requests no heads may be decoded at half size.
+		scale := 1
+		if canScale && j.f.Scale > 1 {
+			scale = j.f.Scale
+		}
 		factor := 1
 		classified := r.Classifiers != nil && (!perStream || sc.Runs(j.f.Stream))
-		if reduce && !classified && len(j.f.Heads) == 0 && j.f.Encoding == frame.EncodingJPEG && j.f.Width >= reducedMinWidth {
+		if reduce && scale == 1 && !classified && len(j.f.Heads) == 0 && j.f.Encoding == frame.EncodingJPEG && j.f.Width >= frame.ReduceFromWidth {
 			factor = 2
 		}
 		m, err := vision.DecodeReduced(j.f.Data, r.MaxPixels, factor)
@@ -465,15 +477,15 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		mats = append(mats, m)
 		kept = append(kept, j)
 		requested = append(requested, j.f.Heads)
-		scales = append(scales, float32(factor))
-		sizes = append(sizes, publishedSize(j.f, m, factor))
+		scales = append(scales, float32(factor*scale))
+		sizes = append(sizes, publishedSize(j.f, m, factor*scale))
 	}
 	if len(kept) == 0 {
 		return
 	}
 	var out []FrameFaces
 	var err error
-	if reduce {
+	if canScale {
 		out, err = scaled.AnalyzeScaled(ctx, mats, requested, scales)
 	} else {
 		out, err = r.Analyzer.AnalyzeWith(ctx, mats, requested)
@@ -489,7 +501,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 	if r.Classifiers != nil {
 		frames := make([]ClassifyFrame, len(kept))
 		for i, j := range kept {
-			frames[i] = ClassifyFrame{Stream: j.f.Stream, Image: mats[i], Faces: out[i].Faces}
+			frames[i] = ClassifyFrame{Stream: j.f.Stream, Image: mats[i], Faces: facesIn(out[i].Faces, scales[i])}
 		}
 		if classes, err = r.Classifiers.ClassifyFrames(ctx, frames); err != nil {
 			r.Log.Warn("classifiers failed", "frames", len(kept), "err", err)
@@ -515,6 +527,19 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		r.analyzed.Add(1)
 		r.faces.Add(uint64(len(res.Faces)))
 	}
+}
+
+// facesIn returns faces in the pixels of an image at 1/scale of the frame (faces itself at
+// scale 1): what a classifier cutting faces out of that image needs.
+func facesIn(faces []result.Face, scale float32) []result.Face {
+	if scale == 1 {
+		return faces
+	}
+	out := slices.Clone(faces)
+	for i := range out {
+		scaleFace(&out[i], 1/scale)
+	}
+	return out
 }
 
 // drop counts a frame a worker gives up on and announces it through the Publisher.

@@ -50,6 +50,9 @@ type Manager struct {
 	// beyond it a push gets 503 server_busy with Retry-After. Default a Gate of NumCPU decodes
 	// holding at most admit.DefaultMaxPixels pixels.
 	PushGate *admit.Gate
+	// FullFrames publishes every frame of the managed streams at full size
+	// (StreamConfig.FullFrames). Set it before Start. Default false.
+	FullFrames bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -529,7 +532,7 @@ func (ms *managed) supervise(ctx context.Context) {
 			if push == nil && waiting == holdNone {
 				p, err := newPushRunner(ms.m.Conn, ms.name, tuningOf(want), ms.obs, ms.m.PushMaxPixels, ms.m.PushQueue, ms.log)
 				if p != nil {
-					p.gate = ms.m.PushGate
+					p.gate, p.fullFrames = ms.m.PushGate, ms.m.FullFrames
 				}
 				if err != nil {
 					ms.failed(err, &backoff, time.Time{}, gen, &waiting, &holdGen, &timer, &timerC)
@@ -611,7 +614,7 @@ func (ms *managed) failed(err error, b *Backoff, started time.Time, gen uint64, 
 // start starts a runner for spec in its own goroutine.
 func (ms *managed) start(ctx context.Context, spec streams.Spec) *run {
 	cfg := StreamConfig{Name: spec.Name, Source: spec.Source, FPS: spec.FPS, MaxWidth: spec.MaxWidth, MaxHeight: spec.MaxHeight,
-		JPEGQuality: spec.JPEGQuality, Loop: spec.Loop, Realtime: spec.Realtime}
+		JPEGQuality: spec.JPEGQuality, Loop: spec.Loop, Realtime: spec.Realtime, FullFrames: ms.m.FullFrames}
 	cfg.SetDefaults()
 	r := &streamRunner{cfg: cfg, nc: ms.m.Conn, log: ms.log, obs: ms.obs}
 	r.open = func(ctx context.Context) (Source, error) { return ms.open(ctx, cfg, r.sampling(cfg.Realtime)) }

@@ -41,6 +41,8 @@ type pushRunner struct {
 	gate      *admit.Gate   // the decodes of every push stream together; nil: none
 	heads     *event.HeadsInbox
 	tune      atomic.Pointer[tuning]
+	// fullFrames publishes every image at full size (StreamConfig.FullFrames).
+	fullFrames bool
 
 	mu      sync.Mutex // held while an image is processed: orders sequence numbers
 	closed  bool
@@ -122,13 +124,14 @@ func (p *pushRunner) push(ctx context.Context, data []byte, captured time.Time) 
 	defer m.Close()
 	p.obs.decodeTime(time.Since(start))
 	p.obs.decodedFrame(m.Cols(), m.Rows())
-	jpeg, w, h, err := vision.EncodeFitted(m, t.MaxWidth, t.MaxHeight, t.JPEGQuality)
+	heads := p.heads.Take()
+	jpeg, w, h, scale, err := encodeFrame(m, t, !p.fullFrames && len(heads) == 0)
 	if err != nil {
 		p.obs.drop(dropEncode)
 		return streams.PushResult{}, fmt.Errorf("stream %s: %w", p.name, err)
 	}
-	f := frame.Frame{Stream: p.name, Seq: p.seq + 1, Captured: captured, Width: w, Height: h,
-		Encoding: frame.EncodingJPEG, Data: jpeg, Heads: p.heads.Take()}
+	f := frame.Frame{Stream: p.name, Seq: p.seq + 1, Captured: captured, Width: w, Height: h, Scale: scale,
+		Encoding: frame.EncodingJPEG, Data: jpeg, Heads: heads}
 	msg, err := f.Msg(p.subject)
 	if err != nil {
 		p.obs.drop(dropEncode)

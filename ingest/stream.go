@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
+	"gocv.io/x/gocv"
 
 	"github.com/nats-io/nats.go"
 
@@ -46,6 +47,12 @@ type StreamConfig struct {
 	// Window bounds the frames in flight (published, no result or drop yet) in Once mode.
 	// Default 16: enough to keep a few analyzer workers busy.
 	Window int `yaml:"window"`
+	// FullFrames publishes every frame at its full (fitted) size. Default false: a frame that
+	// carries no heads request and is at least frame.ReduceFromWidth wide is published at half
+	// size (frame.Frame.Scale 2), what detection needs; frames that request heads stay full.
+	// Set it when analyzers run heads on every frame (--heads other than on-demand) or need
+	// full frames for another reason.
+	FullFrames bool `yaml:"full_frames"`
 }
 
 // SetDefaults fills zero fields with their defaults.
@@ -230,15 +237,29 @@ func (r *streamRunner) sampling(paced bool) OpenOptions {
 	return o
 }
 
+// encodeFrame encodes m for publishing under t: fitted within its bounds and, when reduce is
+// set and the fitted frame is at least frame.ReduceFromWidth wide, at half that size. It
+// returns the JPEG, the frame's fitted size and the image's scale (frame.Frame.Scale).
+func encodeFrame(m gocv.Mat, t tuning, reduce bool) ([]byte, int, int, int, error) {
+	w, h := vision.FittedSize(m, t.MaxWidth, t.MaxHeight)
+	scale := 1
+	if reduce && w >= frame.ReduceFromWidth {
+		scale = 2
+	}
+	iw, ih := frame.ScaledSize(w, h, scale)
+	data, err := vision.EncodeSized(m, iw, ih, t.JPEGQuality)
+	return data, w, h, scale, err
+}
+
 func (r *streamRunner) publish(subject string, seq uint64, raw RawFrame, heads []string) error {
 	defer raw.Mat.Close()
 	t := r.settings()
-	data, w, h, err := vision.EncodeFitted(raw.Mat, t.MaxWidth, t.MaxHeight, t.JPEGQuality)
+	data, w, h, scale, err := encodeFrame(raw.Mat, t, !r.cfg.FullFrames && len(heads) == 0)
 	if err != nil {
 		r.obs.drop(dropEncode)
 		return err
 	}
-	f := frame.Frame{Stream: r.cfg.Name, Seq: seq, Captured: raw.Captured, Width: w, Height: h,
+	f := frame.Frame{Stream: r.cfg.Name, Seq: seq, Captured: raw.Captured, Width: w, Height: h, Scale: scale,
 		Encoding: frame.EncodingJPEG, Data: data, Heads: heads, Complete: r.cfg.Once}
 	msg, err := f.Msg(subject)
 	if err != nil {

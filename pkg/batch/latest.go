@@ -9,7 +9,9 @@ import (
 // Latest is a bounded multi-producer, multi-consumer queue that keeps at most one pending item
 // per key: the newest. It is the analyzer's newest-frame flow control, keyed by stream:
 //   - Put replaces a key's pending item with the newer one and hands the older back to the caller
-//     (who counts it as superseded), so no item ever waits behind an older item of its key;
+//     (who counts it as superseded), so no item ever waits behind an older item of its key (a
+//     merge function may instead keep the older and hand back the newer, when only the older
+//     can serve what it asked for: the pending item is then one behind the newest);
 //   - keys are served in the order their slot was filled, so a key that has waited longest goes
 //     first, whatever rate its producer has: keys are served fairly (round robin under overload);
 //   - the backlog is at most one item per key and at most maxKeys items in all.
@@ -20,7 +22,7 @@ type Latest[K comparable, T any] struct {
 	maxKeys  int
 	maxBatch int
 	maxWait  time.Duration
-	merge    func(older, newer T) T
+	merge    func(older, newer T) (keep, drop T)
 
 	mu    sync.Mutex
 	slots map[K]T
@@ -32,36 +34,39 @@ type Latest[K comparable, T any] struct {
 
 // NewLatest returns a queue holding pending items for at most maxKeys keys (minimum 1), whose
 // batches hold at most maxBatch items (minimum 1) and wait at most maxWait after their first item
-// (0: take only what is already pending). merge, when not nil, combines a superseded item into
-// the item replacing it (for example, to carry over what the older one asked for); its result is
-// what stays pending.
-func NewLatest[K comparable, T any](maxKeys, maxBatch int, maxWait time.Duration, merge func(older, newer T) T) *Latest[K, T] {
+// (0: take only what is already pending). merge, when not nil, decides between a key's pending
+// item and the newer one: keep stays pending, drop goes back to Put's caller. Usually keep is
+// the newer item carrying over what the older one asked for; it may be the older one when only
+// it can serve that request. Without merge the newer item is kept.
+func NewLatest[K comparable, T any](maxKeys, maxBatch int, maxWait time.Duration, merge func(older, newer T) (keep, drop T)) *Latest[K, T] {
 	return &Latest[K, T]{maxKeys: max(1, maxKeys), maxBatch: max(1, maxBatch), maxWait: maxWait, merge: merge,
 		slots: map[K]T{}, signal: make(chan struct{}, 1)}
 }
 
-// Put makes v key's pending item. When key already had one, that older item is returned with
-// superseded=true (v, merged with it, keeps the older item's place in line). When maxKeys other
-// keys are pending already, v is refused: ok=false, and the caller counts the drop.
-func (q *Latest[K, T]) Put(key K, v T) (older T, superseded, ok bool) {
+// Put makes v key's pending item. When key already had one, the item given up is returned with
+// superseded=true: the older one, or what merge drops (the item kept holds the older item's place
+// in line). When maxKeys other keys are pending already, v is refused: ok=false, and the caller
+// counts the drop.
+func (q *Latest[K, T]) Put(key K, v T) (dropped T, superseded, ok bool) {
 	q.mu.Lock()
 	if old, had := q.slots[key]; had {
+		keep, drop := v, old
 		if q.merge != nil {
-			v = q.merge(old, v)
+			keep, drop = q.merge(old, v)
 		}
-		q.slots[key] = v
+		q.slots[key] = keep
 		q.mu.Unlock()
-		return old, true, true
+		return drop, true, true
 	}
 	if len(q.order) >= q.maxKeys {
 		q.mu.Unlock()
-		return older, false, false
+		return dropped, false, false
 	}
 	q.slots[key] = v
 	q.order = append(q.order, key)
 	q.mu.Unlock()
 	q.wake()
-	return older, false, true
+	return dropped, false, true
 }
 
 func (q *Latest[K, T]) wake() {

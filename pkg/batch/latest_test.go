@@ -68,16 +68,30 @@ func TestLatestBoundsKeys(t *testing.T) {
 }
 
 func TestLatestMerge(t *testing.T) {
-	merge := func(older, newer item) item {
+	// Heads carry over to the newer item, unless it is marked unable to serve them: then the
+	// older one stays and the newer is handed back.
+	merge := func(older, newer item) (item, item) {
+		if len(older.heads) > 0 && newer.seq >= 10 {
+			return older, newer
+		}
 		newer.heads = append(append([]string(nil), older.heads...), newer.heads...)
-		return newer
+		return newer, older
 	}
 	q := NewLatest[string, item](4, 4, 0, merge)
 	q.Put("a", item{seq: 1, heads: []string{"embedding"}})
-	q.Put("a", item{seq: 2})
+	if dropped, superseded, ok := q.Put("a", item{seq: 2}); !ok || !superseded || dropped.seq != 1 {
+		t.Fatalf("Put handed back %v (superseded %v, ok %v), want seq 1", dropped, superseded, ok)
+	}
 	b := q.Next(context.Background())
 	if len(b) != 1 || b[0].seq != 2 || len(b[0].heads) != 1 || b[0].heads[0] != "embedding" {
 		t.Fatalf("got %v, want seq 2 carrying the superseded frame's request", b)
+	}
+	q.Put("a", item{seq: 3, heads: []string{"pose"}})
+	if dropped, superseded, _ := q.Put("a", item{seq: 10}); !superseded || dropped.seq != 10 {
+		t.Fatalf("Put handed back %v, want the newer seq 10 that merge dropped", dropped)
+	}
+	if b := q.Next(context.Background()); len(b) != 1 || b[0].seq != 3 {
+		t.Fatalf("got %v, want seq 3 kept with its request", b)
 	}
 }
 

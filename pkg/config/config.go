@@ -165,6 +165,10 @@ type Ingest struct {
 	MaxHeight int `yaml:"max_height"`
 	// JPEGQuality is the published frames' JPEG quality, 1-100. Key "jpeg_quality", default 80.
 	JPEGQuality int `yaml:"jpeg_quality"`
+	// FullFrames publishes every frame at full size. Key "full_frames", default false: frames
+	// at least 1280 wide that request no heads are published at half size (what detection
+	// needs); `vigil run` sets it when --heads runs heads on every frame.
+	FullFrames bool `yaml:"full_frames"`
 	// Once reads each file to its end once, as fast as the analyzers keep up, and ends. Key
 	// "once", default false.
 	Once bool `yaml:"once"`

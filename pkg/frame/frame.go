@@ -1,6 +1,6 @@
 // Package frame defines the wire format of a video frame on the bus: a NATS message on
-// vigil.frames.<stream> whose headers carry the stream id, sequence number, capture time, image
-// size and encoding, and whose payload is the encoded image (JPEG by default).
+// vigil.frames.<stream> whose headers carry the stream id, sequence number, capture time, frame
+// size, image scale and encoding, and whose payload is the encoded image (JPEG by default).
 //
 // The package is pure Go; it never decodes the image itself.
 package frame
@@ -32,7 +32,26 @@ const (
 	// --once): analyzers queue it behind the stream's earlier frames instead of letting it
 	// supersede them (see Frame.Complete).
 	HeaderComplete = "Vigil-Complete"
+	// HeaderScale, when above 1, says the encoded image is the frame's size divided by it (see
+	// Frame.Scale).
+	HeaderScale = "Vigil-Scale"
 )
+
+// MaxScale bounds Frame.Scale.
+const MaxScale = 4
+
+// ReduceFromWidth is the width from which ingest publishes a frame that requests no heads at
+// half size (Scale 2) unless told to publish full frames: half of it still exceeds twice the
+// detector's 320-pixel input, so detection sees what it would in the full frame, and the
+// heads, which need the pixels, only run on frames that request them.
+const ReduceFromWidth = 1280
+
+// ScaledSize is the size of a w x h frame's image at scale: each side divided by scale, rounded
+// up.
+func ScaledSize(w, h, scale int) (int, int) {
+	scale = max(scale, 1)
+	return (w + scale - 1) / scale, (h + scale - 1) / scale
+}
 
 // MaxHeads bounds the on-demand heads one frame may request.
 const MaxHeads = 16
@@ -109,8 +128,12 @@ type Frame struct {
 	Seq uint64
 	// Captured is when the frame was decoded from its source.
 	Captured time.Time
-	// Width and Height are the encoded image's size in pixels.
+	// Width and Height are the frame's size in pixels: the coordinates its results use. The
+	// encoded image is that size at Scale (ImageSize).
 	Width, Height int
+	// Scale is 1 (or 0) for an image of the frame's own size, k for one published at 1/k of it
+	// (ScaledSize), up to MaxScale.
+	Scale int
 	// Encoding names the payload format (EncodingJPEG or EncodingPNG).
 	Encoding string
 	// Data is the encoded image.
@@ -122,6 +145,9 @@ type Frame struct {
 	// analyzers may supersede by a newer frame of the same stream (see HeaderComplete).
 	Complete bool
 }
+
+// ImageSize is the size of the encoded image: the frame's size at its Scale.
+func (f Frame) ImageSize() (int, int) { return ScaledSize(f.Width, f.Height, f.Scale) }
 
 // Validate checks every field a receiver relies on.
 func (f Frame) Validate() error {
@@ -136,6 +162,9 @@ func (f Frame) Validate() error {
 	}
 	if f.Encoding != EncodingJPEG && f.Encoding != EncodingPNG {
 		return fmt.Errorf("%w: unknown encoding %q", ErrMalformed, f.Encoding)
+	}
+	if f.Scale < 0 || f.Scale > MaxScale {
+		return fmt.Errorf("%w: scale %d outside 1..%d", ErrMalformed, f.Scale, MaxScale)
 	}
 	if len(f.Data) == 0 {
 		return fmt.Errorf("%w: empty payload", ErrMalformed)
@@ -188,6 +217,9 @@ func (f Frame) Msg(subject string) (*nats.Msg, error) {
 	if f.Complete {
 		m.Header.Set(HeaderComplete, "1")
 	}
+	if f.Scale > 1 {
+		m.Header.Set(HeaderScale, strconv.Itoa(f.Scale))
+	}
 	m.Data = f.Data
 	return m, nil
 }
@@ -238,6 +270,11 @@ func FromMsg(m *nats.Msg) (Frame, error) {
 		f.Heads = strings.Split(h, ",")
 	}
 	f.Complete = m.Header.Get(HeaderComplete) == "1"
+	if v := m.Header.Get(HeaderScale); v != "" {
+		if f.Scale, err = strconv.Atoi(v); err != nil || f.Scale < 1 {
+			return Frame{}, fmt.Errorf("%w: %s %q", ErrMalformed, HeaderScale, truncate(v, 20))
+		}
+	}
 	f.Data = m.Data
 	if err := f.Validate(); err != nil {
 		return Frame{}, err

@@ -33,6 +33,7 @@ func sample() Frame {
 func TestRoundTrip(t *testing.T) {
 	in := sample()
 	in.Heads = []string{"emotion", "pose"}
+	in.Scale = 2
 	m, err := in.Msg("vigil.frames.cam1")
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +44,21 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if out.Stream != in.Stream || out.Seq != in.Seq || !out.Captured.Equal(in.Captured) || out.Width != in.Width ||
 		out.Height != in.Height || out.Encoding != in.Encoding || string(out.Data) != string(in.Data) ||
-		strings.Join(out.Heads, ",") != "emotion,pose" {
+		strings.Join(out.Heads, ",") != "emotion,pose" || out.Scale != 2 {
 		t.Fatalf("round trip: got %+v, want %+v", out, in)
+	}
+	if w, h := out.ImageSize(); w != 320 || h != 240 {
+		t.Fatalf("image of a 640x480 frame at scale 2: %dx%d, want 320x240", w, h)
+	}
+	if w, h := ScaledSize(1281, 721, 2); w != 641 || h != 361 {
+		t.Fatalf("ScaledSize(1281, 721, 2) = %dx%d, want 641x361 (rounded up)", w, h)
+	}
+	in.Scale = 0
+	if m, _ = in.Msg("s"); m.Header.Get(HeaderScale) != "" {
+		t.Fatal("a full-size frame carries a scale header")
+	}
+	if out, _ = FromMsg(m); out.Scale != 0 {
+		t.Fatalf("a frame without the header has scale %d", out.Scale)
 	}
 }
 
@@ -60,6 +74,9 @@ func TestFromMsgRejects(t *testing.T) {
 		"empty":        func(_ nats.Header, m *nats.Msg) { m.Data = nil },
 		"bad head":     func(h nats.Header, _ *nats.Msg) { h.Set(HeaderHeads, "emotion,Bad Head") },
 		"many heads":   func(h nats.Header, _ *nats.Msg) { h.Set(HeaderHeads, strings.Repeat("a,", 40)+"a") },
+		"zero scale":   func(h nats.Header, _ *nats.Msg) { h.Set(HeaderScale, "0") },
+		"huge scale":   func(h nats.Header, _ *nats.Msg) { h.Set(HeaderScale, "5") },
+		"word scale":   func(h nats.Header, _ *nats.Msg) { h.Set(HeaderScale, "half") },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -81,9 +98,9 @@ func TestFromMsgRejects(t *testing.T) {
 }
 
 func FuzzFromMsg(f *testing.F) {
-	f.Add("cam1", "7", "1700000000123456789", "640", "480", "jpeg", []byte{1})
-	f.Add("a.>", "0", "", "-1", "x", "gif", []byte{})
-	f.Fuzz(func(t *testing.T, stream, seq, captured, w, h, enc string, data []byte) {
+	f.Add("cam1", "7", "1700000000123456789", "640", "480", "jpeg", "2", []byte{1})
+	f.Add("a.>", "0", "", "-1", "x", "gif", "-1", []byte{})
+	f.Fuzz(func(t *testing.T, stream, seq, captured, w, h, enc, scale string, data []byte) {
 		m := nats.NewMsg("s")
 		m.Header.Set(HeaderStream, stream)
 		m.Header.Set(HeaderSeq, seq)
@@ -91,6 +108,9 @@ func FuzzFromMsg(f *testing.F) {
 		m.Header.Set(HeaderWidth, w)
 		m.Header.Set(HeaderHeight, h)
 		m.Header.Set(HeaderEncoding, enc)
+		if scale != "" {
+			m.Header.Set(HeaderScale, scale)
+		}
 		m.Data = data
 		fr, err := FromMsg(m)
 		if err != nil {

@@ -111,16 +111,21 @@ func BenchmarkCutJPEG(b *testing.B) {
 	})
 }
 
-// TestEncodeFitted: a frame within the bounds is encoded at its own size, a larger one scaled
-// down to fit, both decoding to what they were given.
-func TestEncodeFitted(t *testing.T) {
+// TestEncodeSized: a frame within the bounds is encoded at its own size, a larger one scaled
+// down to fit (FittedSize), and one asked at half of that at half, all decoding to what they
+// were given.
+func TestEncodeSized(t *testing.T) {
 	full, err := Decode(frameJPEG(t), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer full.Close()
-	for _, c := range []struct{ maxW, maxH, w, h int }{{1280, 720, 1280, 720}, {0, 0, 1280, 720}, {640, 640, 640, 360}} {
-		data, w, h, err := EncodeFitted(full, c.maxW, c.maxH, 90)
+	for _, c := range []struct{ maxW, maxH, w, h, half int }{{1280, 720, 1280, 720, 0}, {0, 0, 1280, 720, 0}, {640, 640, 640, 360, 0}, {1280, 720, 640, 360, 2}} {
+		w, h := FittedSize(full, c.maxW, c.maxH)
+		if c.half > 0 {
+			w, h = w/c.half, h/c.half
+		}
+		data, err := EncodeSized(full, w, h, 90)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +136,7 @@ func TestEncodeFitted(t *testing.T) {
 		if w != c.w || h != c.h || m.Cols() != w || m.Rows() != h {
 			t.Fatalf("bounds %dx%d: encoded %dx%d (reported %dx%d), want %dx%d", c.maxW, c.maxH, m.Cols(), m.Rows(), w, h, c.w, c.h)
 		}
-		want := FitWithin(full, c.maxW, c.maxH)
+		want := FitWithin(full, w, h)
 		diff := gocv.NewMat()
 		gocv.AbsDiff(m, want, &diff)
 		mean := diff.Mean()

@@ -144,19 +144,25 @@ func fittedSize(src gocv.Mat, maxW, maxH int) (int, int, bool) {
 	return max(1, int(float64(w)*s+0.5)), max(1, int(float64(h)*s+0.5)), false
 }
 
-// EncodeFitted encodes src as JPEG at quality, scaled down as FitWithin scales it, and returns
-// the encoded size. A src already within bounds is encoded as it is, without FitWithin's copy
-// (a 720p frame is 2.7 MB).
-func EncodeFitted(src gocv.Mat, maxW, maxH, quality int) ([]byte, int, int, error) {
-	w, h, ok := fittedSize(src, maxW, maxH)
-	if ok {
-		data, err := EncodeJPEG(src, quality)
-		return data, w, h, err
+// FittedSize is the size FitWithin scales src to (its own when within bounds).
+func FittedSize(src gocv.Mat, maxW, maxH int) (int, int) {
+	w, h, _ := fittedSize(src, maxW, maxH)
+	return w, h
+}
+
+// EncodeSized encodes src as JPEG at quality at w x h: as it is, without a copy, when that is
+// its size (a 720p frame is 2.7 MB), else scaled (INTER_AREA) to it.
+func EncodeSized(src gocv.Mat, w, h, quality int) ([]byte, error) {
+	if w == src.Cols() && h == src.Rows() {
+		return EncodeJPEG(src, quality)
 	}
-	small := FitWithin(src, maxW, maxH)
-	defer small.Close()
-	data, err := EncodeJPEG(small, quality)
-	return data, small.Cols(), small.Rows(), err
+	if w <= 0 || h <= 0 {
+		return nil, fmt.Errorf("vision: encode at %dx%d", w, h)
+	}
+	dst := gocv.NewMat()
+	defer dst.Close()
+	gocv.Resize(src, &dst, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
+	return EncodeJPEG(dst, quality)
 }
 
 // WarpAffine maps src through the 2x3 matrix a (destination = a * source) into a w x h image,

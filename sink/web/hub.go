@@ -178,8 +178,9 @@ func (u *UI) onFrame(f frame.Frame, now time.Time) {
 	}
 	st.frames++
 	st.frameRate.add(now)
-	st.ended = false // a frame after the end of the stream: its source started again
-	u.held += st.ring.put(storedFrame{seq: f.Seq, captured: f.Captured, width: f.Width, height: f.Height, encoding: f.Encoding, data: f.Data})
+	st.ended = false      // a frame after the end of the stream: its source started again
+	w, h := f.ImageSize() // the image's pixels, which blur regions are cut in
+	u.held += st.ring.put(storedFrame{seq: f.Seq, captured: f.Captured, width: w, height: h, encoding: f.Encoding, data: f.Data})
 	for u.held > u.cfg.TotalBytes {
 		var most *streamState
 		for _, s := range u.streams {

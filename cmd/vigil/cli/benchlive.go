@@ -137,6 +137,27 @@ type liveReport struct {
 	// models is the inference time of each model in the window, in seconds, from vigil run's
 	// own vigil_model_latency_seconds (nil with external analyzers, whose models it does not see).
 	models map[string]float64
+	// fullFrames is set when the run publishes every frame at full size (--full-frames, or
+	// heads on every frame): no frame goes at reduced size.
+	fullFrames bool
+}
+
+// fullFramesIn reports whether vigil run flags publish every frame at full size: --full-frames,
+// or --heads with heads (the every-frame mode).
+func fullFramesIn(args []string) bool {
+	for i, a := range args {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !hasValue && i+1 < len(args) {
+			value = args[i+1]
+		}
+		switch {
+		case name == "full-frames" && value != "false":
+			return true
+		case name == "heads" && value != "none":
+			return true
+		}
+	}
+	return false
 }
 
 // liveRun runs vigil run on n streams (plus f.analyzers-1 external analyzers) and measures it.
@@ -193,7 +214,8 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 		}
 		children = append(children, c)
 	}
-	rep := &liveReport{streams: n, fps: f.fps, analyzers: f.analyzers, results: map[string]int{}, drops: map[string]map[string]int{}}
+	rep := &liveReport{streams: n, fps: f.fps, analyzers: f.analyzers, results: map[string]int{}, drops: map[string]map[string]int{},
+		fullFrames: fullFramesIn(strings.Fields(f.extra))}
 	var mu sync.Mutex
 	measuring := false
 	first := make(chan struct{})
@@ -477,11 +499,16 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 		name string
 		ms   float64
 	}
+	// Frames that request no heads go at reduced size (unless every frame is full).
+	reduced := 1 - headsPer
+	if r.fullFrames || !costs.reducible {
+		reduced = 0
+	}
 	stages := []stage{
 		{fmt.Sprintf("video decode (%.1f source frames per kept frame)", costs.framesPerKept), costs.decode},
-		{"JPEG encode (ingest)", costs.encode},
+		{fmt.Sprintf("JPEG encode (ingest; %.0f%% of frames at half size)", 100*reduced), reduced*costs.encodeReduced + (1-reduced)*costs.encode},
 		{"NATS (publish + deliver)", costs.nats},
-		{"JPEG decode (analyzer)", costs.jpegDecode},
+		{"JPEG decode (analyzer)", reduced*costs.decodeReduced + (1-reduced)*costs.jpegDecode},
 	}
 	if len(r.models) > 0 {
 		// What each model ran in the window, from the analyzer's own inference timings (wall

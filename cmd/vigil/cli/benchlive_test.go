@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,23 @@ vigil_frames_total 9
 	}
 	if _, err := modelSeconds(context.Background(), srv.URL+"/nothing"); err == nil {
 		t.Fatal("a 404 read as metrics")
+	}
+}
+
+// TestFullFramesIn: the run flags that make every frame full size are recognised, others not.
+func TestFullFramesIn(t *testing.T) {
+	for args, want := range map[string]bool{
+		"":                          false,
+		"--heads none":              false,
+		"--heads=none --track=true": false,
+		"--full-frames":             true,
+		"--full-frames=false":       false,
+		"--heads default":           true,
+		"--heads=embedding,age":     true,
+		"-heads all":                true,
+	} {
+		if got := fullFramesIn(strings.Fields(args)); got != want {
+			t.Errorf("fullFramesIn(%q) = %v, want %v", args, got, want)
+		}
 	}
 }

@@ -48,6 +48,7 @@ type ingestFlags struct {
 	fps                 float64
 	maxWidth, maxHeight int
 	quality             int
+	fullFrames          bool
 	once                bool
 	realtime, loop      bool
 }
@@ -64,6 +65,8 @@ func (f *ingestFlags) register(fs *flag.FlagSet, demo bool) {
 	fs.IntVar(&f.maxWidth, "max-width", d.MaxWidth, "published frames are scaled down to at most this width")
 	fs.IntVar(&f.maxHeight, "max-height", d.MaxHeight, "published frames are scaled down to at most this height")
 	fs.IntVar(&f.quality, "jpeg-quality", d.JPEGQuality, "JPEG quality of published frames, 1-100")
+	fs.BoolVar(&f.fullFrames, "full-frames", d.FullFrames, "publish every frame at full size (default: frames at least 1280 wide that request no heads go at half size, "+
+		"what detection needs; set it when analyzers run heads on every frame)")
 	fs.BoolVar(&f.once, "once", d.Once, "read each file source to its end once, wait until every frame has a result or a counted drop, then exit")
 	fs.BoolVar(&f.realtime, "realtime", d.Realtime, "pace file sources at their own frame rate, as a camera would (ignored with --once)")
 	fs.BoolVar(&f.loop, "loop", d.Loop, "restart file sources at their end (ignored with --once)")
@@ -113,7 +116,7 @@ func (f *ingestFlags) streamConfigs(fromFile []config.Stream) ([]ingest.StreamCo
 			fps = st.FPS
 		}
 		c := ingest.StreamConfig{Name: name, Source: src, FPS: fps, MaxWidth: f.maxWidth, MaxHeight: f.maxHeight,
-			JPEGQuality: f.quality, Once: f.once, Loop: f.loop && !f.once, Realtime: f.realtime && !f.once}
+			JPEGQuality: f.quality, Once: f.once, Loop: f.loop && !f.once, Realtime: f.realtime && !f.once, FullFrames: f.fullFrames}
 		c.SetDefaults()
 		if fps == 0 {
 			c.FPS = 0 // every frame

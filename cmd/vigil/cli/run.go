@@ -125,6 +125,9 @@ func parseRunFlags(env Env, args []string) (*runFlags, error) {
 	if len(f.inf.sources) == 0 && len(st.cfg.Ingest.Streams) == 0 {
 		f.inf.sources = stringList{DemoVideo}
 	}
+	if heads, err := analyze.ParseHeads(f.af.heads); err == nil && len(heads) > 0 {
+		f.inf.fullFrames = true // heads run on every frame: they need its pixels
+	}
 	if f.streams, err = f.inf.streamConfigs(st.cfg.Ingest.Streams); err != nil {
 		return nil, err
 	}
@@ -383,11 +386,12 @@ func (r *runStack) newIngest() error {
 		if r.managed, err = r.stf.newManaged(r.ctx, nc, js, 1, r.streams, log); err != nil {
 			return err
 		}
+		r.managed.mgr.FullFrames = r.inf.fullFrames
 		r.managed.Mount(r.fr.srv)
 		r.managed.from += " in --store-dir " + r.storeDir // where resumed streams come from
 	}
 	attached := &ingest.Attached{Conn: nc, Log: log,
-		Defaults: ingest.StreamConfig{FPS: r.inf.fps, MaxWidth: r.inf.maxWidth, MaxHeight: r.inf.maxHeight, JPEGQuality: r.inf.quality}}
+		Defaults: ingest.StreamConfig{FPS: r.inf.fps, MaxWidth: r.inf.maxWidth, MaxHeight: r.inf.maxHeight, JPEGQuality: r.inf.quality, FullFrames: r.inf.fullFrames}}
 	r.onClose(func() { attached.Close() })
 	r.attachStreams(attached) // WHIP streams in /v1/streams and the ingest metrics
 	whipEP := &webrtc.Endpoint{Log: log, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}
@@ -701,13 +705,14 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	managed.mgr.FullFrames = inf.fullFrames
 	srv, err := hf.server(log.With("role", "http"), env.Version)
 	if err != nil {
 		return err
 	}
 	managed.Mount(srv)
 	attached := &ingest.Attached{Conn: rs.nc, Log: log,
-		Defaults: ingest.StreamConfig{FPS: inf.fps, MaxWidth: inf.maxWidth, MaxHeight: inf.maxHeight, JPEGQuality: inf.quality}}
+		Defaults: ingest.StreamConfig{FPS: inf.fps, MaxWidth: inf.maxWidth, MaxHeight: inf.maxHeight, JPEGQuality: inf.quality, FullFrames: inf.fullFrames}}
 	defer attached.Close()
 	managed.reg.Attached = attached.Statuses // WHIP streams in /v1/streams
 	whipEP := &webrtc.Endpoint{Log: log, OnSource: func(s *webrtc.Source) error { return attached.Attach(s.Stream(), s) }}

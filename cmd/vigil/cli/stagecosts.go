@@ -16,6 +16,8 @@ import (
 	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
+	"github.com/vigil-video/vigil/pkg/config"
+	vframe "github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/vision"
 )
@@ -24,11 +26,16 @@ import (
 // on the bench clip: reading one kept frame the way ingest does (decoding what the sampler needs,
 // skipping the rest, converting the kept frame to BGR; thread CPU time), JPEG-encoding a kept
 // frame at ingest's default quality, publishing and delivering it over NATS, JPEG-decoding it in
-// the analyzer, detection with landmarks, and the heads for one face.
+// the analyzer, detection with landmarks, and the heads for one face. encodeReduced and
+// decodeReduced are the JPEG costs of a frame published at reduced size (frame.Frame.Scale;
+// the full costs when the clip is narrower than frame.ReduceFromWidth).
 type stageCosts struct {
 	// framesPerKept is how many source frames pass for each kept frame.
 	framesPerKept                                   float64
 	decode, encode, nats, jpegDecode, detect, heads float64
+	encodeReduced, decodeReduced                    float64
+	// reducible is set when the clip's frames are wide enough to be published reduced.
+	reducible bool
 }
 
 // measureStageCosts measures stageCosts on n frames of video kept at fps (medians; the decode
@@ -40,18 +47,30 @@ func measureStageCosts(ctx context.Context, video, deps string, fps float64, n i
 		return c, err
 	}
 	defer frame.Close()
-	small := vision.FitWithin(frame, 1280, 720)
-	defer small.Close()
-	var data []byte
-	c.encode = timeMS(n, func() error { data, err = vision.EncodeJPEG(small, 80); return err })
+	d := config.Default().Ingest
+	w, h := vision.FittedSize(frame, d.MaxWidth, d.MaxHeight)
+	jpegCosts := func(w, h int) (data []byte, encode, decode float64, err error) {
+		encode = timeMS(n, func() error { data, err = vision.EncodeSized(frame, w, h, d.JPEGQuality); return err })
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		decode = timeMS(n, func() error {
+			m, err := vision.Decode(data, 0)
+			m.Close()
+			return err
+		})
+		return data, encode, decode, nil
+	}
+	data, enc, dec, err := jpegCosts(w, h)
 	if err != nil {
 		return c, err
 	}
-	c.jpegDecode = timeMS(n, func() error {
-		m, err := vision.Decode(data, 0)
-		m.Close()
-		return err
-	})
+	c.encode, c.jpegDecode, c.encodeReduced, c.decodeReduced = enc, dec, enc, dec
+	if c.reducible = w >= vframe.ReduceFromWidth; c.reducible {
+		if _, c.encodeReduced, c.decodeReduced, err = jpegCosts(vframe.ScaledSize(w, h, 2)); err != nil {
+			return c, err
+		}
+	}
 	if c.nats, err = natsCost(ctx, data, 4*n); err != nil {
 		return c, err
 	}
