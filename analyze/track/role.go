@@ -75,12 +75,13 @@ type Role struct {
 	Publisher Publisher
 	// RequestTimeout is how long a heads request may go unanswered before the next. Default 2s.
 	RequestTimeout time.Duration
-	// OverloadLatency is the capture→analysed latency (Result.LatencyMS) from which a stream's
-	// result says the analyzers are overloaded. Default 400ms.
-	OverloadLatency time.Duration
-	// OverloadHeadsEvery bounds heads under overload: after a result above OverloadLatency, a
-	// stream's next heads request waits until this many of its results in a row carried no
-	// heads, so heads run on at most about one frame in OverloadHeadsEvery. Without it overload
+	// OverloadHold is how long a stream counts as overloaded after one of its frames was
+	// dropped for want of analyzer time (reasons superseded, queue, deadline; a recording's
+	// frames never are). Default 2s.
+	OverloadHold time.Duration
+	// OverloadHeadsEvery bounds heads under overload: while a stream is overloaded, its next
+	// heads request waits until this many of its results in a row carried no heads, so heads
+	// run on at most about one frame in OverloadHeadsEvery+1. Without it overload
 	// feeds on itself: fewer results per stream mean each track's schedule (new track, settle
 	// samples, solo heads) falls on a larger share of them, each costing several times a
 	// detection, and fewer results still. Identities then settle later, not never. Default 4;
@@ -169,7 +170,8 @@ type streamState struct {
 	askedAt      time.Time
 	askedHeads   []string // the heads it asked for
 	unanswered   int
-	withoutHeads int // results in a row that carried no scheduled heads
+	withoutHeads int       // results in a row that carried no scheduled heads
+	overloadAt   time.Time // wall clock of the latest drop for want of analyzer time
 }
 
 // publishFailed counts a failed publish and logs the first and every 100th.
@@ -212,8 +214,8 @@ func (r *Role) setDefaults() {
 	if r.RequestTimeout <= 0 {
 		r.RequestTimeout = 2 * time.Second
 	}
-	if r.OverloadLatency <= 0 {
-		r.OverloadLatency = 400 * time.Millisecond
+	if r.OverloadHold <= 0 {
+		r.OverloadHold = 2 * time.Second
 	}
 	if r.OverloadHeadsEvery == 0 {
 		r.OverloadHeadsEvery = 4
@@ -355,6 +357,7 @@ func (r *Role) handle(m *nats.Msg) {
 			return
 		}
 		st.lastActive = now
+		noteDrop(st, d.Reason, now)
 		r.track(d.Stream, st, st.order.drop(d.Seq, now))
 	case strings.HasPrefix(m.Subject, bus.EOSPrefix+"."):
 		e, err := result.ParseEndOfStream(m.Data)
@@ -465,6 +468,14 @@ func answered(asked, fresh []string) bool {
 	return true
 }
 
+// noteDrop records a drop of st's stream that says its analyzers are behind.
+func noteDrop(st *streamState, reason string, now time.Time) {
+	switch reason {
+	case result.ReasonSuperseded, result.ReasonQueue, result.ReasonDeadline:
+		st.overloadAt = now
+	}
+}
+
 // scheduleHeads sends a heads request when a track of res's stream needs one, none is
 // outstanding and, under overload, the stream's heads budget allows (OverloadHeadsEvery).
 func (r *Role) scheduleHeads(res *result.Result, st *streamState, step Step) {
@@ -480,7 +491,7 @@ func (r *Role) scheduleHeads(res *result.Result, st *streamState, step Step) {
 	if len(step.HeadsFor) == 0 || r.Tracker.HeadsInterval < 0 {
 		return
 	}
-	overloaded := res.LatencyMS > float64(r.OverloadLatency.Milliseconds())
+	overloaded := !st.overloadAt.IsZero() && time.Since(st.overloadAt) < r.OverloadHold
 	if overloaded && r.OverloadHeadsEvery > 0 && st.withoutHeads < r.OverloadHeadsEvery {
 		r.mu.Lock()
 		r.stats.HeadsDeferred++
