@@ -352,6 +352,9 @@ func TestGalleryFollowsTheBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, time.Second, "deletion reaches the watcher", func() bool { _, _, ok := g1.Match(a); return !ok })
+	// g2 too: Carol below is enrolled with Alice's embedding, and a g2 still holding Alice
+	// would name her.
+	testenv.Eventually(t, time.Second, "deletion reaches the second watcher", func() bool { _, _, ok := g2.Match(a); return !ok })
 	testenv.Eventually(t, time.Second, "the corrupt record is logged", func() bool { return strings.Contains(logs.String(), "mallory") })
 	if g1.Len() != 1 {
 		t.Fatalf("%d identities after delete, want 1", g1.Len())
