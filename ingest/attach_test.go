@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/testenv"
 )
@@ -15,14 +14,7 @@ import (
 func TestAttachedPublishesAndReplaces(t *testing.T) {
 	testenv.NeedsTestData(t)
 	nc, conn := startNATS(t)
-	obs := conn("observer")
-	sub, err := obs.SubscribeSync(bus.All(bus.FramesPrefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := obs.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	sub := observeFrames(t, conn("observer"))
 	a := &Attached{Conn: nc, Defaults: StreamConfig{FPS: 30, MaxWidth: 320, MaxHeight: 240}}
 	open := func() Source {
 		src, err := Open(context.Background(), faceVideo(t), OpenOptions{Loop: true})

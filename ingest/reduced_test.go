@@ -2,14 +2,11 @@ package ingest
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"gocv.io/x/gocv"
 
-	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/vision"
 )
@@ -18,24 +15,9 @@ import (
 // (Scale 2, the frame's size still 1280x720); with FullFrames every frame is full size. A frame
 // asked to carry heads, or narrower than frame.ReduceFromWidth, is never reduced.
 func TestReducedFrames(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not on PATH (make setup installs it)")
-	}
-	path := filepath.Join(t.TempDir(), "hd.mp4")
-	cmd := exec.Command("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=1280x720:rate=10", "-t", "1",
-		"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", path)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
+	path := x264Clip(t, "1280x720", 10, 1)
 	nc, conn := startNATS(t)
-	obs := conn("observer")
-	sub, err := obs.SubscribeSync(bus.All(bus.FramesPrefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := obs.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	sub := observeFrames(t, conn("observer"))
 	role := &Role{Conn: nc, Streams: []StreamConfig{
 		{Name: "reduced", Source: path, FPS: 10},
 		{Name: "full", Source: path, FPS: 10, FullFrames: true},

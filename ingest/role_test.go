@@ -60,6 +60,19 @@ func startAnalyzer(t *testing.T, nc *nats.Conn) {
 	<-role.Ready()
 }
 
+// observeFrames subscribes nc to every stream's frames, confirmed by the server.
+func observeFrames(t *testing.T, nc *nats.Conn) *nats.Subscription {
+	t.Helper()
+	sub, err := nc.SubscribeSync(bus.All(bus.FramesPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
 func faceVideo(t *testing.T) string {
 	return filepath.Join(testenv.TestData(t), "video", "fer_test.mp4")
 }
@@ -122,14 +135,7 @@ func TestOnceFileThroughAnalyzer(t *testing.T) {
 func TestLoopFile(t *testing.T) {
 	testenv.NeedsTestData(t)
 	nc, conn := startNATS(t)
-	obs := conn("observer")
-	frames, err := obs.SubscribeSync(bus.All(bus.FramesPrefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := obs.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	frames := observeFrames(t, conn("observer"))
 	// fer_test.mp4 has ~115 frames; at 30 fps of media time every frame is kept.
 	role := &Role{Conn: nc, Streams: []StreamConfig{{Name: "loop", Source: faceVideo(t), Loop: true, FPS: 30, MaxWidth: 320, MaxHeight: 240}}}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -84,18 +86,26 @@ func TestSampleBeforeConversion(t *testing.T) {
 	sameFrames("sampling before decoding", wantKept)
 }
 
-// TestSampledAtTheFileRate: a 30 fps file sampled at 30 fps keeps every frame (its timestamps,
-// in the file's time base, do not fall short of the sampler's slots), and at 10 fps one in three.
-func TestSampledAtTheFileRate(t *testing.T) {
+// x264Clip writes a seconds-long H.264 test pattern of size at fps with ffmpeg; it skips the
+// test when ffmpeg is missing.
+func x264Clip(t *testing.T, size string, fps, seconds int) string {
+	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Skip("ffmpeg not on PATH (make setup installs it)")
 	}
 	path := filepath.Join(t.TempDir(), "clip.mp4")
-	cmd := exec.Command("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-t", "2",
-		"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", path)
+	cmd := exec.Command("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=%s:rate=%d", size, fps),
+		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", path)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, b)
 	}
+	return path
+}
+
+// TestSampledAtTheFileRate: a 30 fps file sampled at 30 fps keeps every frame (its timestamps,
+// in the file's time base, do not fall short of the sampler's slots), and at 10 fps one in three.
+func TestSampledAtTheFileRate(t *testing.T) {
+	path := x264Clip(t, "160x120", 30, 2)
 	ctx := context.Background()
 	for _, c := range []struct {
 		fps  float64
