@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/vigil-video/vigil/pkg/cputime"
 )
 
 // Model is what the runner needs of a model session; *onnx.Session
@@ -236,13 +238,13 @@ func measure(ctx context.Context, name string, m Model, input []float32, b int, 
 		if err := ctx.Err(); err != nil {
 			return t, err
 		}
-		c0, okCPU := threadCPU()
+		c0, errCPU := cputime.Thread()
 		start := time.Now()
 		if _, err := m.Run(ctx, b, input); err != nil {
 			return t, fmt.Errorf("gpubench: %s batch %d: %w", name, b, err)
 		}
 		times = append(times, time.Since(start))
-		if c1, ok := threadCPU(); ok && okCPU {
+		if c1, err := cputime.Thread(); err == nil && errCPU == nil {
 			cpu = append(cpu, c1-c0)
 		}
 	}

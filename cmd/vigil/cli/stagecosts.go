@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +16,7 @@ import (
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/config"
+	"github.com/vigil-video/vigil/pkg/cputime"
 	vframe "github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/vision"
@@ -129,7 +129,7 @@ func measureDecode(ctx context.Context, video string, fps float64, n int, c *sta
 	defer src.Close()
 	last := gocv.NewMat()
 	frames := 0
-	start, err := threadCPU()
+	start, err := cputime.Thread()
 	if err != nil {
 		return last, err
 	}
@@ -142,23 +142,13 @@ func measureDecode(ctx context.Context, video string, fps float64, n int, c *sta
 		last = raw.Mat
 		frames += 1 + raw.Skipped
 	}
-	end, err := threadCPU()
+	end, err := cputime.Thread()
 	if err != nil {
 		return last, err
 	}
 	c.decode = float64(end-start) / float64(time.Millisecond) / float64(n)
 	c.framesPerKept = float64(frames) / float64(n)
 	return last, nil
-}
-
-// threadCPU is the CPU time the calling OS thread has used (Linux RUSAGE_THREAD).
-func threadCPU() (time.Duration, error) {
-	const rusageThread = 1 // RUSAGE_THREAD, which package syscall does not name
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
-		return 0, fmt.Errorf("thread CPU time: %w", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // natsCost is the wall time per message of publishing data to an embedded server and receiving

@@ -6,9 +6,10 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-video/vigil/pkg/cputime"
 )
 
 // faces generates synthetic face embeddings shaped like real ones: people are random directions
@@ -254,15 +255,12 @@ func BenchmarkSearch(b *testing.B) {
 
 // threadCPU returns the CPU time the calling OS thread used (user + system).
 func threadCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+	d, err := cputime.Thread()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
-
-// rusageThread is Linux's RUSAGE_THREAD.
-const rusageThread = 1
 
 // FuzzDecode: any bytes either decode to a vector an Index accepts or fail with ErrVector.
 func FuzzDecode(f *testing.F) {

@@ -1,6 +1,7 @@
-package gpubench
+package cputime
 
 import (
+	"fmt"
 	"syscall"
 	"time"
 	"unsafe"
@@ -9,13 +10,12 @@ import (
 // clockThreadCPUTime is Linux's CLOCK_THREAD_CPUTIME_ID.
 const clockThreadCPUTime = 3
 
-// threadCPU returns the CPU time the calling OS thread has used (ns
-// resolution), and true. The caller must hold the thread
-// (runtime.LockOSThread).
-func threadCPU() (time.Duration, bool) {
+// Thread returns the CPU time (user and system, nanosecond resolution) the calling OS thread has
+// used since it started.
+func Thread() (time.Duration, error) {
 	var ts syscall.Timespec
 	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTime, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
-		return 0, false
+		return 0, fmt.Errorf("cputime: clock_gettime: %w", errno)
 	}
-	return time.Duration(ts.Nano()), true
+	return time.Duration(ts.Nano()), nil
 }
