@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-video/vigil/analyze/classify"
 	"github.com/vigil-video/vigil/analyze/classify/dataset"
 	"github.com/vigil-video/vigil/analyze/classify/manifest"
+	"github.com/vigil-video/vigil/analyze/classify/train"
 	"github.com/vigil-video/vigil/models"
 	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/result"
@@ -46,9 +47,9 @@ func TestTrainMobileNetClothes(t *testing.T) {
 	t.Logf("5-fold cross-validated accuracy: %.1f%% ± %.1f%% (folds %.3v), pooled confusion %v (rows true %v)",
 		100*cv.Mean, 100*cv.Std, cv.Accuracy, cv.Confusion, r.Labels)
 	// 90.8% before augmentation, the weight decay chosen by cross-validation and the refit on
-	// every image; 94.2% after (issue 16).
-	if cv.Mean < 0.93 {
-		t.Errorf("5-fold accuracy %.3f, want at least 0.93", cv.Mean)
+	// every image; 94.2% after; 95.8% with one common scale for the features (issue 16).
+	if cv.Mean < 0.95 {
+		t.Errorf("5-fold accuracy %.3f, want at least 0.95", cv.Mean)
 	}
 	if r.Images != 120 || len(r.Skipped) != 0 || r.FeatureDim != 1280 || r.Features != "472_quantized" {
 		t.Errorf("report %+v", r)
@@ -101,6 +102,36 @@ func TestTrainMobileNetClothes(t *testing.T) {
 	}
 	if correct < 11 {
 		t.Errorf("%d of 12 training photos classified as their class", correct)
+	}
+}
+
+// TestClothesCrossValidationSeeds measures the clothing classifier's 5-fold accuracy over three
+// fold seeds, as README.md reports it: one seed's folds can flatter or wrong a recipe by a few
+// points (seed 1 ranges 90.8-95.8% over the variants tried for issue 16), the mean of three
+// less so. Per-feature standardisation gives 91.9% (94.2, 91.7, 90.0); one common scale for the
+// L2-normalised features 93.1% (95.8, 92.5, 90.8).
+func TestClothesCrossValidationSeeds(t *testing.T) {
+	testenv.NeedsTestData(t)
+	ctx := context.Background()
+	rt := newRuntime(t)
+	ds := clothes(t)
+	bb := classify.ImageNetBackbone("mobilenetv2-12-int8", mobileNet(t))
+	var sum float64
+	var per []float64
+	for _, seed := range []uint64{1, 2, 3} {
+		res, err := classify.Train(ctx, rt, ds, classify.TrainConfig{Name: "clothes", Backbone: bb, Folds: 5, Head: train.Config{Seed: seed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cv := res.Report.CrossValidation
+		per = append(per, cv.Mean)
+		sum += cv.Mean
+		t.Logf("fold seed %d: %.1f%% ± %.1f%% at weight decay %g, pooled confusion %v", seed, 100*cv.Mean, 100*cv.Std, res.Report.L2, cv.Confusion)
+	}
+	mean := sum / 3
+	t.Logf("5-fold accuracy, mean over fold seeds 1-3: %.1f%%", 100*mean)
+	if mean < 0.925 {
+		t.Errorf("5-fold accuracy over fold seeds 1-3 %.3f (%.3v), want at least 0.925", mean, per)
 	}
 }
 

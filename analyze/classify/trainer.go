@@ -42,6 +42,9 @@ type Backbone struct {
 	// outputs (a face embedding model's embedding).
 	Features string
 	// L2Normalize normalises the features to unit length before the head (face embeddings).
+	// The head then standardises them with one common scale (train.Config.CommonScale), which
+	// keeps the embedding's geometry: on the shared clothing photos 93.2% against 92.1% with
+	// each feature scaled by its own deviation (5-fold, mean of fold seeds 1-8).
 	L2Normalize bool
 }
 
@@ -97,7 +100,8 @@ type TrainConfig struct {
 	// Backbone is the model to train on. Required.
 	Backbone Backbone
 	// Head configures the softmax head's training (validation split, early stopping, class
-	// weights). Backbone.L2Normalize overrides Head.L2Normalize.
+	// weights). Backbone.L2Normalize overrides Head.L2Normalize and, when set, sets
+	// Head.CommonScale.
 	Head train.Config
 	// Folds, when at least 2, picks the head's weight decay from L2Grid by stratified k-fold
 	// cross-validation and reports the chosen value's cross-validation.
@@ -346,6 +350,7 @@ func fitHead(ctx context.Context, x [][]float32, y []int, labels []string, aug [
 	t1 := time.Now()
 	hc := cfg.Head
 	hc.L2Normalize = l2Normalize
+	hc.CommonScale = hc.CommonScale || l2Normalize
 	if !cfg.NoAugment {
 		hc.Augment = aug
 	}

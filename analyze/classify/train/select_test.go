@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -69,5 +70,51 @@ func TestSelectL2(t *testing.T) {
 	t.Logf("grid %+v: chose %g", ch.Grid, ch.L2)
 	if _, err := SelectL2(context.Background(), x, y, labels, 3, nil, Config{}); err == nil {
 		t.Error("an empty grid was accepted")
+	}
+}
+
+// TestCommonScale: an embedding whose class signal lies in a few dimensions of large variance,
+// with many dimensions that barely vary and carry only noise. Scaling each feature by its own
+// deviation blows the noise up to the signal's size; one common scale keeps it small, so the
+// head generalises better from few samples. Its folded head works on the raw features.
+func TestCommonScale(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 5))
+	const signal, noise, perClass = 4, 200, 12
+	var x [][]float32
+	var y []int
+	for c := 0; c < 2; c++ {
+		for i := 0; i < perClass; i++ {
+			v := make([]float32, signal+noise)
+			for j := 0; j < signal; j++ {
+				v[j] = float32(2*c-1) + float32(rng.NormFloat64())
+			}
+			for j := signal; j < len(v); j++ {
+				v[j] = 0.01 * float32(rng.NormFloat64())
+			}
+			x = append(x, v)
+			y = append(y, c)
+		}
+	}
+	labels := []string{"a", "b"}
+	own, err := CrossValidate(ctx, x, y, labels, 4, Config{L2: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	common, err := CrossValidate(ctx, x, y, labels, 4, Config{L2: 0.1, CommonScale: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("4-fold accuracy: own scales %.3f, common scale %.3f", own.Mean, common.Mean)
+	if common.Mean < 0.9 || common.Mean < own.Mean+0.1 {
+		t.Errorf("4-fold accuracy with a common scale %.3f, with each feature's own %.3f: want at least 0.9 and 0.1 better",
+			common.Mean, own.Mean)
+	}
+	h, _, err := FitAll(ctx, x, y, labels, 100, Config{L2: 0.1, CommonScale: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := accuracy(h, x, y); a < 0.95 {
+		t.Errorf("common-scale head on raw features: accuracy %.2f", a)
 	}
 }

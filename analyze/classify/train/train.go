@@ -41,6 +41,14 @@ type Config struct {
 	// L2Normalize divides every feature vector by its Euclidean norm before anything else (face
 	// embeddings are compared that way). The exported head must do the same.
 	L2Normalize bool
+	// CommonScale standardises every feature with one common scale, the root mean square of
+	// the features' standard deviations on the training split, instead of each with its own
+	// (features are still centred on their own means). It keeps the relative scale of an
+	// embedding's dimensions, so that the weight decay falls on the embedding's own geometry
+	// and dimensions that barely vary are not blown up to the size of the informative ones.
+	// Default false: each feature is scaled by its own deviation, as suits features whose
+	// units differ.
+	CommonScale bool
 	// Seed makes the split and the shuffling reproducible. Default 1.
 	Seed uint64
 	// Augment, when set, holds for each sample of x (same index) extra feature vectors of the
@@ -379,7 +387,7 @@ func fitSplit(ctx context.Context, x [][]float32, y []int, labels []string, trai
 		}
 	}
 	k, d := len(labels), len(x[0])
-	std, mu, sigma := standardize(x, trainIdx, cfg.L2Normalize)
+	std, mu, sigma := standardize(x, trainIdx, cfg.L2Normalize, cfg.CommonScale)
 
 	weights := classWeights(y, trainIdx, k, cfg.Unweighted)
 
@@ -486,8 +494,9 @@ func withAugmented(x [][]float32, y, trainIdx []int, augment [][][]float32) ([][
 }
 
 // standardize returns the features as float64, normalised (l2), then standardised with the
-// training split's mean mu and deviation sigma.
-func standardize(x [][]float32, trainIdx []int, l2 bool) (std [][]float64, mu, sigma []float64) {
+// training split's mean mu and deviation sigma: each feature's own deviation, or with common
+// the root mean square of them all for every feature.
+func standardize(x [][]float32, trainIdx []int, l2, common bool) (std [][]float64, mu, sigma []float64) {
 	d := len(x[0])
 	feats := make([][]float64, len(x))
 	for i, v := range x {
@@ -516,6 +525,18 @@ func standardize(x [][]float32, trainIdx []int, l2 bool) (std [][]float64, mu, s
 	}
 	for j := range sigma {
 		sigma[j] = math.Sqrt(sigma[j] / float64(len(trainIdx)))
+	}
+	if common {
+		rms := 0.0
+		for _, sd := range sigma {
+			rms += sd * sd
+		}
+		rms = math.Sqrt(rms / float64(d))
+		for j := range sigma {
+			sigma[j] = rms
+		}
+	}
+	for j := range sigma {
 		if sigma[j] < 1e-6 {
 			sigma[j] = 1 // a constant feature carries nothing; leave it unscaled
 		}
