@@ -49,6 +49,7 @@ func Metrics() []Metric {
 		{Name: "vigil_analyze_workers", Owner: "cmd/vigil/cli (analyze)"},
 		{Name: "vigil_analyze_publish_errors_total", Owner: "cmd/vigil/cli (analyze)"},
 		{Name: "vigil_model_latency_seconds", Labels: []string{"model"}, Owner: "pkg/onnx (Session.Latency), cmd/vigil/cli"},
+		{Name: "vigil_model_cpu_seconds_total", Labels: []string{"model"}, Owner: "pkg/onnx (Session.Latency), cmd/vigil/cli"},
 		{Name: "vigil_gallery_identities", Owner: "analyze/gallery", Proposed: true},
 		{Name: "vigil_sink_results_total", Labels: []string{"stream"}, Owner: "sink (Prometheus sink)"},
 		{Name: "vigil_sink_faces_total", Labels: []string{"stream"}, Owner: "sink (Prometheus sink)"},

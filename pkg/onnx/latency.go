@@ -10,10 +10,12 @@ import (
 // histogram: from 0.5 ms (a landmark model) to 2 s (a large batch on a loaded CPU).
 var latencyBounds = [...]float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2}
 
-// latencyHist counts onnxruntime invocations by duration, lock-free.
+// latencyHist counts onnxruntime invocations by duration, lock-free, and sums the CPU time of
+// the threads that ran them.
 type latencyHist struct {
 	counts [len(latencyBounds) + 1]atomic.Uint64 // the last: above every bound
 	sum    atomic.Int64                          // nanoseconds
+	cpu    atomic.Int64                          // nanoseconds of the calling thread's CPU
 }
 
 func (h *latencyHist) observe(d time.Duration) {
@@ -32,6 +34,12 @@ type Latency struct {
 	// Count is the number of invocations; Sum their total duration in seconds.
 	Count uint64
 	Sum   float64
+	// CPU is the CPU time, in seconds, of the threads that called them, during the calls: the
+	// whole cost of a session with one intra-op thread (onnxruntime computes on the caller's
+	// thread), unlike Sum, which a loaded machine inflates with time spent waiting for a core.
+	// With more intra-op threads it counts the caller's share only. 0 where the system has no
+	// thread CPU clock.
+	CPU float64
 }
 
 // Latency returns the session's inference latency histogram so far.
@@ -44,6 +52,7 @@ func (s *Session) Latency() Latency {
 	}
 	l.Count = cum + s.lat.counts[len(latencyBounds)].Load()
 	l.Sum = time.Duration(s.lat.sum.Load()).Seconds()
+	l.CPU = time.Duration(s.lat.cpu.Load()).Seconds()
 	return l
 }
 

@@ -9,7 +9,8 @@ import (
 
 // TestSessionLatency: every onnxruntime invocation is observed once (a Run of 5 samples at
 // MaxBatch 2 is three), buckets are cumulative and end at Count, failed runs are not observed,
-// and the runtime lists its open sessions by name.
+// the calling thread's CPU time during them is summed, and the runtime lists its open sessions
+// by name.
 func TestSessionLatency(t *testing.T) {
 	r := newRuntime(t)
 	s := newSession(t, r, "tiny", tm.Tiny(tm.Raw), SessionOptions{MaxBatch: 2})
@@ -26,6 +27,11 @@ func TestSessionLatency(t *testing.T) {
 	l := s.Latency()
 	if l.Count != 3 || l.Sum <= 0 {
 		t.Fatalf("latency after one run of 5 samples at batch 2: %+v, want 3 invocations", l)
+	}
+	// One intra-op thread computes on the calling thread: its CPU time is counted, and cannot
+	// exceed the calls' wall time.
+	if l.CPU <= 0 || l.CPU > l.Sum+1e-4 {
+		t.Fatalf("CPU %g s for %g s of invocations, want more than 0 and at most the wall time", l.CPU, l.Sum)
 	}
 	var prev uint64
 	for _, bound := range latencyBounds {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/vigil-video/vigil/pkg/cputime"
 	"github.com/vigil-video/vigil/pkg/onnx/graph"
 )
 
@@ -342,15 +344,31 @@ func (s *Session) Run(ctx context.Context, n int, input []float32) ([][]float32,
 		}
 		b := min(s.maxBatch, n-off)
 		start := time.Now()
-		if err := s.runChunk(ctx, off, b, input, outs); err != nil {
+		cpu, err := s.runChunkTimed(ctx, off, b, input, outs)
+		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				err = ctxErr
 			}
 			return nil, fmt.Errorf("onnx: session %s: samples %d-%d: %w", s.name, off, off+b-1, err)
 		}
 		s.lat.observe(time.Since(start))
+		s.lat.cpu.Add(int64(cpu))
 	}
 	return outs, nil
+}
+
+// runChunkTimed is runChunk on a held OS thread, returning that thread's CPU time during it (0
+// without a thread CPU clock).
+func (s *Session) runChunkTimed(ctx context.Context, off, b int, input []float32, outs [][]float32) (time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c0, err0 := cputime.Thread()
+	err := s.runChunk(ctx, off, b, input, outs)
+	c1, err1 := cputime.Thread()
+	if err0 != nil || err1 != nil {
+		return 0, err
+	}
+	return c1 - c0, err
 }
 
 // mulString renders n*size, or "?" if n is negative.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -137,6 +138,9 @@ type liveReport struct {
 	// models is the inference time of each model in the window, in seconds, from vigil run's
 	// own vigil_model_latency_seconds (nil with external analyzers, whose models it does not see).
 	models map[string]float64
+	// modelsKind says what models measures: "CPU" (vigil_model_cpu_seconds_total) or "wall"
+	// (the latency histograms' sums, where no CPU time is exported).
+	modelsKind string
 	// fullFrames is set when the run publishes every frame at full size (--full-frames, or
 	// heads on every frame): no frame goes at reduced size.
 	fullFrames bool
@@ -287,7 +291,7 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 		defer pprof.StopCPUProfile()
 	}
 	cpu0 := cpuSeconds()
-	models0, modelsErr := modelSeconds(ctx, metricsURL)
+	models0, _, modelsErr := modelSeconds(ctx, metricsURL)
 	mu.Lock()
 	measuring = true
 	mu.Unlock()
@@ -303,8 +307,8 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 	rep.window = time.Since(start)
 	mu.Unlock()
 	rep.cpu = cpuSeconds() - cpu0
-	if models1, err := modelSeconds(ctx, metricsURL); err == nil && modelsErr == nil && f.analyzers == 1 {
-		rep.models = map[string]float64{}
+	if models1, kind, err := modelSeconds(ctx, metricsURL); err == nil && modelsErr == nil && f.analyzers == 1 {
+		rep.models, rep.modelsKind = map[string]float64{}, kind
 		for m, v := range models1 {
 			rep.models[m] = v - models0[m]
 		}
@@ -316,39 +320,46 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 	return rep, nil
 }
 
-// modelSeconds scrapes vigil run's metrics at url for the total inference time of each model
-// so far (vigil_model_latency_seconds' sums), in seconds.
-func modelSeconds(ctx context.Context, url string) (map[string]float64, error) {
+// modelSeconds scrapes vigil run's metrics at url for the inference time of each model so far,
+// in seconds: the calling threads' CPU time (vigil_model_cpu_seconds_total, kind "CPU") where
+// exported, else the wall time of the invocations (vigil_model_latency_seconds' sums, "wall").
+func modelSeconds(ctx context.Context, url string) (map[string]float64, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("bench live: metrics: %w", err)
+		return nil, "", fmt.Errorf("bench live: metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("bench live: metrics: %s", resp.Status)
+		return nil, "", fmt.Errorf("bench live: metrics: %s", resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("bench live: metrics: %w", err)
+		return nil, "", fmt.Errorf("bench live: metrics: %w", err)
 	}
-	out := map[string]float64{}
-	if fam := families["vigil_model_latency_seconds"]; fam != nil {
-		for _, m := range fam.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "model" {
-					out[l.GetValue()] += m.GetHistogram().GetSampleSum()
+	byModel := func(family string, value func(*dto.Metric) float64) map[string]float64 {
+		out := map[string]float64{}
+		if fam := families[family]; fam != nil {
+			for _, m := range fam.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "model" {
+						out[l.GetValue()] += value(m)
+					}
 				}
 			}
 		}
+		return out
 	}
-	return out, nil
+	if cpu := byModel("vigil_model_cpu_seconds_total", func(m *dto.Metric) float64 { return m.GetCounter().GetValue() }); len(cpu) > 0 {
+		return cpu, "CPU", nil
+	}
+	return byModel("vigil_model_latency_seconds", func(m *dto.Metric) float64 { return m.GetHistogram().GetSampleSum() }), "wall", nil
 }
 
 // startAnalyzer starts `vigil analyze` against url, pinned to core k mod NumCPU when taskset is
@@ -520,7 +531,7 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 		sort.Strings(names)
 		for _, m := range names {
 			if r.models[m] > 0 {
-				stages = append(stages, stage{m + " inference (wall)", 1000 * r.models[m] / float64(a)})
+				stages = append(stages, stage{m + " inference (" + r.modelsKind + ")", 1000 * r.models[m] / float64(a)})
 			}
 		}
 		fmt.Fprintf(w, "heads ran on %.0f%% of the analysed frames (%.2f faces a frame)\n", 100*headsPer, facesPer)

@@ -5,13 +5,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
 // TestModelSeconds: bench live reads each model's total inference time from a metrics
-// endpoint (the histogram sums, sessions of one model added), and fails on a bad answer.
+// endpoint, sessions of one model added: the CPU counters where exported, else the latency
+// histograms' sums (wall time); it fails on a bad answer.
 func TestModelSeconds(t *testing.T) {
-	body := `# HELP vigil_model_latency_seconds Inference time.
+	wall := `# HELP vigil_model_latency_seconds Inference time.
 # TYPE vigil_model_latency_seconds histogram
 vigil_model_latency_seconds_bucket{model="fr_detect",le="0.01"} 3
 vigil_model_latency_seconds_bucket{model="fr_detect",le="+Inf"} 4
@@ -23,22 +25,36 @@ vigil_model_latency_seconds_count{model="fr_feature"} 1
 # TYPE vigil_frames_total counter
 vigil_frames_total 9
 `
+	cpu := wall + `# TYPE vigil_model_cpu_seconds_total counter
+vigil_model_cpu_seconds_total{model="fr_detect"} 0.0625
+vigil_model_cpu_seconds_total{model="fr_feature"} 0.25
+`
+	var body atomic.Pointer[string]
+	body.Store(&wall)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
 			http.NotFound(w, r)
 			return
 		}
-		_, _ = w.Write([]byte(body))
+		_, _ = w.Write([]byte(*body.Load()))
 	}))
 	defer srv.Close()
-	got, err := modelSeconds(context.Background(), srv.URL+"/metrics")
+	got, kind, err := modelSeconds(context.Background(), srv.URL+"/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got["fr_detect"] != 0.125 || got["fr_feature"] != 0.5 {
-		t.Fatalf("model seconds %v, want fr_detect 0.125 and fr_feature 0.5", got)
+	if len(got) != 2 || got["fr_detect"] != 0.125 || got["fr_feature"] != 0.5 || kind != "wall" {
+		t.Fatalf("model seconds %v (%s), want wall fr_detect 0.125 and fr_feature 0.5", got, kind)
 	}
-	if _, err := modelSeconds(context.Background(), srv.URL+"/nothing"); err == nil {
+	body.Store(&cpu)
+	got, kind, err = modelSeconds(context.Background(), srv.URL+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["fr_detect"] != 0.0625 || got["fr_feature"] != 0.25 || kind != "CPU" {
+		t.Fatalf("model seconds %v (%s), want CPU fr_detect 0.0625 and fr_feature 0.25", got, kind)
+	}
+	if _, _, err := modelSeconds(context.Background(), srv.URL+"/nothing"); err == nil {
 		t.Fatal("a 404 read as metrics")
 	}
 }

@@ -52,12 +52,20 @@ var modelLatencyDesc = prometheus.NewDesc("vigil_model_latency_seconds",
 	"Inference time of one onnxruntime invocation (one batch), by model: the face models and custom classifiers.",
 	[]string{"model"}, nil)
 
-// modelMetrics exports the inference latency histogram of every session open in rt, by model
-// name (sessions of the same model are summed).
+// modelCPUDesc describes vigil_model_cpu_seconds_total.
+var modelCPUDesc = prometheus.NewDesc("vigil_model_cpu_seconds_total",
+	"CPU time of the threads that called onnxruntime, during the calls, by model: the whole inference cost with one intra-op thread, which wall time overstates on a loaded machine.",
+	[]string{"model"}, nil)
+
+// modelMetrics exports the inference latency histogram and CPU time of every session open in
+// rt, by model name (sessions of the same model are summed).
 type modelMetrics struct{ rt *onnx.Runtime }
 
-// Describe sends the histogram's description.
-func (m modelMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- modelLatencyDesc }
+// Describe sends the metrics' descriptions.
+func (m modelMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- modelLatencyDesc
+	ch <- modelCPUDesc
+}
 
 // Collect reads every session's histogram now.
 func (m modelMetrics) Collect(ch chan<- prometheus.Metric) {
@@ -75,6 +83,7 @@ func (m modelMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		acc.Count += l.Count
 		acc.Sum += l.Sum
+		acc.CPU += l.CPU
 		byModel[s.Name()] = acc
 	}
 	for _, name := range names {
@@ -82,6 +91,7 @@ func (m modelMetrics) Collect(ch chan<- prometheus.Metric) {
 		if h, err := prometheus.NewConstHistogram(modelLatencyDesc, l.Count, l.Sum, l.Buckets, name); err == nil {
 			ch <- h
 		}
+		ch <- prometheus.MustNewConstMetric(modelCPUDesc, prometheus.CounterValue, l.CPU, name)
 	}
 }
 
