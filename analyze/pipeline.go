@@ -357,15 +357,18 @@ func (p *Pipeline) AnalyzeWith(ctx context.Context, frames []gocv.Mat, requested
 	}
 	out := make([]FrameFaces, len(frames))
 	var faces []faceInput
-	var refs []detect.FaceRef
+	var lms [][]float32
+	var refs []detect.FaceRef // faces whose landmarks the quality gate did not compute
+	var missing []int         // their indices in faces
 	for i, ds := range dets {
-		sort.SliceStable(ds, func(a, b int) bool { return ds[a].Box.Area() > ds[b].Box.Area() })
+		sort.SliceStable(ds, func(a, b int) bool { return ds[a].det.Box.Area() > ds[b].det.Box.Area() })
 		if len(ds) > p.cfg.MaxFaces {
 			ds = ds[:p.cfg.MaxFaces]
 		}
 		out[i].Faces = make([]result.Face, len(ds))
 		out[i].Embeddings = make([][]float32, len(ds))
-		for j, d := range ds {
+		for j, fd := range ds {
+			d := fd.det
 			out[i].Faces[j] = result.Face{Box: result.Box{X1: d.Box.X1, Y1: d.Box.Y1, X2: d.Box.X2, Y2: d.Box.Y2}, Score: d.Score}
 			var req []string
 			if i < len(requested) {
@@ -375,15 +378,24 @@ func (p *Pipeline) AnalyzeWith(ctx context.Context, frames []gocv.Mat, requested
 			out[i].Faces[j].TooSmall = small
 			faces = append(faces, faceInput{frame: frames[i], box: d.Box, out: &out[i].Faces[j], emb: &out[i].Embeddings[j], requested: req,
 				tooSmall: small})
-			refs = append(refs, detect.FaceRef{Frame: frames[i], Box: d.Box})
+			lms = append(lms, fd.lms)
+			if fd.lms == nil {
+				refs = append(refs, detect.FaceRef{Frame: frames[i], Box: d.Box})
+				missing = append(missing, len(faces)-1)
+			}
 		}
 	}
 	if len(faces) == 0 {
 		return out, nil
 	}
-	lms, err := p.marks.Landmarks(ctx, refs)
-	if err != nil {
-		return nil, err
+	if len(refs) > 0 {
+		more, err := p.marks.Landmarks(ctx, refs)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range missing {
+			lms[i] = more[k]
+		}
 	}
 	for i := range faces {
 		pts, ok := detect.Landmarks5(lms[i])

@@ -8,11 +8,18 @@ import (
 	"github.com/vigil-video/vigil/detect"
 )
 
+// found is a detection and, when the face-quality gate computed them, its 68 landmarks (the
+// landmark model's output: the pipeline's landmarks need not run again).
+type found struct {
+	det detect.Detection
+	lms []float32
+}
+
 // findFaces runs the detector on frames (and on their tiles when PipelineConfig.Tiles is set),
 // then the face-quality gate: a detection whose landmarks do not survive mirroring (see
 // detect.Landmarker.MirrorError) by more than MirrorTolerance plus one pixel of the face's side
-// is not a face and is dropped.
-func (p *Pipeline) findFaces(ctx context.Context, frames []gocv.Mat) ([][]detect.Detection, error) {
+// is not a face and is dropped. A kept face carries the landmarks the gate computed.
+func (p *Pipeline) findFaces(ctx context.Context, frames []gocv.Mat) ([][]found, error) {
 	var dets [][]detect.Detection
 	var err error
 	if p.cfg.Tiles != nil {
@@ -20,8 +27,17 @@ func (p *Pipeline) findFaces(ctx context.Context, frames []gocv.Mat) ([][]detect
 	} else {
 		dets, err = p.detector.Detect(ctx, frames)
 	}
-	if err != nil || p.cfg.MirrorTolerance < 0 {
-		return dets, err
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]found, len(dets))
+	if p.cfg.MirrorTolerance < 0 {
+		for i, ds := range dets {
+			for _, d := range ds {
+				out[i] = append(out[i], found{det: d})
+			}
+		}
+		return out, nil
 	}
 	var refs []detect.FaceRef
 	for i, ds := range dets {
@@ -30,7 +46,7 @@ func (p *Pipeline) findFaces(ctx context.Context, frames []gocv.Mat) ([][]detect
 		}
 	}
 	if len(refs) == 0 {
-		return dets, nil
+		return out, nil
 	}
 	lms, err := p.marks.Landmarks(ctx, refs)
 	if err != nil {
@@ -38,10 +54,10 @@ func (p *Pipeline) findFaces(ctx context.Context, frames []gocv.Mat) ([][]detect
 	}
 	k := 0
 	for i, ds := range dets {
-		kept := ds[:0]
 		for _, d := range ds {
-			pts, ok := detect.Landmarks5(lms[k])
+			lm := lms[k]
 			k++
+			pts, ok := detect.Landmarks5(lm)
 			if !ok {
 				continue
 			}
@@ -50,12 +66,11 @@ func (p *Pipeline) findFaces(ctx context.Context, frames []gocv.Mat) ([][]detect
 				return nil, err
 			}
 			if side := d.Box.H(); side > 0 && e <= p.cfg.MirrorTolerance+1/side {
-				kept = append(kept, d)
+				out[i] = append(out[i], found{det: d, lms: lm})
 			}
 		}
-		dets[i] = kept
 	}
-	return dets, nil
+	return out, nil
 }
 
 // ImageMaxFaces is the face cap ForImages sets: a group photo holds far more faces than a

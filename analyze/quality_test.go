@@ -1,11 +1,14 @@
 package analyze
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/vigil-video/vigil/pkg/onnx"
 	"github.com/vigil-video/vigil/pkg/testenv"
+	"gocv.io/x/gocv"
 )
 
 // TestFaceGate: the face-quality gate drops the cat's face the detector takes for a human one
@@ -66,6 +69,50 @@ func TestTiledDetection(t *testing.T) {
 		t.Logf("%s: %d faces tiled, %d whole-frame", c.name, n, before)
 		if n < c.min || n > c.max {
 			t.Errorf("%s: %d faces tiled (%d whole-frame), want %d..%d", c.name, n, before, c.min, c.max)
+		}
+	}
+}
+
+// TestLandmarksRunOncePerFace: the landmark model runs once for every face's landmarks (one
+// batch) and, with the quality gate on, once more per face for the mirror check; the gate's
+// landmarks are the faces' own, not computed a third time. The faces get landmarks either way.
+func TestLandmarksRunOncePerFace(t *testing.T) {
+	img := decodeFile(t, filepath.Join(testenv.TestData(t), "detect", "obama_and_biden.jpg"))
+	defer img.Close()
+	ms := newModelSet(t)
+	m, err := ms.Get("fr_landmark")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := m.(*onnx.Session)
+	for _, c := range []struct {
+		name      string
+		tolerance float32
+		mirror    bool
+	}{{"gate on", 0, true}, {"gate off", -1, false}} {
+		p, err := NewPipeline(PipelineConfig{MirrorTolerance: c.tolerance}, ms.Get)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := sess.Latency()
+		out, err := p.AnalyzeWith(context.Background(), []gocv.Mat{img}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := sess.Latency()
+		faces := len(out[0].Faces)
+		// One batch for every face's landmarks, plus with the gate one mirror check per face.
+		want := uint64(1)
+		if c.mirror {
+			want += uint64(faces)
+		}
+		if faces < 2 || after.Count-before.Count != want {
+			t.Fatalf("%s: %d landmark invocations for %d faces, want %d", c.name, after.Count-before.Count, faces, want)
+		}
+		for _, f := range out[0].Faces {
+			if len(f.Landmarks) != 5 {
+				t.Fatalf("%s: face %+v without landmarks", c.name, f.Box)
+			}
 		}
 	}
 }
