@@ -435,6 +435,14 @@ func (r *Role) Run(ctx context.Context) error {
 }
 
 func (r *Role) process(ctx context.Context, jobs []job) {
+	// Frames that request heads (a new track's, emotion's DenseNet alone ~70 ms a face on one
+	// core) go after the rest of their batch, whose results are then published without waiting
+	// for them.
+	if light, heavy := splitByHeads(jobs); len(light) > 0 && len(heavy) > 0 {
+		r.process(ctx, light)
+		r.process(ctx, heavy)
+		return
+	}
 	start := time.Now()
 	defer func() { r.busy.Add(int64(time.Since(start))) }()
 	v, _ := r.batches.LoadOrStore(len(jobs), new(atomic.Uint64))
@@ -527,6 +535,18 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		r.analyzed.Add(1)
 		r.faces.Add(uint64(len(res.Faces)))
 	}
+}
+
+// splitByHeads separates the frames that request no heads from those that do, each in order.
+func splitByHeads(jobs []job) (light, heavy []job) {
+	for _, j := range jobs {
+		if len(j.f.Heads) > 0 {
+			heavy = append(heavy, j)
+		} else {
+			light = append(light, j)
+		}
+	}
+	return light, heavy
 }
 
 // facesIn returns faces in the pixels of an image at 1/scale of the frame (faces itself at

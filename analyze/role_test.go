@@ -345,3 +345,42 @@ func TestRoleNewestFrameUnderOverload(t *testing.T) {
 	}
 	t.Logf("analysed %d of %d frames; per stream %d..%d; drops %v; max backlog %d", st.Analyzed, total, least, most, st.Dropped, maxQueued)
 }
+
+// TestRoleHeadsFramesGoLast: in a batch, frames that request heads are analysed after the
+// others, whose results are published first instead of waiting for those heads.
+func TestRoleHeadsFramesGoLast(t *testing.T) {
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
+	h := startRole(t, func(r *Role) { r.Workers, r.MaxBatch, r.MaxWait = 1, 4, 500*time.Millisecond })
+	var mu sync.Mutex
+	var order []string
+	sub, err := h.nc.Subscribe(bus.All(bus.ResultsPrefix), func(m *nats.Msg) {
+		if r, err := result.ParseResult(m.Data); err == nil {
+			mu.Lock()
+			order = append(order, r.Stream)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []string{"heads", "a", "b", "c"} {
+		f := frame.Frame{Stream: s, Seq: uint64(i + 1), Captured: time.Now(), Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img}
+		if s == "heads" {
+			f.Heads = []string{HeadAge}
+		}
+		h.publish(t, f)
+	}
+	testenv.Eventually(t, 60*time.Second, "4 results", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 4 })
+	mu.Lock()
+	defer mu.Unlock()
+	if order[3] != "heads" {
+		t.Fatalf("results in order %v: the frame requesting heads should come last", order)
+	}
+	if st := h.role.Stats(); st.Batches[3] != 1 || st.Batches[1] != 1 {
+		t.Fatalf("batches %v: want the four frames split into one of 3 and one of 1", st.Batches)
+	}
+}
