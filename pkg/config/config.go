@@ -138,6 +138,11 @@ type Metrics struct {
 	// Addr is the host:port of a listener serving GET /metrics; empty serves none. Key "addr",
 	// default "".
 	Addr string `yaml:"addr"`
+	// AllowedHosts are host names the metrics endpoint answers to besides IP addresses,
+	// localhost, the machine's name and the command's own --allowed-hosts (a Prometheus that
+	// scrapes by service name, e.g. analyze:9090; other Host headers get 421). Key
+	// "allowed_hosts", default none.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // Run configures the NATS server `vigil run` embeds.

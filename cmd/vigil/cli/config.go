@@ -150,6 +150,8 @@ func (s *settings) registerJetStream(fs *flag.FlagSet) {
 // registerMetrics adds --metrics-addr.
 func (s *settings) registerMetrics(fs *flag.FlagSet) {
 	fs.StringVar(&s.cfg.Metrics.Addr, "metrics-addr", s.cfg.Metrics.Addr, "serve Prometheus metrics on this host:port at /metrics (empty: off)")
+	fs.Var((*stringList)(&s.cfg.Metrics.AllowedHosts), "metrics-allowed-hosts", "host names the metrics endpoint answers to besides IP addresses, localhost, "+
+		"this machine's name and --allowed-hosts, e.g. a Prometheus scraping analyze:9090 (comma-separated; other Host headers get 421)")
 }
 
 // registerRun adds the embedded server's flags (run: section).

@@ -735,11 +735,12 @@ func drain(nc *nats.Conn, log *slog.Logger) {
 
 // startMetrics serves reg on addr to requests naming an IP address, localhost, this machine or
 // one of hosts (the command's --allowed-hosts); nil without an address. The caller closes it.
-func startMetrics(addr string, hosts []string, reg *prometheus.Registry, log *slog.Logger) (*metrics.Server, error) {
-	if addr == "" {
+func startMetrics(cfg config.Metrics, apiHosts []string, reg *prometheus.Registry, log *slog.Logger) (*metrics.Server, error) {
+	if cfg.Addr == "" {
 		return nil, nil
 	}
-	m := &metrics.Server{Addr: addr, Gatherer: reg, AllowedHosts: hosts, Log: log}
+	hosts := append(slices.Clone(apiHosts), cfg.AllowedHosts...)
+	m := &metrics.Server{Addr: cfg.Addr, Gatherer: reg, AllowedHosts: hosts, Log: log}
 	if err := m.Start(); err != nil {
 		return nil, err
 	}

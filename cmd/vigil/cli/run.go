@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/event"
 
 	"github.com/nats-io/nats.go"
@@ -420,7 +421,7 @@ func (r *runStack) startMetrics() error {
 	}
 	r.reg.MustRegister(r.extraCollectors()...) // HTTP requests, event history, model latency
 	// The metrics endpoint serves the host names the API serves (--allowed-hosts).
-	m, err := startMetrics(r.st.cfg.Metrics.Addr, r.ff.http.hosts, r.reg, r.log)
+	m, err := startMetrics(r.st.cfg.Metrics, r.ff.http.hosts, r.reg, r.log)
 	if err != nil {
 		return err
 	}
@@ -619,12 +620,12 @@ func (st *settings) start(ctx context.Context, role string, log *slog.Logger) (*
 }
 
 // serve starts the metrics endpoint, if any, with collectors registered.
-func (rs *roleSetup) serve(addr string, collectors ...prometheus.Collector) error {
+func (rs *roleSetup) serve(cfg config.Metrics, collectors ...prometheus.Collector) error {
 	if rs.reg == nil {
 		return nil
 	}
 	rs.reg.MustRegister(collectors...)
-	m, err := startMetrics(addr, rs.hosts, rs.reg, rs.log)
+	m, err := startMetrics(cfg, rs.hosts, rs.reg, rs.log)
 	rs.m = m
 	return err
 }
@@ -696,7 +697,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 		// Recordings read to their end (--once, or files without --loop): a batch job that
 		// exits when they have ended, as before the managed stream list existed.
 		role := &ingest.Role{Conn: rs.nc, Streams: streams, Log: log}
-		if err := rs.serve(st.cfg.Metrics.Addr, ingestMetrics(role)); err != nil {
+		if err := rs.serve(st.cfg.Metrics, ingestMetrics(role)); err != nil {
 			return err
 		}
 		return role.Run(ctx)
@@ -722,7 +723,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	defer whipEP.Close()
 	whipEP.Mount(srv)
 	srv.MarkPublic("/publish/")
-	if err := rs.serve(st.cfg.Metrics.Addr, ingest.StreamsCollector(managed.mgr, attached), httpMetrics(srv)); err != nil {
+	if err := rs.serve(st.cfg.Metrics, ingest.StreamsCollector(managed.mgr, attached), httpMetrics(srv)); err != nil {
 		return err
 	}
 	if err := managed.Start(ctx); err != nil {
@@ -794,7 +795,7 @@ func analyzeCmd(ctx context.Context, env Env, args []string) error {
 	defer rs.close()
 	role := af.role(rs.nc, rs.js, an, log)
 	role.Name = hostname() + fmt.Sprintf("-%d", os.Getpid())
-	if err := rs.serve(st.cfg.Metrics.Addr, analyzeMetrics(role, effectiveWorkers(af.workers), af.maxBatch), modelMetrics{an.rt}); err != nil {
+	if err := rs.serve(st.cfg.Metrics, analyzeMetrics(role, effectiveWorkers(af.workers), af.maxBatch), modelMetrics{an.rt}); err != nil {
 		return err
 	}
 	err = role.Run(ctx)
@@ -867,7 +868,7 @@ func sinkCmd(ctx context.Context, env Env, args []string) error {
 	}
 	defer outs.close() // after every role and consumer returned; before the connection drains
 	role := sf.role(rs.nc, rs.js, sinks, log)
-	if err := rs.serve(st.cfg.Metrics.Addr, append([]prometheus.Collector{sinkMetrics(role)}, outs.collectors(sf.writer)...)...); err != nil {
+	if err := rs.serve(st.cfg.Metrics, append([]prometheus.Collector{sinkMetrics(role)}, outs.collectors(sf.writer)...)...); err != nil {
 		closeSinks(sinks)
 		return err
 	}

@@ -380,7 +380,7 @@ func serveMetrics(addr string, hosts []string, srv *httpapi.Server, an *analyzer
 	}
 	reg := metrics.NewRegistry()
 	reg.MustRegister(httpMetrics(srv), modelMetrics{an.rt}, galleryMetrics(svc))
-	return startMetrics(addr, hosts, reg, log)
+	return startMetrics(config.Metrics{Addr: addr}, hosts, reg, log)
 }
 
 func docsURL(srv *httpapi.Server, on bool) string {

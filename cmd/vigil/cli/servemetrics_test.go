@@ -3,6 +3,7 @@ package cli
 import (
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,21 +27,7 @@ func TestServeMetrics(t *testing.T) {
 			t.Fatalf("GET /v1/identities: %d", code)
 		}
 	}
-	scrapeAs := func(host string) (int, string) {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, metricsURL, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	scrapeAs := func(host string) (int, string) { t.Helper(); return getAsHost(t, metricsURL, host) }
 	const want = `vigil_http_requests_total{code="200",route="GET /v1/identities"} 2`
 	for _, host := range []string{"vigil.example.com", "localhost", strings.TrimPrefix(strings.TrimSuffix(metricsURL, "/metrics"), "http://")} {
 		if code, body := scrapeAs(host); code != http.StatusOK || !strings.Contains(body, want) {
@@ -52,5 +39,43 @@ func TestServeMetrics(t *testing.T) {
 	}
 	if code := run.stop(t); code != 0 {
 		t.Fatalf("vigil serve exited %d:\n%s", code, run.stderr.String())
+	}
+}
+
+// getAsHost GETs url with the Host header host and returns the status and body.
+func getAsHost(t *testing.T, url, host string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestMetricsAllowedHosts: a role without an HTTP API (here vigil sink) serves its metrics to
+// the host names --metrics-allowed-hosts lists (a Prometheus scraping by service name) as well
+// as to IP addresses, and 421 to any other name.
+func TestMetricsAllowedHosts(t *testing.T) {
+	b := startSinkBus(t)
+	run := startCommand(t, nil, "sink", "--nats-url", b.url, "--quiet", "--log-json", "--events-db", filepath.Join(t.TempDir(), "events.db"),
+		"--metrics-addr", "127.0.0.1:0", "--metrics-allowed-hosts", "sink.monitoring,prom.internal")
+	metricsURL := run.logValue(t, 10*time.Second, "metrics", "url")
+	for _, host := range []string{"sink.monitoring", "prom.internal", strings.TrimPrefix(strings.TrimSuffix(metricsURL, "/metrics"), "http://")} {
+		if code, body := getAsHost(t, metricsURL, host); code != http.StatusOK || !strings.Contains(body, "vigil_sink_") {
+			t.Errorf("metrics as %s: %d, want 200 with the sink's series", host, code)
+		}
+	}
+	if code, body := getAsHost(t, metricsURL, "attacker.example"); code != http.StatusMisdirectedRequest || !strings.Contains(body, "host_not_allowed") {
+		t.Errorf("metrics as attacker.example: %d %s, want 421 host_not_allowed", code, body)
+	}
+	if code := run.stop(t); code != 0 {
+		t.Fatalf("vigil sink exited %d:\n%s", code, run.stderr.String())
 	}
 }
