@@ -31,12 +31,28 @@ func (c *Consumer) CatchUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("eventstore consumer: catch up: %s: %w", c.Durable, err)
 	}
+	// The server may count a just-stored event in the consumer's pending a moment after it
+	// acknowledged the publish: an unfiltered consumer also waits for its acknowledgement floor
+	// to reach the stream's last event, and every consumer for two polls in a row to agree.
+	var last uint64
+	if len(c.Streams) == 0 {
+		if s, err := c.JetStream.Stream(ctx, bus.EventsStream); err == nil {
+			if si, err := s.Info(ctx); err == nil {
+				last = si.State.LastSeq
+			}
+		}
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	agreed := 0
 	for {
 		info, err := cons.Info(ctx)
-		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-			return nil
+		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= last {
+			if agreed++; agreed == 2 {
+				return nil
+			}
+		} else {
+			agreed = 0
 		}
 		select {
 		case <-ctx.Done():
