@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-video/vigil/pkg/testenv"
 	"go.uber.org/goleak"
 )
 
@@ -93,21 +94,7 @@ func TestServerHostCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	get := func(url, host string) (int, string) {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(url, host string) (int, string) { t.Helper(); return testenv.GetAsHost(t, url, host) }
 	for _, host := range []string{"attacker.example", "metrics.example.com.evil.example", "corp.example"} {
 		if code, body := get(s.URL(), host); code != http.StatusMisdirectedRequest || !strings.Contains(body, "host_not_allowed") ||
 			strings.Contains(body, "vigil_test_frames_total") {

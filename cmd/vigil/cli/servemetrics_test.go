@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -27,7 +26,7 @@ func TestServeMetrics(t *testing.T) {
 			t.Fatalf("GET /v1/identities: %d", code)
 		}
 	}
-	scrapeAs := func(host string) (int, string) { t.Helper(); return getAsHost(t, metricsURL, host) }
+	scrapeAs := func(host string) (int, string) { t.Helper(); return testenv.GetAsHost(t, metricsURL, host) }
 	const want = `vigil_http_requests_total{code="200",route="GET /v1/identities"} 2`
 	for _, host := range []string{"vigil.example.com", "localhost", strings.TrimPrefix(strings.TrimSuffix(metricsURL, "/metrics"), "http://")} {
 		if code, body := scrapeAs(host); code != http.StatusOK || !strings.Contains(body, want) {
@@ -42,23 +41,6 @@ func TestServeMetrics(t *testing.T) {
 	}
 }
 
-// getAsHost GETs url with the Host header host and returns the status and body.
-func getAsHost(t *testing.T, url, host string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 // TestMetricsAllowedHosts: a role without an HTTP API (here vigil sink) serves its metrics to
 // the host names --metrics-allowed-hosts lists (a Prometheus scraping by service name) as well
 // as to IP addresses, and 421 to any other name.
@@ -68,11 +50,11 @@ func TestMetricsAllowedHosts(t *testing.T) {
 		"--metrics-addr", "127.0.0.1:0", "--metrics-allowed-hosts", "sink.monitoring,prom.internal")
 	metricsURL := run.logValue(t, 10*time.Second, "metrics", "url")
 	for _, host := range []string{"sink.monitoring", "prom.internal", strings.TrimPrefix(strings.TrimSuffix(metricsURL, "/metrics"), "http://")} {
-		if code, body := getAsHost(t, metricsURL, host); code != http.StatusOK || !strings.Contains(body, "vigil_sink_") {
+		if code, body := testenv.GetAsHost(t, metricsURL, host); code != http.StatusOK || !strings.Contains(body, "vigil_sink_") {
 			t.Errorf("metrics as %s: %d, want 200 with the sink's series", host, code)
 		}
 	}
-	if code, body := getAsHost(t, metricsURL, "attacker.example"); code != http.StatusMisdirectedRequest || !strings.Contains(body, "host_not_allowed") {
+	if code, body := testenv.GetAsHost(t, metricsURL, "attacker.example"); code != http.StatusMisdirectedRequest || !strings.Contains(body, "host_not_allowed") {
 		t.Errorf("metrics as attacker.example: %d %s, want 421 host_not_allowed", code, body)
 	}
 	if code := run.stop(t); code != 0 {
