@@ -116,20 +116,9 @@ func CropResize(src gocv.Mat, r image.Rectangle, w, h int) (gocv.Mat, error) {
 	return dst, nil
 }
 
-// FitWithin returns a copy of src scaled down (INTER_AREA) so neither side exceeds maxW x maxH,
-// keeping the aspect ratio; a src already within bounds is cloned. Zero bounds mean unbounded.
-func FitWithin(src gocv.Mat, maxW, maxH int) gocv.Mat {
-	w, h, ok := fittedSize(src, maxW, maxH)
-	if ok {
-		return src.Clone()
-	}
-	dst := gocv.NewMat()
-	gocv.Resize(src, &dst, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
-	return dst
-}
-
-// fittedSize is the size FitWithin scales src to, and whether that is src's own size.
-func fittedSize(src gocv.Mat, maxW, maxH int) (int, int, bool) {
+// FittedSize is the size src scales down to so that neither side exceeds maxW x maxH, keeping
+// the aspect ratio: its own when within bounds. Zero bounds mean unbounded.
+func FittedSize(src gocv.Mat, maxW, maxH int) (int, int) {
 	w, h := src.Cols(), src.Rows()
 	s := 1.0
 	if maxW > 0 && w > maxW {
@@ -139,15 +128,9 @@ func fittedSize(src gocv.Mat, maxW, maxH int) (int, int, bool) {
 		s = float64(maxH) / float64(h)
 	}
 	if s >= 1 {
-		return w, h, true
+		return w, h
 	}
-	return max(1, int(float64(w)*s+0.5)), max(1, int(float64(h)*s+0.5)), false
-}
-
-// FittedSize is the size FitWithin scales src to (its own when within bounds).
-func FittedSize(src gocv.Mat, maxW, maxH int) (int, int) {
-	w, h, _ := fittedSize(src, maxW, maxH)
-	return w, h
+	return max(1, int(float64(w)*s+0.5)), max(1, int(float64(h)*s+0.5))
 }
 
 // EncodeSized encodes src as JPEG at quality at w x h: as it is, without a copy, when that is

@@ -145,18 +145,20 @@ func TestCropResizeWarpFitEncode(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	f := FitWithin(m, 50, 50)
-	if f.Cols() != 50 || f.Rows() != 25 {
-		t.Fatalf("FitWithin = %dx%d, want 50x25", f.Cols(), f.Rows())
+	fw, fh := FittedSize(m, 50, 50)
+	if fw != 50 || fh != 25 {
+		t.Fatalf("FittedSize = %dx%d, want 50x25", fw, fh)
 	}
-	jpg, err := EncodeJPEG(f, 80)
-	f.Close()
+	jpg, err := EncodeSized(m, fw, fh, 80)
 	if err != nil || len(jpg) < 4 || jpg[0] != 0xff || jpg[1] != 0xd8 {
-		t.Fatalf("EncodeJPEG = %d bytes, %v", len(jpg), err)
+		t.Fatalf("EncodeSized = %d bytes, %v", len(jpg), err)
 	}
 	back, err := Decode(jpg, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if back.Cols() != 50 || back.Rows() != 25 {
+		t.Fatalf("encoded at %dx%d, want 50x25", back.Cols(), back.Rows())
 	}
 	back.Close()
 }
