@@ -236,8 +236,7 @@ func (a *API) handler(rt route) http.HandlerFunc {
 		if rt.compute {
 			leave, ok := a.cfg.Gate.Enter() // shared with every API that holds the same Gate
 			if !ok {
-				w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
-				httpapi.WriteError(w, http.StatusServiceUnavailable, "busy",
+				httpapi.WriteBusy(w, admit.RetryAfter,
 					fmt.Sprintf("%d requests are being analysed or waiting; retry shortly", a.cfg.Gate.MaxConcurrent+a.cfg.Gate.MaxWaiting))
 				return
 			}

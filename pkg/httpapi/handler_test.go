@@ -116,3 +116,13 @@ func TestQuery(t *testing.T) {
 		t.Fatalf("error answer %d %+v", rec.Code, e)
 	}
 }
+
+// TestWriteBusy: a full gate's answer is 503 with code busy, the message, and Retry-After.
+func TestWriteBusy(t *testing.T) {
+	rec := httptest.NewRecorder()
+	WriteBusy(rec, 3, "queue full")
+	if e := errorBody(t, rec); rec.Code != http.StatusServiceUnavailable || e.Code != "busy" || e.Message != "queue full" ||
+		rec.Header().Get("Retry-After") != "3" {
+		t.Fatalf("%d %+v Retry-After %q, want 503 busy \"queue full\" with Retry-After 3", rec.Code, e, rec.Header().Get("Retry-After"))
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -345,6 +346,13 @@ func WriteError(w http.ResponseWriter, status int, code, message string) {
 	WriteJSON(w, status, struct {
 		Error Error `json:"error"`
 	}{Error{Code: code, Message: message}})
+}
+
+// WriteBusy answers 503 with code "busy" and message, asking the client to retry after
+// retryAfter seconds (Retry-After): what a full admission gate answers.
+func WriteBusy(w http.ResponseWriter, retryAfter int, message string) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	WriteError(w, http.StatusServiceUnavailable, "busy", message)
 }
 
 // WriteJSON writes v as JSON with status.

@@ -225,7 +225,7 @@ func (a *SearchAPI) query(req SearchRequest) (FaceQuery, error) {
 func (a *SearchAPI) serve(w http.ResponseWriter, r *http.Request) {
 	leave, ok := a.Gate.Enter()
 	if !ok {
-		writeBusy(w, "too many requests are being read or analysed; retry shortly")
+		httpapi.WriteBusy(w, admit.RetryAfter, "too many requests are being read or analysed; retry shortly")
 		return
 	}
 	defer leave()
@@ -305,16 +305,10 @@ func (a *SearchAPI) embedAdmitted(ctx context.Context, img []byte) ([]float32, e
 	return a.Faces.EmbedFace(ctx, img)
 }
 
-// writeBusy answers 503 busy with admit's Retry-After.
-func writeBusy(w http.ResponseWriter, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
-	httpapi.WriteError(w, http.StatusServiceUnavailable, "busy", msg)
-}
-
 func (a *SearchAPI) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, admit.ErrBusy):
-		writeBusy(w, err.Error())
+		httpapi.WriteBusy(w, admit.RetryAfter, err.Error())
 	case errors.Is(err, errEmptySearch):
 		httpapi.WriteError(w, http.StatusBadRequest, "empty_search", err.Error())
 	case errors.Is(err, ErrNoFace):

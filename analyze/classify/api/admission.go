@@ -7,7 +7,6 @@ import (
 	_ "image/jpeg" // DecodeConfig: the pixels a JPEG declares
 	_ "image/png"  // DecodeConfig: the pixels a PNG declares
 	"net/http"
-	"strconv"
 
 	"github.com/vigil-video/vigil/pkg/admit"
 	"github.com/vigil-video/vigil/pkg/httpapi"
@@ -18,9 +17,7 @@ import (
 func (h *handlers) enter(w http.ResponseWriter) (leave func(), ok bool) {
 	leave, ok = h.cfg.Gate.Enter()
 	if !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
-		httpapi.WriteError(w, http.StatusServiceUnavailable, "busy",
-			"too many classification requests are being read or run; retry shortly")
+		httpapi.WriteBusy(w, admit.RetryAfter, "too many classification requests are being read or run; retry shortly")
 	}
 	return leave, ok
 }

@@ -206,8 +206,7 @@ func (h *handlers) delete(w http.ResponseWriter, r *http.Request) {
 func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
 	leave, ok := h.modelUploads.Enter()
 	if !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(admit.RetryAfter))
-		httpapi.WriteError(w, http.StatusServiceUnavailable, "busy", "two model uploads are in progress; retry when one has finished")
+		httpapi.WriteBusy(w, admit.RetryAfter, "two model uploads are in progress; retry when one has finished")
 		return
 	}
 	defer leave()
