@@ -92,12 +92,6 @@ func stripPort(host string) string {
 	return strings.Trim(host, "[]")
 }
 
-// checkHost answers 421 host_not_allowed and returns false when r names a host the server does
-// not serve.
-func (s *Server) checkHost(w http.ResponseWriter, r *http.Request) bool {
-	return s.hosts.check(w, r)
-}
-
 // check answers 421 host_not_allowed and returns false when r names a host p does not allow.
 func (p hostPolicy) check(w http.ResponseWriter, r *http.Request) bool {
 	if p.allows(r.Host) {

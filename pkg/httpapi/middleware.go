@@ -46,7 +46,7 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 			}
 			s.logRequest(r, sw, id, start)
 		}()
-		if r.URL.Path != PathHealth && r.URL.Path != PathReady && !s.checkHost(sw, r) {
+		if r.URL.Path != PathHealth && r.URL.Path != PathReady && !s.hosts.check(sw, r) {
 			return
 		}
 		if !s.cors(sw, r) {

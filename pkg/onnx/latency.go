@@ -18,11 +18,13 @@ type latencyHist struct {
 	cpu    atomic.Int64                          // nanoseconds of the calling thread's CPU
 }
 
-func (h *latencyHist) observe(d time.Duration) {
+// observe records one invocation that took d, cpu of it on the calling thread.
+func (h *latencyHist) observe(d, cpu time.Duration) {
 	s := d.Seconds()
 	i := sort.SearchFloat64s(latencyBounds[:], s) // first bound >= s
 	h.counts[i].Add(1)
 	h.sum.Add(int64(d))
+	h.cpu.Add(int64(cpu))
 }
 
 // Latency is a session's inference latency histogram: one observation per onnxruntime

@@ -351,8 +351,7 @@ func (s *Session) Run(ctx context.Context, n int, input []float32) ([][]float32,
 			}
 			return nil, fmt.Errorf("onnx: session %s: samples %d-%d: %w", s.name, off, off+b-1, err)
 		}
-		s.lat.observe(time.Since(start))
-		s.lat.cpu.Add(int64(cpu))
+		s.lat.observe(time.Since(start), cpu)
 	}
 	return outs, nil
 }

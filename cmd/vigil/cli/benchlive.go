@@ -136,7 +136,7 @@ type liveReport struct {
 	faces     int     // faces in the results
 	cpu       float64 // CPU seconds of the process (and its analyzer children) in the window
 	// models is the inference time of each model in the window, in seconds, from vigil run's
-	// own vigil_model_latency_seconds (nil with external analyzers, whose models it does not see).
+	// own metrics (modelSeconds; nil with external analyzers, whose models it does not see).
 	models map[string]float64
 	// modelsKind says what models measures: "CPU" (vigil_model_cpu_seconds_total) or "wall"
 	// (the latency histograms' sums, where no CPU time is exported).
@@ -522,8 +522,8 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 		{"JPEG decode (analyzer)", reduced*costs.decodeReduced + (1-reduced)*costs.jpegDecode},
 	}
 	if len(r.models) > 0 {
-		// What each model ran in the window, from the analyzer's own inference timings (wall
-		// time of one-thread sessions): the heads that really ran, not an estimate.
+		// What each model ran in the window, from the analyzer's own inference costs
+		// (modelsKind): the heads that really ran, not an estimate.
 		names := make([]string, 0, len(r.models))
 		for m := range r.models {
 			names = append(names, m)

@@ -207,7 +207,7 @@ func mountFaceAPI(ctx context.Context, srv *httpapi.Server, nc *nats.Conn, model
 	svc := &faceService{Store: store, Gallery: gallery.Watch(store, gallery.WatchConfig{Threshold: float32(gf.threshold), Log: log}), Engine: eng,
 		Gate: &admit.Gate{MaxConcurrent: maxConcurrent}}
 	svc.API, err = faceapi.Mount(srv, faceapi.Config{Engine: eng, Store: store, Gallery: svc.Gallery, Threshold: float32(gf.threshold),
-		MaxConcurrent: maxConcurrent, Gate: svc.Gate, Erase: svc.erase, Privacy: mode, Log: log})
+		Gate: svc.Gate, Erase: svc.erase, Privacy: mode, Log: log})
 	if err != nil {
 		svc.Close()
 		return nil, err
