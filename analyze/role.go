@@ -475,7 +475,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		factor := 1
 		classified := r.Classifiers != nil && (!perStream || sc.Runs(j.f.Stream))
 		if reduce && scale == 1 && !classified && len(j.f.Heads) == 0 && j.f.Encoding == frame.EncodingJPEG && j.f.Width >= frame.ReduceFromWidth {
-			factor = 2
+			factor = frame.ReducedScale
 		}
 		m, err := vision.DecodeReduced(j.f.Data, r.MaxPixels, factor)
 		if err != nil {

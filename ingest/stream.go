@@ -244,7 +244,7 @@ func encodeFrame(m gocv.Mat, t tuning, reduce bool) ([]byte, int, int, int, erro
 	w, h := vision.FittedSize(m, t.MaxWidth, t.MaxHeight)
 	scale := 1
 	if reduce && w >= frame.ReduceFromWidth {
-		scale = 2
+		scale = frame.ReducedScale
 	}
 	iw, ih := frame.ScaledSize(w, h, scale)
 	data, err := vision.EncodeSized(m, iw, ih, t.JPEGQuality)

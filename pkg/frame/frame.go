@@ -41,10 +41,14 @@ const (
 const MaxScale = 4
 
 // ReduceFromWidth is the width from which ingest publishes a frame that requests no heads at
-// half size (Scale 2) unless told to publish full frames: half of it still exceeds twice the
-// detector's 320-pixel input, so detection sees what it would in the full frame, and the
-// heads, which need the pixels, only run on frames that request them.
+// ReducedScale unless told to publish full frames (and from which an analyzer decodes a full
+// one that requests none at that scale): half of it still exceeds twice the detector's 320-pixel
+// input, so detection sees what it would in the full frame, and the heads, which need the
+// pixels, only run on frames that request them.
 const ReduceFromWidth = 1280
+
+// ReducedScale is the Scale of a frame published reduced: half size.
+const ReducedScale = 2
 
 // ScaledSize is the size of a w x h frame's image at scale: each side divided by scale, rounded
 // up.

@@ -67,7 +67,7 @@ func measureStageCosts(ctx context.Context, video, deps string, fps float64, n i
 	}
 	c.encode, c.jpegDecode, c.encodeReduced, c.decodeReduced = enc, dec, enc, dec
 	if c.reducible = w >= vframe.ReduceFromWidth; c.reducible {
-		if _, c.encodeReduced, c.decodeReduced, err = jpegCosts(vframe.ScaledSize(w, h, 2)); err != nil {
+		if _, c.encodeReduced, c.decodeReduced, err = jpegCosts(vframe.ScaledSize(w, h, vframe.ReducedScale)); err != nil {
 			return c, err
 		}
 	}
