@@ -424,7 +424,7 @@ func (r *Role) onResult(res *result.Result, now time.Time) {
 		} else {
 			step := st.tracker.late(res) // labels it; heads that ran on it still count
 			r.publishResult(res)
-			r.scheduleHeads(res, st, step)
+			r.scheduleHeads(res.Stream, st, step)
 			r.mu.Lock()
 			r.stats.Late++
 			r.mu.Unlock()
@@ -452,7 +452,7 @@ func (r *Role) process(stream string, st *streamState, ready []*result.Result, a
 			r.publishEvent(ev)
 		}
 		if ask {
-			r.scheduleHeads(res, st, step)
+			r.scheduleHeads(res.Stream, st, step)
 		}
 	}
 }
@@ -476,10 +476,9 @@ func noteDrop(st *streamState, reason string, now time.Time) {
 	}
 }
 
-// scheduleHeads sends a heads request when a track of res's stream needs one, none is
+// scheduleHeads sends a heads request when a track of stream needs one, none is
 // outstanding and, under overload, the stream's heads budget allows (OverloadHeadsEvery).
-func (r *Role) scheduleHeads(res *result.Result, st *streamState, step Step) {
-	stream := res.Stream
+func (r *Role) scheduleHeads(stream string, st *streamState, step Step) {
 	if step.HeadsSeen() {
 		st.withoutHeads = 0
 		if answered(st.askedHeads, step.Fresh) {

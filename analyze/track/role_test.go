@@ -427,7 +427,7 @@ func TestOverloadBoundsHeads(t *testing.T) {
 			noteDrop(st, dropReason, time.Now()) // the frame before it was dropped for that reason
 			step := st.tracker.Update(res)
 			asked := r.Stats().HeadsRequests
-			r.scheduleHeads(res, st, step)
+			r.scheduleHeads(res.Stream, st, step)
 			pending = nil
 			if r.Stats().HeadsRequests > asked {
 				pending = step.HeadsNeeded
