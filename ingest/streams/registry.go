@@ -289,8 +289,8 @@ func (r *Registry) apply(c Change) {
 		return
 	}
 	if c.Deleted {
-		delete(r.desired, c.Name)
-		r.seen = max(r.seen, c.Revision)
+		// The Runner hears of the removal before Delete's waiters can see it, so that their
+		// Settle finds the stream retired rather than still running.
 		r.mu.Unlock()
 		if had {
 			r.Log.Info("stream removed", "stream", c.Name, "revision", c.Revision)
@@ -298,6 +298,9 @@ func (r *Registry) apply(c Change) {
 				r.Runner.Remove(c.Name)
 			}
 		}
+		r.mu.Lock()
+		delete(r.desired, c.Name)
+		r.mu.Unlock()
 		r.notify(c.Revision)
 		return
 	}

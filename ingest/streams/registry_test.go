@@ -420,3 +420,35 @@ func TestNATSControl(t *testing.T) {
 		t.Fatalf("request to a closed registry: %v", err)
 	}
 }
+
+// slowRemoveRunner takes a while to stop a stream, as the Manager does when it joins a runner.
+type slowRemoveRunner struct{ *fakeRunner }
+
+func (s slowRemoveRunner) Remove(name string) {
+	time.Sleep(20 * time.Millisecond)
+	s.fakeRunner.Remove(name)
+}
+
+// TestDeleteWaitsForTheRunner: Delete returns only once the Runner has been told to remove the
+// stream, however slowly it does so (a caller that deletes and then reads the metrics must not
+// find the stream's series). Several rounds, because the watch may deliver the deletion before
+// or after the store acknowledges it.
+func TestDeleteWaitsForTheRunner(t *testing.T) {
+	_, conn := startJetStream(t, t.TempDir())
+	sr := slowRemoveRunner{newFakeRunner()}
+	e := startRegistry(t, &Registry{Store: openKV(t, conn("a")), Runner: sr}, false)
+	e.runner = sr.fakeRunner
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 10 {
+		if _, err := e.reg.Create(ctx, Spec{Name: "cam", Source: "rtsp://192.0.2.3/1", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.reg.Delete(ctx, "cam", 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := e.runner.spec("cam"); ok {
+			t.Fatalf("round %d: Delete returned before the runner removed the stream", i)
+		}
+	}
+}
