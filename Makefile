@@ -45,7 +45,7 @@ PURE_PKGS ?= ./pkg/frame/... ./pkg/result/... ./pkg/bus/... ./pkg/batch/... ./pk
 	./analyze/classify/store/... ./analyze/classify/selection/... ./analyze/classify/project/... \
 	./analyze/classify/api/... ./ingest/webrtc/whip/... ./ingest/streams/... \
 	./sink/jsonl/... ./sink/webhook/... ./sink/eventstore/... ./sink/unknowns/... ./pkg/unknown/... ./pkg/privacy/... ./deploy/grafana/... ./sink/web/ ./sink/web/webtest/ \
-	./sink ./sink/sinktest/... ./pkg/backoff/... ./pkg/rungroup/... ./pkg/heads/... ./pkg/testenv/... ./cmd/fetchdeps/... ./ingest/rtsptest/... \
+	./sink ./sink/sinktest/... ./pkg/backoff/... ./pkg/rungroup/... ./pkg/heads/... ./pkg/lowprio/... ./pkg/testenv/... ./cmd/fetchdeps/... ./ingest/rtsptest/... \
 	./test/scale/natsnode/... ./pkg/onnx/internal/testmodel/...
 # Packages whose code is pure Go but whose tests run the real models (cgo): built only.
 PURE_BUILD_PKGS ?= ./analyze/gpubench

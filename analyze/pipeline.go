@@ -417,6 +417,34 @@ func (p *Pipeline) AnalyzeWith(ctx context.Context, frames []gocv.Mat, requested
 	return out, nil
 }
 
+// RunHeads runs the on-demand heads named in heads (others are ignored) on faces found earlier
+// in frame, an 8-bit BGR image in the faces' pixel coordinates, and writes their outputs into
+// faces: the analyze role's late heads. A face's Box places it, its five Landmarks align it (a
+// face without them is skipped by the heads that align), TooSmall skips the recognition heads.
+func (p *Pipeline) RunHeads(ctx context.Context, frame gocv.Mat, faces []result.Face, heads []string) error {
+	in := make([]faceInput, len(faces))
+	for i := range faces {
+		f := &faces[i]
+		in[i] = faceInput{frame: frame, box: detect.Box{X1: f.Box.X1, Y1: f.Box.Y1, X2: f.Box.X2, Y2: f.Box.Y2}, out: f,
+			emb: new([]float32), requested: heads, tooSmall: f.TooSmall}
+		if len(f.Landmarks) == 5 {
+			for k, q := range f.Landmarks {
+				in[i].pts5[k] = detect.Point{X: q.X, Y: q.Y}
+			}
+			in[i].hasLM = true
+		}
+	}
+	for _, h := range p.heads {
+		if !h.onDemand || !slices.Contains(heads, h.name) {
+			continue
+		}
+		if err := h.run(ctx, in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // FrameFaces is what the pipeline found in one frame.
 type FrameFaces struct {
 	// Faces are the frame's faces, largest first.

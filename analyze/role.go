@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/bus"
 	"github.com/vigil-video/vigil/pkg/config"
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/heads"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/vision"
 )
@@ -100,23 +101,38 @@ type Role struct {
 	// Classifiers, when set, runs custom classifiers on every analysed frame; their outputs go
 	// into the result's classifications. Default none.
 	Classifiers FrameClassifier
+	// LateHeads are on-demand heads that, requested on a live frame (not a recording's), run
+	// after the frame's result is published: on one thread at low priority, so that the other
+	// frames' results never wait for them. The result lists them in each face's PendingHeads and
+	// their outputs follow on LatePrefix.<stream> (a Result for the same seq); the track role
+	// folds them into its tracks. When LateQueue frames already wait for theirs, a frame's late
+	// heads are skipped instead (counted in Stats.LateSkipped; the track role asks again).
+	// Default heads.Costly() (emotion); an empty non-nil list runs every head with its frame.
+	LateHeads []string
+	// LatePrefix is the subject prefix late heads are published under. Default
+	// bus.LateHeadsPrefix.
+	LatePrefix string
+	// LateQueue bounds the frames waiting for their late heads. Default 4.
+	LateQueue int
 	// Log receives the role's logs. Default slog.Default().
 	Log *slog.Logger
 
-	received, analyzed, faces atomic.Uint64
-	publishErrors             atomic.Uint64
-	busy                      atomic.Int64 // nanoseconds workers spent on batches
-	dropped                   sync.Map     // reason -> *atomic.Uint64
-	streamDrops               sync.Map     // streamDrop -> *atomic.Uint64
-	streams                   sync.Map     // stream -> struct{}: every stream a frame came from
-	batches                   sync.Map     // batch size (frames handed to a worker) -> *atomic.Uint64
-	queue                     *batch.Latest[string, job]
-	intakeDrops               chan intakeDrop // drops decided while receiving, for the drop publisher
-	readyOnce                 sync.Once
-	ready                     chan struct{}
-	mu                        sync.Mutex
-	sub                       *nats.Subscription
-	slowDropped               uint64 // frames the client dropped, as of Unsubscribe
+	late, lateSkipped, lateFailed atomic.Uint64
+	lh                            *lateHeads
+	received, analyzed, faces     atomic.Uint64
+	publishErrors                 atomic.Uint64
+	busy                          atomic.Int64 // nanoseconds workers spent on batches
+	dropped                       sync.Map     // reason -> *atomic.Uint64
+	streamDrops                   sync.Map     // streamDrop -> *atomic.Uint64
+	streams                       sync.Map     // stream -> struct{}: every stream a frame came from
+	batches                       sync.Map     // batch size (frames handed to a worker) -> *atomic.Uint64
+	queue                         *batch.Latest[string, job]
+	intakeDrops                   chan intakeDrop // drops decided while receiving, for the drop publisher
+	readyOnce                     sync.Once
+	ready                         chan struct{}
+	mu                            sync.Mutex
+	sub                           *nats.Subscription
+	slowDropped                   uint64 // frames the client dropped, as of Unsubscribe
 }
 
 // Ready is closed once Run has subscribed and the server has confirmed it: frames published
@@ -206,12 +222,17 @@ type Stats struct {
 	Queued, Pending int
 	// PublishErrors counts results and drops the Publisher failed to publish.
 	PublishErrors uint64
+	// Late counts the frames whose late heads ran and were published; LateSkipped those whose
+	// late heads were skipped because LateQueue frames waited for theirs; LateFailed those whose
+	// late heads failed.
+	Late, LateSkipped, LateFailed uint64
 }
 
 // Stats returns the role's counters.
 func (r *Role) Stats() Stats {
 	s := Stats{Received: r.received.Load(), Analyzed: r.analyzed.Load(), Faces: r.faces.Load(), Dropped: map[string]uint64{},
-		Batches: map[int]uint64{}, Busy: time.Duration(r.busy.Load()), PublishErrors: r.publishErrors.Load()}
+		Batches: map[int]uint64{}, Busy: time.Duration(r.busy.Load()), PublishErrors: r.publishErrors.Load(),
+		Late: r.late.Load(), LateSkipped: r.lateSkipped.Load(), LateFailed: r.lateFailed.Load()}
 	r.dropped.Range(func(k, v any) bool {
 		s.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
 		return true
@@ -297,6 +318,15 @@ func (r *Role) setDefaults() {
 	if r.Publisher == nil {
 		r.Publisher = bus.CorePublisher{Conn: r.Conn}
 	}
+	if r.LateHeads == nil {
+		r.LateHeads = heads.Costly()
+	}
+	if r.LatePrefix == "" {
+		r.LatePrefix = bus.LateHeadsPrefix
+	}
+	if r.LateQueue <= 0 {
+		r.LateQueue = 4
+	}
 }
 
 // Run consumes frames until ctx ends, then drains: it stops taking frames, finishes every queued
@@ -371,6 +401,9 @@ func (r *Role) Run(ctx context.Context) error {
 	r.Log.Info("analyzer ready", "workers", r.Workers, "max_batch", r.MaxBatch, "max_wait", r.MaxWait, "deadline", r.Deadline)
 
 	work := context.WithoutCancel(ctx) // in-flight batches finish after ctx ends
+	if r.lh = newLateHeads(r); r.lh != nil {
+		r.lh.start(work)
+	}
 	// The drop publisher: drops decided while receiving are published (and, with a
 	// StreamPublisher, acknowledged) here, so the subscription callback never waits on the bus.
 	stopDrops := make(chan struct{})
@@ -426,6 +459,9 @@ func (r *Role) Run(ctx context.Context) error {
 			rest = rest[n:]
 		}
 	}
+	if r.lh != nil {
+		r.lh.stop()
+	}
 	close(stopDrops)
 	dropWG.Wait()
 	if err := r.Conn.Flush(); err != nil {
@@ -438,7 +474,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 	// Frames that request heads (a new track's, emotion's DenseNet alone ~70 ms a face on one
 	// core) go after the rest of their batch, whose results are then published without waiting
 	// for them.
-	if light, heavy := splitByHeads(jobs); len(light) > 0 && len(heavy) > 0 {
+	if light, heavy := r.splitByHeads(jobs); len(light) > 0 && len(heavy) > 0 {
 		r.process(ctx, light)
 		r.process(ctx, heavy)
 		return
@@ -449,10 +485,13 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 	v.(*atomic.Uint64).Add(1)
 	mats := make([]gocv.Mat, 0, len(jobs))
 	kept := make([]job, 0, len(jobs))
-	var requested [][]string
+	var requested, lates [][]string
+	handed := make([]bool, len(jobs)) // mats handed to the late heads, which close them
 	defer func() {
-		for _, m := range mats {
-			m.Close()
+		for i, m := range mats {
+			if !handed[i] {
+				m.Close()
+			}
 		}
 	}()
 	scaled, canScale := r.Analyzer.(ScaledAnalyzer)
@@ -484,7 +523,9 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		}
 		mats = append(mats, m)
 		kept = append(kept, j)
-		requested = append(requested, j.f.Heads)
+		now, late := r.lh.split(j.f, j.f.Heads)
+		requested = append(requested, now)
+		lates = append(lates, late)
 		scales = append(scales, float32(factor*scale))
 		sizes = append(sizes, publishedSize(j.f, m, factor*scale))
 	}
@@ -531,16 +572,32 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		if i < len(classes) {
 			res.Classifications = classes[i]
 		}
+		var late lateJob
+		if len(lates[i]) > 0 && len(res.Faces) > 0 {
+			if r.lh.reserve() {
+				late = lateJob{f: j.f, recv: j.recv, image: mats[i], faces: lateFaces(res.Faces), scale: scales[i], size: sizes[i], heads: lates[i]}
+				for k := range res.Faces {
+					res.Faces[k].PendingHeads = lates[i]
+				}
+			} else {
+				r.lateSkipped.Add(1)
+			}
+		}
 		r.publish(ctx, r.ResultsPrefix, j.f.Stream, res, msgID("r", j.f))
 		r.analyzed.Add(1)
 		r.faces.Add(uint64(len(res.Faces)))
+		if late.heads != nil { // after the result, which announces them
+			handed[i] = true
+			r.lh.put(late)
+		}
 	}
 }
 
-// splitByHeads separates the frames that request no heads from those that do, each in order.
-func splitByHeads(jobs []job) (light, heavy []job) {
+// splitByHeads separates the frames that request no heads to run with them (late heads do not
+// count) from those that do, each in order.
+func (r *Role) splitByHeads(jobs []job) (light, heavy []job) {
 	for _, j := range jobs {
-		if len(j.f.Heads) > 0 {
+		if now, _ := r.lh.split(j.f, j.f.Heads); len(now) > 0 {
 			heavy = append(heavy, j)
 		} else {
 			light = append(light, j)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -382,5 +383,81 @@ func TestRoleHeadsFramesGoLast(t *testing.T) {
 	}
 	if st := h.role.Stats(); st.Batches[3] != 1 || st.Batches[1] != 1 {
 		t.Fatalf("batches %v: want the four frames split into one of 3 and one of 1", st.Batches)
+	}
+}
+
+// TestRoleLateHeads: a live frame's late head (emotion) runs after its result went out: the
+// result lists it as pending and a late-heads document for the same seq follows with its output
+// on the same faces. When LateQueue frames already wait, a frame's late heads are skipped
+// (counted; nothing pending), and a recording's frame runs every head before its result.
+func TestRoleLateHeads(t *testing.T) {
+	img := jpegOf(t, filepath.Join(testenv.TestData(t), "detect", "two_people.jpg"))
+	h := startRole(t, func(r *Role) {
+		p, err := NewPipeline(PipelineConfig{OnDemand: []string{HeadEmotion}}, newModelSet(t).Get)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Analyzer, r.Workers, r.MaxBatch, r.MaxWait, r.LateQueue = p, 1, 4, 500*time.Millisecond, 1
+	})
+	var mu sync.Mutex
+	results, late := map[string]result.Result{}, map[string]result.Result{}
+	for prefix, into := range map[string]map[string]result.Result{bus.ResultsPrefix: results, bus.LateHeadsPrefix: late} {
+		sub, err := h.nc.Subscribe(bus.All(prefix), func(m *nats.Msg) {
+			if r, err := result.ParseResult(m.Data); err == nil {
+				mu.Lock()
+				into[r.Stream] = r
+				mu.Unlock()
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []string{"s1", "s2", "s3", "rec"} {
+		f := frame.Frame{Stream: s, Seq: uint64(i + 1), Captured: time.Now(), Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img,
+			Heads: []string{HeadEmotion}, Complete: s == "rec"}
+		h.publish(t, f)
+	}
+	testenv.Eventually(t, 60*time.Second, "4 results and a late-heads document", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(results) == 4 && len(late) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	var first string // the live frame whose late heads ran
+	for s := range late {
+		first = s
+	}
+	for s, r := range results {
+		if len(r.Faces) != 2 {
+			t.Fatalf("%s: %d faces, want 2", s, len(r.Faces))
+		}
+		for k, f := range r.Faces {
+			switch {
+			case s == "rec" && (f.Emotion == nil || f.PendingHeads != nil):
+				t.Fatalf("recording face %d: emotion %v pending %v, want emotion in the result", k, f.Emotion, f.PendingHeads)
+			case s == first && (f.Emotion != nil || !slices.Equal(f.PendingHeads, []string{HeadEmotion})):
+				t.Fatalf("%s face %d: emotion %v pending %v, want emotion pending", s, k, f.Emotion, f.PendingHeads)
+			case s != "rec" && s != first && (f.Emotion != nil || f.PendingHeads != nil):
+				t.Fatalf("%s face %d: emotion %v pending %v, want neither (late queue full)", s, k, f.Emotion, f.PendingHeads)
+			}
+		}
+	}
+	l, r := late[first], results[first]
+	if l.Seq != r.Seq || !l.CapturedAt.Equal(r.CapturedAt) || len(l.Faces) != len(r.Faces) {
+		t.Fatalf("late heads %+v do not match result %+v", l, r)
+	}
+	for k, f := range l.Faces {
+		if f.Box != r.Faces[k].Box || f.Emotion == nil || len(f.Emotion.Scores) != len(Emotions) {
+			t.Fatalf("late face %d %+v, want result face %+v with emotion", k, f, r.Faces[k])
+		}
+	}
+	if st := h.role.Stats(); st.Late != 1 || st.LateSkipped != 2 {
+		t.Fatalf("late %d skipped %d, want 1 and 2", st.Late, st.LateSkipped)
 	}
 }

@@ -55,6 +55,9 @@ type Role struct {
 	// Output is the subject prefix enriched results are published on. Default bus.ResultsPrefix.
 	// It must differ from Input.
 	Output string
+	// LateInput is the subject prefix late heads are read from (result.Face.PendingHeads): their
+	// outputs join the tracks of the faces they ran on. Default bus.LateHeadsPrefix.
+	LateInput string
 	// Tracker configures each stream's Tracker, including the scheduled heads
 	// (Tracker.Heads, Tracker.HeadsInterval; a negative interval sends no requests).
 	Tracker TrackerConfig
@@ -147,8 +150,9 @@ func PartitionOf(stream string, n int) int {
 // Stats are the role's counters since Run started.
 type Stats struct {
 	// Results counts results published; Late those labelled only, having arrived after later
-	// ones were tracked; Invalid the messages that did not parse.
-	Results, Late, Invalid uint64
+	// ones were tracked; LateHeads the late-heads documents folded into tracks; Invalid the
+	// messages that did not parse.
+	Results, Late, LateHeads, Invalid uint64
 	// Events counts published events by kind.
 	Events map[string]uint64
 	// HeadsRequests counts heads requests published; HeadsDeferred the results whose tracks
@@ -211,6 +215,9 @@ func (r *Role) setDefaults() {
 	if r.Output == "" {
 		r.Output = bus.ResultsPrefix
 	}
+	if r.LateInput == "" {
+		r.LateInput = bus.LateHeadsPrefix
+	}
 	if r.RequestTimeout <= 0 {
 		r.RequestTimeout = 2 * time.Second
 	}
@@ -259,7 +266,7 @@ func (r *Role) Run(ctx context.Context) error {
 	}
 	r.pubCtx = context.WithoutCancel(ctx) // shutdown events still go out after ctx ends
 	var subjects []string
-	for _, prefix := range []string{r.Input, bus.DropsPrefix, bus.EOSPrefix} {
+	for _, prefix := range []string{r.Input, r.LateInput, bus.DropsPrefix, bus.EOSPrefix} {
 		if len(r.Streams) == 0 {
 			subjects = append(subjects, bus.All(prefix))
 		}
@@ -336,6 +343,18 @@ func (r *Role) Run(ctx context.Context) error {
 func (r *Role) handle(m *nats.Msg) {
 	now := time.Now()
 	switch {
+	case strings.HasPrefix(m.Subject, r.LateInput+"."):
+		res, err := result.ParseResult(m.Data)
+		if err != nil || m.Subject != r.LateInput+"."+res.Stream {
+			r.invalid(m.Subject, err)
+			return
+		}
+		if st := r.state(res.Stream, false); st != nil && r.owns(res.Stream) {
+			st.tracker.late(&res) // the heads' outputs join the tracks their faces associate with
+			r.mu.Lock()
+			r.stats.LateHeads++
+			r.mu.Unlock()
+		}
 	case strings.HasPrefix(m.Subject, r.Input+"."):
 		res, err := result.ParseResult(m.Data)
 		if err != nil || m.Subject != r.Input+"."+res.Stream {

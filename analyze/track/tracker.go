@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/event"
-
+	"github.com/vigil-video/vigil/pkg/heads"
 	"github.com/vigil-video/vigil/pkg/result"
 )
 
@@ -97,7 +97,8 @@ type TrackerConfig struct {
 	// SoloHeads are heads too costly to run on one frame together with others (the expression
 	// model, a DenseNet-121, costs ~55 ms a face on one core, several times the rest together):
 	// they are asked for on a frame of their own, after the other heads a track needs, so no
-	// frame's latency carries all of them. Default emotion.
+	// frame's latency carries all of them. Default heads.Costly() (emotion), which the analyzer
+	// also runs late on live frames (analyze.Role.LateHeads).
 	SoloHeads []string
 	// AgeWindow is how many age estimates a track keeps for its robust mean (the mean of the
 	// middle half of them). Default 9.
@@ -158,7 +159,7 @@ func (c *TrackerConfig) setDefaults() {
 		c.AgeWindow = 9
 	}
 	if c.SoloHeads == nil {
-		c.SoloHeads = []string{"emotion"}
+		c.SoloHeads = heads.Costly()
 	}
 }
 
@@ -786,26 +787,27 @@ func cloneIdentity(id *result.Identity) *result.Identity {
 	return &c
 }
 
-// freshHeads returns the heads of heads whose output f carries from its own frame (unknown
-// names count as present: their output cannot be checked). Call it before label fills in the
+// freshHeads returns the heads of heads whose output f carries from its own frame, or will carry
+// in a late-heads document (PendingHeads; unknown names count as present: their output cannot
+// be checked). Call it before label fills in the
 // track's values.
 func freshHeads(f result.Face, heads []string) []string {
 	var out []string
 	for _, h := range heads {
-		var ok bool
+		ok := slices.Contains(f.PendingHeads, h) // its output follows (late heads): asked and answered
 		switch h {
 		case "emotion":
-			ok = f.Emotion != nil
+			ok = ok || f.Emotion != nil
 		case "liveness":
-			ok = f.Liveness != nil
+			ok = ok || f.Liveness != nil
 		case "pose":
-			ok = f.Pose != nil
+			ok = ok || f.Pose != nil
 		case "age":
-			ok = f.Age != nil
+			ok = ok || f.Age != nil
 		case "gender":
-			ok = f.Gender != nil
+			ok = ok || f.Gender != nil
 		case "embedding":
-			ok = len(f.Embedding) > 0
+			ok = ok || len(f.Embedding) > 0
 		default:
 			ok = true
 		}

@@ -3,6 +3,7 @@ package track
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -667,5 +668,57 @@ func TestUnknownSettlesAfterMinVotes(t *testing.T) {
 		if settle < tc.minSettle || settle > tc.maxSettle {
 			t.Fatalf("%s: %d settle asks, want %d..%d", tc.name, settle, tc.minSettle, tc.maxSettle)
 		}
+	}
+}
+
+// TestLateHeadsJoinTheTrack: a frame whose requested emotion is pending (the analyzer runs it
+// after publishing the result) answers the request, so the next frames do not ask again; the
+// late-heads document for that frame then puts emotion on the track, which later results carry
+// with heads_seq naming that frame.
+func TestLateHeadsJoinTheTrack(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	person := unit(rng)
+	tr := NewTracker("cam", TrackerConfig{HeadsInterval: time.Minute, SettleHeads: []string{}}, nil)
+	var pending []string
+	emotionSeq := uint64(0)
+	for seq := uint64(1); seq <= 12; seq++ {
+		f := face(200, 150, 100, nil)
+		if len(pending) > 0 {
+			if slices.Equal(pending, []string{"emotion"}) {
+				if emotionSeq != 0 {
+					t.Fatalf("seq %d: emotion asked again after seq %d said it was pending", seq, emotionSeq)
+				}
+				emotionSeq = seq
+				f.PendingHeads = []string{"emotion"}
+			} else {
+				f = withHeads(f, pending, near(rng, person, 0.1), 30)
+			}
+		}
+		res := resultAt(seq, f)
+		st := tr.Update(res)
+		pending = st.HeadsNeeded
+		if emotionSeq != 0 && seq == emotionSeq {
+			if !slices.Contains(st.Fresh, "emotion") {
+				t.Fatalf("seq %d: fresh %v, want the pending emotion to answer the request", seq, st.Fresh)
+			}
+			if res.Faces[0].Emotion != nil {
+				t.Fatalf("seq %d: emotion %+v before its output came", seq, res.Faces[0].Emotion)
+			}
+		}
+		if emotionSeq != 0 && seq == emotionSeq+2 {
+			// The late heads of emotionSeq arrive: the face where it was, emotion only.
+			late := resultAt(emotionSeq, face(200, 150, 100, nil))
+			late.Faces[0].Emotion = &result.Emotion{Label: "happy", Scores: map[string]float32{"happy": 0.9, "neutral": 0.1}}
+			tr.late(late)
+		}
+		if emotionSeq != 0 && seq > emotionSeq+2 {
+			got := res.Faces[0]
+			if got.Emotion == nil || got.Emotion.Label != "happy" || got.HeadsSeq != emotionSeq {
+				t.Fatalf("seq %d: emotion %+v heads_seq %d, want the late emotion of seq %d", seq, got.Emotion, got.HeadsSeq, emotionSeq)
+			}
+		}
+	}
+	if emotionSeq == 0 {
+		t.Fatal("emotion was never asked for")
 	}
 }

@@ -19,6 +19,10 @@ const (
 	ResultsPrefix = "vigil.results"
 	DropsPrefix   = "vigil.drops"
 	EOSPrefix     = "vigil.eos"
+	// LateHeadsPrefix carries late heads: a result document for a frame whose result went out
+	// before some of its heads ran (result.Face.PendingHeads), with those heads' outputs on its
+	// faces (same seq, same faces in the same order). The track role folds them into its tracks.
+	LateHeadsPrefix = "vigil.lateheads"
 )
 
 // AnalyzeQueue is the queue group analyzers join on frame subjects, so each frame goes to one

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/pkg/frame"
+	"github.com/vigil-video/vigil/pkg/heads"
 	"github.com/vigil-video/vigil/pkg/privacy"
 )
 
@@ -210,6 +211,11 @@ type Analyze struct {
 	// per track: new, until its identity settles, on a schedule, on a better view); same syntax
 	// as heads. Key "on_demand_heads", default "all".
 	OnDemandHeads string `yaml:"on_demand_heads"`
+	// LateHeads are on-demand heads that, requested on a live frame, run after the frame's
+	// result is published, at low priority, their outputs joining the track a moment later
+	// (result.Face.PendingHeads); same syntax as heads, none runs every head with its frame.
+	// Key "late_heads", default heads.Costly() (emotion).
+	LateHeads string `yaml:"late_heads"`
 	// Workers is the batches analysed in parallel, one onnxruntime thread each; 0 is one per
 	// CPU. Key "workers", default 0.
 	Workers int `yaml:"workers"`
@@ -375,7 +381,7 @@ func Default() Config {
 		Log:     Log{Level: "info"},
 		Run:     Run{NATSHost: "127.0.0.1", NATSPort: 4222},
 		Ingest:  Ingest{FPS: 5, MaxWidth: 1280, MaxHeight: 720, JPEGQuality: 80, Realtime: true, Loop: true},
-		Analyze: Analyze{Heads: "none", OnDemandHeads: "all", MaxBatch: 4, MaxWait: 10 * time.Millisecond, Deadline: 2 * time.Second, GenderThreshold: 0.6, LivenessThreshold: 0.5, FaceGate: 0.03},
+		Analyze: Analyze{Heads: "none", OnDemandHeads: "all", LateHeads: strings.Join(heads.Costly(), ","), MaxBatch: 4, MaxWait: 10 * time.Millisecond, Deadline: 2 * time.Second, GenderThreshold: 0.6, LivenessThreshold: 0.5, FaceGate: 0.03},
 		Track:   Track{Durable: "vigil-track", Partition: -1},
 		Sink: Sink{Durable: "vigil-sink", Deliver: "all", AckWait: 30 * time.Second, MaxAckPending: 1024, LostAfter: 15 * time.Second,
 			JSONLKeep: 10, Webhook: Webhook{MaxAttempts: 5, Timeout: 5 * time.Second}},

@@ -22,6 +22,12 @@ func All() []string { return []string{Embedding, Age, Gender, Emotion, Liveness,
 // The slice is the caller's.
 func Default() []string { return without(All(), Emotion) }
 
+// Costly returns the heads too costly to run beside the others on a live frame: the track role
+// asks for them on a frame of their own, and the analyzer runs them after publishing that frame's
+// result, at low priority (late heads). Emotion's DenseNet-121 costs ~70 ms a face on one core,
+// several times detection, landmarks and the other heads together. The slice is the caller's.
+func Costly() []string { return []string{Emotion} }
+
 // Attributes returns the heads that describe a face, in the order they run: all but the
 // embedding (which identifies it). The slice is the caller's.
 func Attributes() []string { return without(All(), Embedding) }

@@ -96,6 +96,11 @@ type Face struct {
 	// Absent when no head has run on the track yet, and outside tracking.
 	HeadsSeq        uint64     `json:"heads_seq,omitempty"`
 	HeadsCapturedAt *time.Time `json:"heads_captured_at,omitempty"`
+	// PendingHeads lists heads requested on this face's frame that run after its result went
+	// out (the analyzer's late heads, emotion by default on live frames): their outputs follow in
+	// a late-heads document (bus.LateHeadsPrefix) for the same seq, which the track role folds
+	// into the face's track. Absent when every requested head ran before the result.
+	PendingHeads []string `json:"pending_heads,omitempty"`
 }
 
 // Identity is a gallery match.

@@ -104,6 +104,7 @@ type observer struct {
 	mu          sync.Mutex
 	headsFrames map[uint64][]string
 	raw         map[uint64]result.Result
+	late        map[uint64]result.Result // late heads (bus.LateHeadsPrefix)
 	tracked     map[uint64]result.Result
 	events      []event.Event
 	changed     chan struct{}
@@ -111,7 +112,7 @@ type observer struct {
 
 func observe(t *testing.T, nc *nats.Conn, stream string) *observer {
 	t.Helper()
-	o := &observer{headsFrames: map[uint64][]string{}, raw: map[uint64]result.Result{}, tracked: map[uint64]result.Result{},
+	o := &observer{headsFrames: map[uint64][]string{}, raw: map[uint64]result.Result{}, late: map[uint64]result.Result{}, tracked: map[uint64]result.Result{},
 		changed: make(chan struct{}, 1)}
 	sub := func(subject string, fn func(m *nats.Msg)) {
 		s, err := nc.Subscribe(subject, func(m *nats.Msg) {
@@ -143,6 +144,7 @@ func observe(t *testing.T, nc *nats.Conn, stream string) *observer {
 	})
 	sub(bus.ResultsPrefix+"."+stream, func(m *nats.Msg) { r := parse(m); o.raw[r.Seq] = r })
 	sub(trackedPrefix+"."+stream, func(m *nats.Msg) { r := parse(m); o.tracked[r.Seq] = r })
+	sub(bus.LateHeadsPrefix+"."+stream, func(m *nats.Msg) { r := parse(m); o.late[r.Seq] = r })
 	sub(event.EventsPrefix+"."+stream+".>", func(m *nats.Msg) {
 		e, err := event.ParseEvent(m.Data)
 		if err != nil {
@@ -305,7 +307,9 @@ func TestVideoOneTrackForTheWoman(t *testing.T) {
 // with its default heads: the heads run on the track's first requested frame, then only on
 // requested frames (settling, the schedule), far from every frame; every later result of the
 // track carries its aggregated age, gender, emotion, liveness and pose with heads_seq naming a
-// frame they really ran on.
+// frame they really ran on. Emotion, a late head on live frames, runs after its frame's result
+// went out: that result says it is pending, the late-heads document that follows carries it for
+// the same faces, and the track's later results carry it.
 func TestHeadsPerTrackByDefault(t *testing.T) {
 	video := filepath.Join(testenv.TestData(t), "video", "fer_test.mp4")
 	conn := natsConns(t)
@@ -336,6 +340,35 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 			}
 		}
 	}
+	emotionSeq := uint64(0)
+	for seq, r := range obs.raw {
+		if !slices.Contains(obs.headsFrames[seq], "emotion") || len(r.Faces) == 0 {
+			continue
+		}
+		l, ok := obs.late[seq]
+		if !ok {
+			t.Fatalf("seq %d requested emotion: no late-heads document", seq)
+		}
+		if len(l.Faces) != len(r.Faces) || !l.AnalyzedAt.After(r.AnalyzedAt) {
+			t.Fatalf("seq %d: late heads %d faces at %v, result %d faces at %v", seq, len(l.Faces), l.AnalyzedAt, len(r.Faces), r.AnalyzedAt)
+		}
+		for k, f := range r.Faces {
+			if f.Emotion != nil || !slices.Equal(f.PendingHeads, []string{"emotion"}) {
+				t.Fatalf("seq %d face %d: emotion %v pending %v, want it pending, not in the result", seq, k, f.Emotion, f.PendingHeads)
+			}
+			lf := l.Faces[k]
+			if lf.Box != f.Box || lf.Emotion == nil || len(lf.Emotion.Scores) != len(analyze.Emotions) || lf.Age != nil || lf.PendingHeads != nil {
+				t.Fatalf("seq %d face %d: late heads %+v for result face %+v, want its box with emotion only", seq, k, lf, f)
+			}
+		}
+		ran[seq] = true
+		if emotionSeq == 0 || seq < emotionSeq {
+			emotionSeq = seq
+		}
+	}
+	if emotionSeq == 0 {
+		t.Fatal("no frame ran emotion")
+	}
 	var seqs []uint64
 	for seq := range ran {
 		seqs = append(seqs, seq)
@@ -351,8 +384,9 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 	// From the second half of the video on (results the track role published before the slow
 	// first heads frame's result reached it carry nothing yet; on a loaded machine that can be
 	// many frames, as ingest reads a recording up to 16 frames ahead).
-	carried := 0
+	carried, emotionFrom, last := 0, uint64(0), uint64(0)
 	for seq, r := range obs.tracked {
+		last = max(last, seq)
 		for _, f := range r.Faces {
 			if seq <= seqs[0]+3 || f.TrackID == "" {
 				continue
@@ -363,6 +397,12 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 			if f.Age == nil || f.Gender == nil || f.Liveness == nil || f.Pose == nil {
 				t.Fatalf("seq %d: the track's values are not all carried: %+v", seq, f)
 			}
+			if f.Emotion != nil && (seq < emotionSeq || f.HeadsSeq < emotionSeq) {
+				t.Fatalf("seq %d: emotion before the first frame that ran it (%d): %+v", seq, emotionSeq, f)
+			}
+			if f.Emotion != nil && (emotionFrom == 0 || seq < emotionFrom) {
+				emotionFrom = seq
+			}
 			if f.Gender.Score < 0 || f.Gender.Score > 1 {
 				t.Fatalf("seq %d: gender score %v is not a probability", seq, f.Gender.Score)
 			}
@@ -372,6 +412,19 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 	if carried < len(obs.tracked)/2 {
 		t.Fatalf("%d of %d results carry the track's values, want those after the first heads frame", carried, len(obs.tracked))
 	}
+	// Once the late emotion reached the track, its results carry it (the low-priority thread
+	// may take a while on a loaded machine, but not the rest of the video).
+	if emotionFrom == 0 {
+		t.Fatal("no tracked result carries emotion")
+	}
+	for seq := emotionFrom; seq <= last; seq++ {
+		for _, f := range obs.tracked[seq].Faces {
+			if f.TrackID != "" && f.Emotion == nil {
+				t.Fatalf("seq %d: emotion not carried after seq %d had it", seq, emotionFrom)
+			}
+		}
+	}
+	t.Logf("emotion ran late on seq %d; carried from seq %d", emotionSeq, emotionFrom)
 }
 
 func logConsecutiveSimilarity(t *testing.T, raw map[uint64]result.Result) {

@@ -132,9 +132,12 @@ type liveReport struct {
 	results   map[string]int
 	drops     map[string]map[string]int // stream -> reason -> count
 	latencies []time.Duration
-	withHeads int     // results with a face whose heads ran on that very frame
-	faces     int     // faces in the results
-	cpu       float64 // CPU seconds of the process (and its analyzer children) in the window
+	withHeads int // results with a face whose heads ran on that very frame, or run late
+	// late is the capture-to-arrival time of each late-heads document (heads that ran after
+	// their frame's result: result.Face.PendingHeads).
+	late  []time.Duration
+	faces int     // faces in the results
+	cpu   float64 // CPU seconds of the process (and its analyzer children) in the window
 	// models is the inference time of each model in the window, in seconds, from vigil run's
 	// own metrics (modelSeconds; nil with external analyzers, whose models it does not see).
 	models map[string]float64
@@ -240,7 +243,7 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 		rep.latencies = append(rep.latencies, now.Sub(r.CapturedAt))
 		rep.faces += len(r.Faces)
 		for _, fc := range r.Faces {
-			if fc.HeadsSeq == r.Seq {
+			if fc.HeadsSeq == r.Seq || len(fc.PendingHeads) > 0 {
 				rep.withHeads++
 				break
 			}
@@ -250,6 +253,22 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 		return nil, err
 	}
 	defer subRes.Unsubscribe()
+	subLate, err := nc.Subscribe(bus.All(bus.LateHeadsPrefix), func(m *nats.Msg) {
+		now := time.Now()
+		r, err := result.ParseResult(m.Data)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if measuring {
+			rep.late = append(rep.late, now.Sub(r.CapturedAt))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer subLate.Unsubscribe()
 	subDrop, err := nc.Subscribe(bus.All(bus.DropsPrefix), func(m *nats.Msg) {
 		d, err := result.ParseDrop(m.Data)
 		if err != nil {
@@ -432,11 +451,14 @@ func freeTCPPort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (r *liveReport) percentile(p float64) time.Duration {
-	if len(r.latencies) == 0 {
+func (r *liveReport) percentile(p float64) time.Duration { return percentileOf(r.latencies, p) }
+
+// percentileOf returns the p-quantile of ds (0 for none).
+func percentileOf(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
 		return 0
 	}
-	s := slices.Clone(r.latencies)
+	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
@@ -499,6 +521,10 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 		r.analysedPerSecond(), float64(r.streams)*r.fps, r.totalDrops(), 100*fair)
 	fmt.Fprintf(w, "capture->result latency: p50 %s  p95 %s  p99 %s  (%d results)\n", r.percentile(0.5).Round(time.Millisecond),
 		r.percentile(0.95).Round(time.Millisecond), r.percentile(0.99).Round(time.Millisecond), a)
+	if len(r.late) > 0 {
+		fmt.Fprintf(w, "late heads (run after their frame's result): %d, capture->arrival p50 %s  p99 %s\n", len(r.late),
+			percentileOf(r.late, 0.5).Round(time.Millisecond), percentileOf(r.late, 0.99).Round(time.Millisecond))
+	}
 	if a == 0 {
 		return
 	}

@@ -47,7 +47,7 @@ func flagPaths() map[string]string {
 		"fps": "ingest.fps", "max-width": "ingest.max_width", "max-height": "ingest.max_height",
 		"jpeg-quality": "ingest.jpeg_quality", "full-frames": "ingest.full_frames", "once": "ingest.once", "realtime": "ingest.realtime", "loop": "ingest.loop",
 
-		"deps": "analyze.deps", "heads": "analyze.heads", "on-demand-heads": "analyze.on_demand_heads",
+		"deps": "analyze.deps", "heads": "analyze.heads", "on-demand-heads": "analyze.on_demand_heads", "late-heads": "analyze.late_heads",
 		"workers": "analyze.workers", "max-batch": "analyze.max_batch", "max-wait": "analyze.max_wait",
 		"deadline": "analyze.deadline", "keep-embeddings": "analyze.keep_embeddings",
 		"gender-threshold": "analyze.gender_threshold", "liveness-threshold": "analyze.liveness_threshold",
@@ -254,6 +254,9 @@ func checkRoles(cfg *config.Config) error {
 	}
 	if _, err := analyze.ParseHeads(cfg.Analyze.OnDemandHeads); err != nil {
 		fail("analyze.on_demand_heads", err)
+	}
+	if _, err := analyze.ParseHeads(cfg.Analyze.LateHeads); err != nil {
+		fail("analyze.late_heads", err)
 	}
 	if cfg.Analyze.Device != "" {
 		if _, err := onnx.ParseDevice(cfg.Analyze.Device); err != nil {

@@ -207,6 +207,8 @@ type analyzeFlags struct {
 	deps           string
 	heads          string
 	onDemand       string
+	lateHeads      string   // --late-heads
+	late           []string // its heads, parsed by loadAnalyzer (empty, not nil, for none)
 	workers        int
 	maxBatch       int
 	maxWait        time.Duration
@@ -226,6 +228,8 @@ func (f *analyzeFlags) register(fs *flag.FlagSet) {
 		"; or all, default ("+strings.Join(analyze.DefaultHeads, ",")+"), none (detection and landmarks only; the track role asks for heads per track). "+
 		"default or all is the every-frame mode")
 	fs.StringVar(&f.onDemand, "on-demand-heads", d.OnDemandHeads, "heads loaded but run only on frames that request them (the track role asks per track: new, until its identity settles, on a schedule, on a better view); same syntax as --heads")
+	fs.StringVar(&f.lateHeads, "late-heads", d.LateHeads, "on-demand heads that, requested on a live frame, run after its result is published, at low priority, "+
+		"joining the track a moment later (results never wait for them); same syntax as --heads, none: every head runs with its frame")
 	fs.IntVar(&f.workers, "workers", d.Workers, "batches analysed in parallel, one onnxruntime thread each (0: one per CPU)")
 	fs.IntVar(&f.maxBatch, "max-batch", d.MaxBatch, "most frames per model batch (on CPU small batches and one worker per core win; raise it for GPUs)")
 	fs.DurationVar(&f.maxWait, "max-wait", d.MaxWait, "how long a batch waits for more frames after its first")
@@ -265,6 +269,11 @@ func (f *analyzeFlags) loadAnalyzer(log *slog.Logger) (*analyzer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--on-demand-heads: %w", err)
 	}
+	late, err := analyze.ParseHeads(f.lateHeads)
+	if err != nil {
+		return nil, fmt.Errorf("--late-heads: %w", err)
+	}
+	f.late = append([]string{}, late...)
 	man, err := models.Load()
 	if err != nil {
 		return nil, err
@@ -303,7 +312,7 @@ func (f *analyzeFlags) role(nc *nats.Conn, js jetstream.JetStream, a *analyzer, 
 		pub = &bus.StreamPublisher{JS: js}
 	}
 	return &analyze.Role{Conn: nc, Analyzer: a.pipeline, Workers: f.workers, MaxBatch: f.maxBatch, MaxWait: f.maxWait,
-		Deadline: f.deadline, Publisher: pub, Log: log}
+		Deadline: f.deadline, Publisher: pub, LateHeads: f.late, Log: log}
 }
 
 // sinkFlags configure the sink role; they are bound to the configuration's sink: section.
