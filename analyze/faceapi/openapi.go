@@ -169,6 +169,9 @@ func schemas() map[string]any {
 		"heads_captured_at": map[string]any{"type": "string", "format": "date-time",
 			"description": "video results only: when the frame of heads_seq was captured"},
 		"unknown_id": typ("string", "video results only: the unknown person (GET /v1/unknowns/{id}) the face's track matched, when it has no identity"),
+		"pending_heads": map[string]any{"type": "array", "items": typ("string", ""),
+			"description": "video results only: heads requested on this frame that run after its result (late heads, emotion by default); " +
+				"their outputs follow on vigil.lateheads.<stream> and join the face's track"},
 	})
 	identified := obj([]string{"box", "score", "matches"}, map[string]any{})
 	for k, v := range face["properties"].(map[string]any) {
