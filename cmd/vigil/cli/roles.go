@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-video/vigil/pkg/frame"
 	"github.com/vigil-video/vigil/pkg/metrics"
 	"github.com/vigil-video/vigil/pkg/onnx"
+	"github.com/vigil-video/vigil/pkg/privacy"
 	"github.com/vigil-video/vigil/pkg/result"
 	"github.com/vigil-video/vigil/pkg/vision"
 	"github.com/vigil-video/vigil/sink"
@@ -333,6 +334,9 @@ type sinkFlags struct {
 	// webhooks and store are set by registerWebhooks and registerEventStore: the command runs
 	// those outputs.
 	webhooks, store bool
+	// privacy is --privacy, registered with the event store: its snapshots are blurred as vigil
+	// run's and vigil serve's are (key serve.privacy, shared with them).
+	privacy string
 	// writer is the rotating JSON-lines writer sinks opened, if any (its metrics).
 	writer *jsonl.Writer
 	// elsewhere is set by registerPrint (vigil run): the results reach NATS, the web view and
@@ -380,6 +384,8 @@ func (f *sinkFlags) registerEventStore(fs *flag.FlagSet) {
 	fs.StringVar(&cfg.EventsDB, "events-db", cfg.EventsDB, "SQLite file (created if missing) to store the track events, with a face snapshot each, and a summary "+
 		"of every result with a face: the history vigil serve --events-db answers at /v1/history/. Reads through its own consumers, --durable + \"-eventstore\"")
 	fs.Var(secret{&cfg.EventsDSN}, "events-dsn", "store that history in PostgreSQL instead: postgres://user@host/db or \"host=... dbname=...\" (prefer VIGIL_EVENTS_DSN: flags show in the process list)")
+	fs.StringVar(&f.privacy, "privacy", config.Default().Serve.Privacy, "blur faces, irreversibly, in the event snapshots stored with --events-db or --events-dsn "+
+		"(give vigil serve the same mode for what it shows): off, blur-unknown (events without identity) or blur-all")
 }
 
 // listFlag is a repeatable string flag bound to a list of the configuration, so that the
@@ -560,6 +566,10 @@ func (f *sinkFlags) openOutputs(ctx context.Context, nc *nats.Conn, js jetstream
 	}
 
 	if f.store && cfg.StoresEvents() {
+		mode, err := privacy.ParseMode(f.privacy)
+		if err != nil {
+			return nil, fmt.Errorf("--privacy: %w", err)
+		}
 		store := &eventstore.Store{Log: log.With("output", "eventstore")}
 		if err := openEventStore(ctx, cfg.EventsDB, cfg.EventsDSN, store); err != nil {
 			return nil, err
@@ -572,7 +582,7 @@ func (f *sinkFlags) openOutputs(ctx context.Context, nc *nats.Conn, js jetstream
 		durable := cfg.Durable + "-eventstore"
 		o.roles = append(o.roles, side("eventstore", durable, store))
 		c := consumer("eventstore", durable, nil, store)
-		c.Snapshots = o.ring
+		c.Snapshots, c.Privacy = o.ring, mode
 		o.consumers = append(o.consumers, c)
 	}
 	return o, nil

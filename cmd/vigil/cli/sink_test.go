@@ -11,6 +11,7 @@ import (
 	"image/jpeg"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -589,5 +590,76 @@ func TestSinkOutputFlags(t *testing.T) {
 	sf := sinkFlags{cfg: &config.Sink{Quiet: true, Webhook: config.Webhook{URLs: []string{"https://x/y"}}}}
 	if _, err := sf.sinks(Env{}, nil); err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("vigil run's sinks with --quiet only: %v", err)
+	}
+}
+
+// TestSinkEventsDBPrivacy: vigil sink --privacy blur-all stores the event snapshot with the face
+// blurred, as vigil run does: the fine detail of the frame (a one-pixel checkerboard) is gone
+// from the snapshot it stores, where --privacy off keeps it.
+func TestSinkEventsDBPrivacy(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 64, 48))
+	for y := range 48 {
+		for x := range 64 {
+			img.SetGray(x, y, color.Gray{uint8(40 + 170*((x+y)%2))})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	detail := map[string]float64{}
+	for _, mode := range []string{"off", "blur-all"} {
+		b := startSinkBus(t)
+		db := filepath.Join(t.TempDir(), "events.db")
+		run := startCommand(t, nil, "sink", "--nats-url", b.url, "--quiet", "--log-json", "--events-db", db, "--metrics-addr", "127.0.0.1:0",
+			"--privacy", mode)
+		metricsURL := run.logValue(t, 10*time.Second, "metrics", "url")
+		f := frame.Frame{Stream: "lobby", Seq: 7, Captured: time.Date(2026, 11, 22, 0, 5, 14, 0, time.UTC), Width: 64, Height: 48,
+			Encoding: frame.EncodingJPEG, Data: buf.Bytes()}
+		msg, err := f.Msg(bus.FramesPrefix + ".lobby")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 10*time.Second, "the snapshot ring holds the frame", func() bool {
+			return strings.Contains(scrape(t, metricsURL), "vigil_snapshot_frames_held 1")
+		})
+		b.event(t, "lobby", event.KindAppeared, "t-1", 7)
+		st := openHistory(t, db)
+		ctx := context.Background()
+		var events []eventstore.StoredEvent
+		testenv.Eventually(t, 10*time.Second, "the event is stored", func() bool {
+			events, err = st.Events(ctx, eventstore.EventFilter{Stream: "lobby"})
+			return err == nil && len(events) == 1 && events[0].HasSnapshot
+		})
+		snap, err := st.Snapshot(ctx, events[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := jpeg.Decode(bytes.NewReader(snap))
+		if err != nil {
+			t.Fatalf("%s: snapshot: %v", mode, err)
+		}
+		// Mean difference between horizontal neighbours over the middle of the snapshot (the face).
+		r := m.Bounds()
+		var sum, n float64
+		for y := r.Min.Y + r.Dy()/4; y < r.Max.Y-r.Dy()/4; y++ {
+			for x := r.Min.X + r.Dx()/4; x < r.Max.X-r.Dx()/4; x++ {
+				a, _, _, _ := m.At(x, y).RGBA()
+				c, _, _, _ := m.At(x+1, y).RGBA()
+				sum += math.Abs(float64(a)-float64(c)) / 257
+				n++
+			}
+		}
+		detail[mode] = sum / n
+		if code := run.stop(t); code != 0 {
+			t.Fatalf("vigil sink --privacy %s exited %d:\n%s", mode, code, run.stderr.String())
+		}
+	}
+	t.Logf("detail in the face: %v", detail)
+	if detail["off"] < 40 || detail["blur-all"] > detail["off"]/10 {
+		t.Fatalf("neighbour difference in the snapshot's face: %v; want the checkerboard kept with off, gone with blur-all", detail)
 	}
 }
