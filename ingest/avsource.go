@@ -56,7 +56,11 @@ func (s *avSource) Read(ctx context.Context) (RawFrame, error) {
 	}
 	for {
 		before := s.dec.Discarded
+		if err := s.opts.Decode.acquire(ctx); err != nil {
+			return RawFrame{}, err
+		}
 		pos, err := s.dec.Next(ctx, want)
+		s.opts.Decode.release()
 		skipped += s.dec.Discarded - before
 		if errors.Is(err, avdecode.ErrEnd) {
 			if s.frames == 0 {
@@ -92,7 +96,11 @@ func (s *avSource) Read(ctx context.Context) (RawFrame, error) {
 				return RawFrame{}, err
 			}
 		}
+		if err := s.opts.Decode.acquire(ctx); err != nil {
+			return RawFrame{}, err
+		}
 		m, err := s.dec.BGR()
+		s.opts.Decode.release()
 		if err != nil {
 			m.Close()
 			return RawFrame{}, fmt.Errorf("source %s: %w", s.path, err)

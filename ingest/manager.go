@@ -50,6 +50,9 @@ type Manager struct {
 	// beyond it a push gets 503 server_busy with Retry-After. Default a Gate of NumCPU decodes
 	// holding at most admit.DefaultMaxPixels pixels.
 	PushGate *admit.Gate
+	// DecodeSlots bounds the managed streams' file decoding (see DecodeSlots), shared with
+	// whatever else holds it. Set it before Start. Default nil: no bound.
+	DecodeSlots *DecodeSlots
 	// FullFrames publishes every frame of the managed streams at full size
 	// (StreamConfig.FullFrames). Set it before Start. Default false.
 	FullFrames bool
@@ -616,7 +619,7 @@ func (ms *managed) start(ctx context.Context, spec streams.Spec) *run {
 	cfg := StreamConfig{Name: spec.Name, Source: spec.Source, FPS: spec.FPS, MaxWidth: spec.MaxWidth, MaxHeight: spec.MaxHeight,
 		JPEGQuality: spec.JPEGQuality, Loop: spec.Loop, Realtime: spec.Realtime, FullFrames: ms.m.FullFrames}
 	cfg.SetDefaults()
-	r := &streamRunner{cfg: cfg, nc: ms.m.Conn, log: ms.log, obs: ms.obs}
+	r := &streamRunner{cfg: cfg, nc: ms.m.Conn, log: ms.log, obs: ms.obs, decode: ms.m.DecodeSlots}
 	r.open = func(ctx context.Context) (Source, error) { return ms.open(ctx, cfg, r.sampling(cfg.Realtime)) }
 	t := tuningOf(spec)
 	r.tune.Store(&t)

@@ -17,6 +17,9 @@ type Role struct {
 	Conn *nats.Conn
 	// Streams lists the streams to ingest; defaults are applied and each is validated by Run.
 	Streams []StreamConfig
+	// DecodeSlots bounds the streams' file decoding, shared with whatever else holds it (a
+	// Manager in the same process). Default nil: no bound.
+	DecodeSlots *DecodeSlots
 	// Log receives the role's logs. Default slog.Default().
 	Log *slog.Logger
 
@@ -49,7 +52,7 @@ func (r *Role) Run(ctx context.Context) error {
 	errs := make([]error, len(r.Streams))
 	for i, cfg := range r.Streams {
 		cfg := cfg
-		run := &streamRunner{cfg: cfg, nc: r.Conn, log: r.Log}
+		run := &streamRunner{cfg: cfg, nc: r.Conn, log: r.Log, decode: r.DecodeSlots}
 		paced := cfg.Realtime && !cfg.Once
 		run.open = func(ctx context.Context) (Source, error) {
 			return Open(ctx, cfg.Source, run.sampling(paced).with(cfg.Loop && !cfg.Once, paced))

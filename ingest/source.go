@@ -74,6 +74,10 @@ type OpenOptions struct {
 	Wants func(media, span time.Duration) bool
 	// DecodeThreads is a file decoder's thread count. Default 0: FFmpeg picks one per core.
 	DecodeThreads int
+	// Decode bounds the file sources decoding at the same time (those read through FFmpeg's
+	// libraries, avdecode): a frame is decoded and converted only while holding one of its
+	// slots. Default nil: no bound.
+	Decode *DecodeSlots
 }
 
 // with returns o looping and paced as asked.

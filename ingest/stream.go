@@ -108,6 +108,8 @@ type streamRunner struct {
 	nc   *nats.Conn
 	log  *slog.Logger
 	open func(ctx context.Context) (Source, error)
+	// decode bounds the decoding of file sources shared with the process's other streams.
+	decode *DecodeSlots
 	// tune, when set, overrides cfg's rate, size and quality while the runner runs (the
 	// Manager changes them in place; see settings).
 	tune atomic.Pointer[tuning]
@@ -230,7 +232,7 @@ func (r *streamRunner) setSampler(fps float64) {
 // converting them. A paced file decodes on one thread, the cheapest per frame when many
 // streams share the cores; a file read as fast as it goes lets FFmpeg use every core.
 func (r *streamRunner) sampling(paced bool) OpenOptions {
-	o := OpenOptions{Sample: r.keep, Wants: r.wants}
+	o := OpenOptions{Sample: r.keep, Wants: r.wants, Decode: r.decode}
 	if paced {
 		o.DecodeThreads = 1
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestModelSeconds: bench live reads each model's total inference time from a metrics
@@ -74,5 +75,20 @@ func TestFullFramesIn(t *testing.T) {
 		if got := fullFramesIn(strings.Fields(args)); got != want {
 			t.Errorf("fullFramesIn(%q) = %v, want %v", args, got, want)
 		}
+	}
+}
+
+// TestCapacityNeedsSourcesInRealTime: a run passes the capacity search only when its sources
+// delivered what the clips hold in real time: paced files that fell behind (decoding starved
+// by the decode slots) offered less, and their streams do not count as served.
+func TestCapacityNeedsSourcesInRealTime(t *testing.T) {
+	r := &liveReport{streams: 2, fps: 5, window: 10 * time.Second, results: map[string]int{"a": 50, "b": 50},
+		latencies: []time.Duration{20 * time.Millisecond}, published: 100}
+	if !r.passes(150 * time.Millisecond) {
+		t.Fatal("100 frames delivered of 100 in 10 s, no drops, p99 20 ms: want a pass")
+	}
+	r.published = 80
+	if r.passes(150 * time.Millisecond) {
+		t.Fatal("80 frames delivered of 100: the sources fell behind, want a fail")
 	}
 }

@@ -45,7 +45,7 @@ func flagPaths() map[string]string {
 		"nats-host": "run.nats_host", "nats-port": "run.nats_port", "store-dir": "run.store_dir",
 
 		"fps": "ingest.fps", "max-width": "ingest.max_width", "max-height": "ingest.max_height",
-		"jpeg-quality": "ingest.jpeg_quality", "full-frames": "ingest.full_frames", "once": "ingest.once", "realtime": "ingest.realtime", "loop": "ingest.loop",
+		"jpeg-quality": "ingest.jpeg_quality", "full-frames": "ingest.full_frames", "decode-slots": "ingest.decode_slots", "once": "ingest.once", "realtime": "ingest.realtime", "loop": "ingest.loop",
 
 		"deps": "analyze.deps", "heads": "analyze.heads", "on-demand-heads": "analyze.on_demand_heads", "late-heads": "analyze.late_heads",
 		"workers": "analyze.workers", "max-batch": "analyze.max_batch", "max-wait": "analyze.max_wait",

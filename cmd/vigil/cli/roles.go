@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type ingestFlags struct {
 	maxWidth, maxHeight int
 	quality             int
 	fullFrames          bool
+	decodeSlots         int
 	once                bool
 	realtime, loop      bool
 }
@@ -68,9 +70,20 @@ func (f *ingestFlags) register(fs *flag.FlagSet, demo bool) {
 	fs.IntVar(&f.quality, "jpeg-quality", d.JPEGQuality, "JPEG quality of published frames, 1-100")
 	fs.BoolVar(&f.fullFrames, "full-frames", d.FullFrames, "publish every frame at full size (default: frames at least 1280 wide that request no heads go at half size, "+
 		"what detection needs; set it when analyzers run heads on every frame)")
+	fs.IntVar(&f.decodeSlots, "decode-slots", d.DecodeSlots, "file sources decoding a frame at the same time, the others waiting their turn "+
+		"(0: one per CPU; -1: no bound): the analyzers keep their share of the cores however many streams there are")
 	fs.BoolVar(&f.once, "once", d.Once, "read each file source to its end once, wait until every frame has a result or a counted drop, then exit")
 	fs.BoolVar(&f.realtime, "realtime", d.Realtime, "pace file sources at their own frame rate, as a camera would (ignored with --once)")
 	fs.BoolVar(&f.loop, "loop", d.Loop, "restart file sources at their end (ignored with --once)")
+}
+
+// slots returns the DecodeSlots --decode-slots asks for, for every ingest of the process.
+func (f *ingestFlags) slots() *ingest.DecodeSlots {
+	n := f.decodeSlots
+	if n == 0 {
+		n = runtime.NumCPU()
+	}
+	return ingest.NewDecodeSlots(n)
 }
 
 // streamConfigs turns the flags into validated stream configurations. The --source and

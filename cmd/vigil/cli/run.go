@@ -377,7 +377,8 @@ func (r *runStack) newTrackRole() error {
 func (r *runStack) newIngest() error {
 	log := r.log.With("role", "ingest")
 	nc := r.conns["ingest"]
-	r.inRole = &ingest.Role{Conn: nc, Streams: r.streams, Log: log}
+	slots := r.inf.slots()
+	r.inRole = &ingest.Role{Conn: nc, Streams: r.streams, DecodeSlots: slots, Log: log}
 	if !r.inf.once {
 		js, err := r.jetStream("ingest")
 		if err != nil {
@@ -387,7 +388,7 @@ func (r *runStack) newIngest() error {
 		if r.managed, err = r.stf.newManaged(r.ctx, nc, js, 1, r.streams, log); err != nil {
 			return err
 		}
-		r.managed.mgr.FullFrames = r.inf.fullFrames
+		r.managed.mgr.FullFrames, r.managed.mgr.DecodeSlots = r.inf.fullFrames, slots
 		r.managed.Mount(r.fr.srv)
 		r.managed.from += " in --store-dir " + r.storeDir // where resumed streams come from
 	}
@@ -696,7 +697,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	if inf.once || finite(streams) {
 		// Recordings read to their end (--once, or files without --loop): a batch job that
 		// exits when they have ended, as before the managed stream list existed.
-		role := &ingest.Role{Conn: rs.nc, Streams: streams, Log: log}
+		role := &ingest.Role{Conn: rs.nc, Streams: streams, DecodeSlots: inf.slots(), Log: log}
 		if err := rs.serve(st.cfg.Metrics, ingestMetrics(role)); err != nil {
 			return err
 		}
@@ -706,7 +707,7 @@ func ingestCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	managed.mgr.FullFrames = inf.fullFrames
+	managed.mgr.FullFrames, managed.mgr.DecodeSlots = inf.fullFrames, inf.slots()
 	srv, err := hf.server(log.With("role", "http"), env.Version)
 	if err != nil {
 		return err
