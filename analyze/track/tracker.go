@@ -242,9 +242,12 @@ type trk struct {
 type sighting struct {
 	crop    event.Crop
 	quality float64
-	voted   bool
-	name    string // "" votes unknown
-	sim     float32
+	// full: heads ran on the sighting's frame (or were pending on it), so ingest published it
+	// at full size (frames without a heads request may travel at half size: frame.Scale).
+	full  bool
+	voted bool
+	name  string // "" votes unknown
+	sim   float32
 }
 
 // NewTracker returns a tracker for stream. matcher may be nil: frames then vote with the identity
@@ -645,7 +648,8 @@ func (t *Tracker) observe(tr *trk, res *result.Result, f *result.Face) {
 // vote adds this frame's sighting of tr, with its identity vote when it has one, and settles the
 // track's identity once the vote allows it.
 func (t *Tracker) vote(tr *trk, res *result.Result, f *result.Face) {
-	s := sighting{quality: Quality(*f), crop: event.Crop{Stream: res.Stream, Seq: res.Seq, CapturedAt: res.CapturedAt, Box: f.Box, Width: res.Width, Height: res.Height}}
+	s := sighting{quality: Quality(*f), crop: event.Crop{Stream: res.Stream, Seq: res.Seq, CapturedAt: res.CapturedAt, Box: f.Box, Width: res.Width, Height: res.Height},
+		full: len(freshHeads(*f, t.cfg.Heads)) > 0}
 	switch {
 	case t.matcher != nil && len(f.Embedding) > 0:
 		name, sim, ok := t.matcher.Match(f.Embedding)
@@ -760,16 +764,18 @@ func (t *Tracker) leftEvent(tr *trk, reason string, seq uint64, at time.Time) ev
 }
 
 // best returns the crop of the highest-quality sighting (voting for name, when name is set; the
-// latest among equals).
+// latest among equals), among those whose frame traveled at full size when there are any: an
+// event's snapshot is cut from the sighting's frame, and a half-size frame would give it half
+// the pixels.
 func best(ss []sighting, name string) event.Crop {
 	var c event.Crop
-	q := -1.0
+	q, full := -1.0, false
 	for _, s := range ss {
 		if name != "" && s.name != name {
 			continue
 		}
-		if s.quality >= q {
-			c, q = s.crop, s.quality
+		if s.full && !full || s.full == full && s.quality >= q {
+			c, q, full = s.crop, s.quality, s.full
 		}
 	}
 	return c

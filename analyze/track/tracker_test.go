@@ -722,3 +722,38 @@ func TestLateHeadsJoinTheTrack(t *testing.T) {
 		t.Fatal("emotion was never asked for")
 	}
 }
+
+// TestSnapshotFromAFullFrame: an event's crop names a sighting whose frame ran heads (frames
+// with a heads request travel at full size; the others may go at half size), even when a
+// larger view came on a frame without heads; without any such sighting, the best of all.
+func TestSnapshotFromAFullFrame(t *testing.T) {
+	ss := []sighting{
+		{crop: event.Crop{Seq: 1}, quality: 0.4, full: true},
+		{crop: event.Crop{Seq: 2}, quality: 0.9},
+		{crop: event.Crop{Seq: 3}, quality: 0.5, full: true},
+		{crop: event.Crop{Seq: 4}, quality: 0.6},
+	}
+	if c := best(ss, ""); c.Seq != 3 {
+		t.Fatalf("crop of seq %d, want 3: the best sighting on a full frame", c.Seq)
+	}
+	if c := best(ss[1:2], ""); c.Seq != 2 {
+		t.Fatalf("crop of seq %d, want 2: no full frame, the best of all", c.Seq)
+	}
+	// Through the tracker: the track's face.left crop is the best view whose frame ran heads, not
+	// a later, larger view without them.
+	tr := NewTracker("cam", TrackerConfig{HeadsInterval: time.Minute, SettleHeads: []string{}, BetterView: -1}, nil)
+	rng := rand.New(rand.NewPCG(7, 8))
+	var pending []string
+	for seq := uint64(1); seq <= 4; seq++ {
+		f := face(200, 150, 60+40*float32(seq), nil) // larger every frame
+		if len(pending) > 0 {
+			f = withHeads(f, pending, unit(rng), 30)
+		}
+		pending = tr.Update(resultAt(seq, f)).HeadsNeeded
+	}
+	// Heads ran on seq 2 (all but emotion) and 3 (emotion alone); seq 4, the largest view, had none.
+	left := events(tr.Finish(event.ReasonEnd)).of(event.KindLeft)
+	if len(left) != 1 || left[0].Crop.Seq != 3 {
+		t.Fatalf("left %+v, want one with the crop of seq 3 (the largest view whose frame ran heads)", left)
+	}
+}

@@ -100,7 +100,11 @@ func TestLiveViewAndEnrollment(t *testing.T) {
 		t.Logf("UI latency over %d frames, result on NATS -> overlay drawn: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms; "+
 			"server queueing p50 %.2f ms p95 %.2f ms; browser decode+draw p50 %.1f ms p95 %.1f ms; %d superseded",
 			l.Samples, l.Total.P50, l.Total.P95, l.Total.P99, l.Total.Max, l.Server.P50, l.Server.P95, l.Client.P50, l.Client.P95, l.Superseded)
-		if l.Total.P50 <= 0 || l.Total.P95 > 1000 || l.Total.P50 > 250 {
+		// The total spans two clocks, the server's and the browser's, whose offset the page
+		// estimates from the fastest of five round trips: that estimate may be off by up to half
+		// such a round trip (10 ms was seen on a loaded machine), so a p50 just below zero is a
+		// real measurement of a fast path, not a missing one.
+		if l.Samples == 0 || l.Total.P50 < -50 || l.Total.P95 > 1000 || l.Total.P50 > 250 {
 			t.Errorf("UI latency p50 %.1f ms, p95 %.1f ms: want p50 below 250 ms, p95 below 1 s", l.Total.P50, l.Total.P95)
 		}
 		s := streamInfo(t, p.url, "fer")
