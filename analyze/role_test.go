@@ -347,6 +347,26 @@ func TestRoleNewestFrameUnderOverload(t *testing.T) {
 	t.Logf("analysed %d of %d frames; per stream %d..%d; drops %v; max backlog %d", st.Analyzed, total, least, most, st.Dropped, maxQueued)
 }
 
+// onResults calls fn, holding mu, with every result document published under prefix.* until
+// the test ends; the subscription is in place when it returns.
+func (h *harness) onResults(t *testing.T, prefix string, mu *sync.Mutex, fn func(result.Result)) {
+	t.Helper()
+	sub, err := h.nc.Subscribe(bus.All(prefix), func(m *nats.Msg) {
+		if r, err := result.ParseResult(m.Data); err == nil {
+			mu.Lock()
+			fn(r)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRoleHeadsFramesGoLast: in a batch, frames that request heads are analysed after the
 // others, whose results are published first instead of waiting for those heads.
 func TestRoleHeadsFramesGoLast(t *testing.T) {
@@ -354,20 +374,7 @@ func TestRoleHeadsFramesGoLast(t *testing.T) {
 	h := startRole(t, func(r *Role) { r.Workers, r.MaxBatch, r.MaxWait = 1, 4, 500*time.Millisecond })
 	var mu sync.Mutex
 	var order []string
-	sub, err := h.nc.Subscribe(bus.All(bus.ResultsPrefix), func(m *nats.Msg) {
-		if r, err := result.ParseResult(m.Data); err == nil {
-			mu.Lock()
-			order = append(order, r.Stream)
-			mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := h.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	h.onResults(t, bus.ResultsPrefix, &mu, func(r result.Result) { order = append(order, r.Stream) })
 	for i, s := range []string{"heads", "a", "b", "c"} {
 		f := frame.Frame{Stream: s, Seq: uint64(i + 1), Captured: time.Now(), Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img}
 		if s == "heads" {
@@ -401,22 +408,8 @@ func TestRoleLateHeads(t *testing.T) {
 	})
 	var mu sync.Mutex
 	results, late := map[string]result.Result{}, map[string]result.Result{}
-	for prefix, into := range map[string]map[string]result.Result{bus.ResultsPrefix: results, bus.LateHeadsPrefix: late} {
-		sub, err := h.nc.Subscribe(bus.All(prefix), func(m *nats.Msg) {
-			if r, err := result.ParseResult(m.Data); err == nil {
-				mu.Lock()
-				into[r.Stream] = r
-				mu.Unlock()
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Unsubscribe()
-	}
-	if err := h.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	h.onResults(t, bus.ResultsPrefix, &mu, func(r result.Result) { results[r.Stream] = r })
+	h.onResults(t, bus.LateHeadsPrefix, &mu, func(r result.Result) { late[r.Stream] = r })
 	for i, s := range []string{"s1", "s2", "s3", "rec"} {
 		f := frame.Frame{Stream: s, Seq: uint64(i + 1), Captured: time.Now(), Width: 1126, Height: 661, Encoding: frame.EncodingJPEG, Data: img,
 			Heads: []string{HeadEmotion}, Complete: s == "rec"}

@@ -419,18 +419,13 @@ func openHistory(t *testing.T, path string) *eventstore.Store {
 	return st
 }
 
-// TestSinkEventsDB: vigil sink --events-db stores the track events published on
-// vigil.events.<stream>.face.appeared, with the face snapshot cut from the frame the event names
-// (held by the snapshot ring from vigil.frames.<stream>), and a summary of each result with a face.
-func TestSinkEventsDB(t *testing.T) {
-	b := startSinkBus(t)
-	db := filepath.Join(t.TempDir(), "events.db")
-	run := startCommand(t, nil, "sink", "--nats-url", b.url, "--quiet", "--log-json", "--events-db", db, "--metrics-addr", "127.0.0.1:0")
-	metricsURL := run.logValue(t, 10*time.Second, "metrics", "url")
-
-	// The frame the event's crop names, which the ring must hold before the event arrives.
+// holdFrame publishes the 64x48 JPEG data as frame 7 of stream lobby, the frame b.event's crop
+// names, and waits until the snapshot ring of the vigil sink whose metrics are at metricsURL holds
+// it (it must, before the event arrives).
+func (b *sinkBus) holdFrame(t *testing.T, metricsURL string, data []byte) {
+	t.Helper()
 	f := frame.Frame{Stream: "lobby", Seq: 7, Captured: time.Date(2026, 11, 22, 0, 5, 14, 0, time.UTC), Width: 64, Height: 48,
-		Encoding: frame.EncodingJPEG, Data: testJPEG(t, 64, 48)}
+		Encoding: frame.EncodingJPEG, Data: data}
 	msg, err := f.Msg(bus.FramesPrefix + ".lobby")
 	if err != nil {
 		t.Fatal(err)
@@ -441,6 +436,18 @@ func TestSinkEventsDB(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the snapshot ring holds the frame", func() bool {
 		return strings.Contains(scrape(t, metricsURL), "vigil_snapshot_frames_held 1")
 	})
+}
+
+// TestSinkEventsDB: vigil sink --events-db stores the track events published on
+// vigil.events.<stream>.face.appeared, with the face snapshot cut from the frame the event names
+// (held by the snapshot ring from vigil.frames.<stream>), and a summary of each result with a face.
+func TestSinkEventsDB(t *testing.T) {
+	b := startSinkBus(t)
+	db := filepath.Join(t.TempDir(), "events.db")
+	run := startCommand(t, nil, "sink", "--nats-url", b.url, "--quiet", "--log-json", "--events-db", db, "--metrics-addr", "127.0.0.1:0")
+	metricsURL := run.logValue(t, 10*time.Second, "metrics", "url")
+
+	b.holdFrame(t, metricsURL, testJPEG(t, 64, 48))
 	ev := b.event(t, "lobby", event.KindAppeared, "t-1", 7)
 	b.result(t, "lobby", 7, 1, "Ada")
 	b.result(t, "lobby", 8, 0, "") // no face: no summary
@@ -448,6 +455,7 @@ func TestSinkEventsDB(t *testing.T) {
 	st := openHistory(t, db)
 	ctx := context.Background()
 	var events []eventstore.StoredEvent
+	var err error
 	testenv.Eventually(t, 10*time.Second, "the event is stored", func() bool {
 		events, err = st.Events(ctx, eventstore.EventFilter{Stream: "lobby"})
 		return err == nil && len(events) == 1
@@ -614,23 +622,13 @@ func TestSinkEventsDBPrivacy(t *testing.T) {
 		run := startCommand(t, nil, "sink", "--nats-url", b.url, "--quiet", "--log-json", "--events-db", db, "--metrics-addr", "127.0.0.1:0",
 			"--privacy", mode)
 		metricsURL := run.logValue(t, 10*time.Second, "metrics", "url")
-		f := frame.Frame{Stream: "lobby", Seq: 7, Captured: time.Date(2026, 11, 22, 0, 5, 14, 0, time.UTC), Width: 64, Height: 48,
-			Encoding: frame.EncodingJPEG, Data: buf.Bytes()}
-		msg, err := f.Msg(bus.FramesPrefix + ".lobby")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.nc.PublishMsg(msg); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Eventually(t, 10*time.Second, "the snapshot ring holds the frame", func() bool {
-			return strings.Contains(scrape(t, metricsURL), "vigil_snapshot_frames_held 1")
-		})
+		b.holdFrame(t, metricsURL, buf.Bytes())
 		b.event(t, "lobby", event.KindAppeared, "t-1", 7)
 		st := openHistory(t, db)
 		ctx := context.Background()
 		var events []eventstore.StoredEvent
 		testenv.Eventually(t, 10*time.Second, "the event is stored", func() bool {
+			var err error
 			events, err = st.Events(ctx, eventstore.EventFilter{Stream: "lobby"})
 			return err == nil && len(events) == 1 && events[0].HasSnapshot
 		})
