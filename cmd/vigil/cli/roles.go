@@ -874,6 +874,14 @@ func analyzeMetrics(r *analyze.Role, workers, maxBatch int) *metrics.Collector {
 			Collect: stats(func(s analyze.Stats) float64 { return float64(s.Pending) })},
 		{Name: "vigil_analyze_publish_errors_total", Help: "Results and drops that could not be published (not acknowledged in time).", Type: counter,
 			Collect: stats(func(s analyze.Stats) float64 { return float64(s.PublishErrors) })},
+		{Name: "vigil_analyze_late_heads_total", Help: "Frames whose late heads (--late-heads: run after the frame's result, at low priority) " +
+			"ran and were published (outcome ran), were skipped because the late queue was full (skipped), or failed (failed).",
+			Type: counter, Labels: []string{"outcome"},
+			Collect: func() []metrics.Sample {
+				s := r.Stats()
+				return []metrics.Sample{{Labels: []string{"ran"}, Value: float64(s.Late)}, {Labels: []string{"skipped"}, Value: float64(s.LateSkipped)},
+					{Labels: []string{"failed"}, Value: float64(s.LateFailed)}}
+			}},
 	}, metrics.Histogram{Name: "vigil_analyze_batch_size", Help: "Frames per batch a worker took.",
 		Collect: func() (map[float64]uint64, uint64, float64) {
 			s := r.Stats()

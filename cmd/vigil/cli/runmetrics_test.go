@@ -108,3 +108,14 @@ func gatherSeries(t *testing.T, c prometheus.Collector) map[string]map[string]fl
 	}
 	return out
 }
+
+// TestAnalyzeMetricsLateHeads: the analyze role's metrics pass Prometheus' pedantic checks and
+// count late heads by outcome, each outcome present from the start.
+func TestAnalyzeMetricsLateHeads(t *testing.T) {
+	got := gatherSeries(t, analyzeMetrics(&analyze.Role{}, 2, 4))["vigil_analyze_late_heads_total"]
+	for _, outcome := range []string{"ran", "skipped", "failed"} {
+		if v, ok := got[`outcome="`+outcome+`"`]; !ok || v != 0 {
+			t.Errorf("vigil_analyze_late_heads_total{outcome=%q} = %v (present %v), want 0; all: %v", outcome, v, ok, got)
+		}
+	}
+}
