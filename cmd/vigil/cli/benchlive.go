@@ -132,7 +132,10 @@ type liveReport struct {
 	results   map[string]int
 	drops     map[string]map[string]int // stream -> reason -> count
 	latencies []time.Duration
-	withHeads int // results with a face whose heads ran on that very frame, or run late
+	// headsLatencies are the latencies of the results whose frame ran heads (or left them
+	// pending): the frames that cost more than detection and landmarks.
+	headsLatencies []time.Duration
+	withHeads      int // results with a face whose heads ran on that very frame, or run late
 	// published counts the frames the sources delivered (on vigil.frames.*): fewer than
 	// streams x fps when the clips could not be decoded in real time (paced files then play
 	// slower: see ingest.DecodeSlots).
@@ -244,11 +247,13 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 			return
 		}
 		rep.results[r.Stream]++
-		rep.latencies = append(rep.latencies, now.Sub(r.CapturedAt))
+		lat := now.Sub(r.CapturedAt)
+		rep.latencies = append(rep.latencies, lat)
 		rep.faces += len(r.Faces)
 		for _, fc := range r.Faces {
 			if fc.HeadsSeq == r.Seq || len(fc.PendingHeads) > 0 {
 				rep.withHeads++
+				rep.headsLatencies = append(rep.headsLatencies, lat)
 				break
 			}
 		}
@@ -468,6 +473,24 @@ func freeTCPPort() (int, error) {
 
 func (r *liveReport) percentile(p float64) time.Duration { return percentileOf(r.latencies, p) }
 
+// otherLatencies returns the latencies of the results whose frame ran no heads: latencies less
+// headsLatencies (as multisets).
+func (r *liveReport) otherLatencies() []time.Duration {
+	heads := map[time.Duration]int{}
+	for _, d := range r.headsLatencies {
+		heads[d]++
+	}
+	out := make([]time.Duration, 0, len(r.latencies))
+	for _, d := range r.latencies {
+		if heads[d] > 0 {
+			heads[d]--
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
 // percentileOf returns the p-quantile of ds (0 for none).
 func percentileOf(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
@@ -547,6 +570,12 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 	}
 	fmt.Fprintf(w, "capture->result latency: p50 %s  p95 %s  p99 %s  (%d results)\n", r.percentile(0.5).Round(time.Millisecond),
 		r.percentile(0.95).Round(time.Millisecond), r.percentile(0.99).Round(time.Millisecond), a)
+	if len(r.headsLatencies) > 0 {
+		fmt.Fprintf(w, "  of which frames that ran heads: p50 %s  p99 %s (%d); the others: p50 %s  p99 %s\n",
+			percentileOf(r.headsLatencies, 0.5).Round(time.Millisecond), percentileOf(r.headsLatencies, 0.99).Round(time.Millisecond),
+			len(r.headsLatencies), percentileOf(r.otherLatencies(), 0.5).Round(time.Millisecond),
+			percentileOf(r.otherLatencies(), 0.99).Round(time.Millisecond))
+	}
 	if len(r.late) > 0 {
 		fmt.Fprintf(w, "late heads (run after their frame's result): %d, capture->arrival p50 %s  p99 %s\n", len(r.late),
 			percentileOf(r.late, 0.5).Round(time.Millisecond), percentileOf(r.late, 0.99).Round(time.Millisecond))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,5 +91,14 @@ func TestCapacityNeedsSourcesInRealTime(t *testing.T) {
 	r.published = 80
 	if r.passes(150 * time.Millisecond) {
 		t.Fatal("80 frames delivered of 100: the sources fell behind, want a fail")
+	}
+}
+
+// TestOtherLatencies: the latencies of frames without heads are all latencies less those of the
+// heads frames, duplicates counted.
+func TestOtherLatencies(t *testing.T) {
+	r := &liveReport{latencies: []time.Duration{1, 2, 2, 3, 5}, headsLatencies: []time.Duration{2, 5}}
+	if got := r.otherLatencies(); !slices.Equal(got, []time.Duration{1, 2, 3}) {
+		t.Fatalf("other latencies %v, want [1 2 3]", got)
 	}
 }
