@@ -11,7 +11,7 @@ import (
 // nearly all of them and the analyzers in the same process got a few frames a second. With one
 // slot per core, decoding gets at most what the slots allow, the analyzers the rest, and a
 // paced file that cannot be decoded in real time plays slower instead (vigil bench live shows
-// it as fewer frames offered). Network sources are not bounded: their read waits on the
+// it as fewer frames delivered). Network sources are not bounded: their read waits on the
 // network, which must not hold a slot. A nil *DecodeSlots bounds nothing.
 type DecodeSlots struct{ ch chan struct{} }
 

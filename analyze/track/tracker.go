@@ -794,9 +794,8 @@ func cloneIdentity(id *result.Identity) *result.Identity {
 }
 
 // freshHeads returns the heads of heads whose output f carries from its own frame, or will carry
-// in a late-heads document (PendingHeads; unknown names count as present: their output cannot
-// be checked). Call it before label fills in the
-// track's values.
+// in a late-heads document (PendingHeads); unknown names count as present (their output cannot
+// be checked). Call it before label fills in the track's values.
 func freshHeads(f result.Face, heads []string) []string {
 	var out []string
 	for _, h := range heads {
