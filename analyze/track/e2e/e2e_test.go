@@ -326,6 +326,17 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 	}
 	frames := int(in.Stats()["fer"].Published)
 	obs.waitEnded(t, 1)
+	// Late heads may still be on their way: they run on a thread of low priority.
+	testenv.Eventually(t, time.Minute, "the late heads of every frame that left them pending", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		for seq, r := range obs.raw {
+			if _, ok := obs.late[seq]; !ok && len(r.Faces) > 0 && slices.Contains(r.Faces[0].PendingHeads, "emotion") {
+				return false
+			}
+		}
+		return true
+	})
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	ran := map[uint64]bool{}
@@ -345,10 +356,10 @@ func TestHeadsPerTrackByDefault(t *testing.T) {
 		if !slices.Contains(obs.headsFrames[seq], "emotion") || len(r.Faces) == 0 {
 			continue
 		}
-		l, ok := obs.late[seq]
-		if !ok {
-			t.Fatalf("seq %d requested emotion: no late-heads document", seq)
+		if r.Faces[0].Emotion == nil && r.Faces[0].PendingHeads == nil {
+			continue // skipped: the late queue was full (the track asks again)
 		}
+		l := obs.late[seq]
 		if len(l.Faces) != len(r.Faces) || !l.AnalyzedAt.After(r.AnalyzedAt) {
 			t.Fatalf("seq %d: late heads %d faces at %v, result %d faces at %v", seq, len(l.Faces), l.AnalyzedAt, len(r.Faces), r.AnalyzedAt)
 		}
