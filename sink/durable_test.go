@@ -258,3 +258,15 @@ func TestSeqSet(t *testing.T) {
 		}
 	}
 }
+
+// TestDurableStoppedWhileOpening: a sink stopped before its durable consumer is open (vigil sink
+// shut down while it starts) stops cleanly: nothing was read, so there is nothing to report.
+func TestDurableStoppedWhileOpening(t *testing.T) {
+	nc, js := jsSetup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := &Role{Conn: nc, Sinks: []Sink{&memSink{}}, JetStream: js, Durable: "stopped-early"}
+	if err := r.Run(ctx); err != nil {
+		t.Fatalf("Run stopped before its consumer opened: %v, want nil", err)
+	}
+}

@@ -293,6 +293,9 @@ func (r *Role) openConsumer(ctx context.Context) (jetstream.Consumer, error) {
 func (r *Role) runDurable(ctx context.Context) error {
 	cons, err := r.openConsumer(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the consumer opened: nothing was read, the durable resumes
+		}
 		return err
 	}
 	r.mu.Lock()
