@@ -131,11 +131,10 @@ type liveReport struct {
 	analyzers int
 	results   map[string]int
 	drops     map[string]map[string]int // stream -> reason -> count
-	latencies []time.Duration
-	// headsLatencies are the latencies of the results whose frame ran heads (or left them
-	// pending): the frames that cost more than detection and landmarks.
-	headsLatencies []time.Duration
-	withHeads      int // results with a face whose heads ran on that very frame, or run late
+	// headsLatencies are the capture->result latencies of the results with a face whose heads
+	// ran on that very frame (or were left pending: late heads), the frames that cost more than
+	// detection and landmarks; otherLatencies those of the rest.
+	headsLatencies, otherLatencies []time.Duration
 	// published counts the frames the sources delivered (on vigil.frames.*): fewer than
 	// streams x fps when the clips could not be decoded in real time (paced files then play
 	// slower: see ingest.DecodeSlots).
@@ -247,16 +246,12 @@ func liveRun(ctx context.Context, env Env, f liveFlags, n int) (*liveReport, err
 			return
 		}
 		rep.results[r.Stream]++
-		lat := now.Sub(r.CapturedAt)
-		rep.latencies = append(rep.latencies, lat)
 		rep.faces += len(r.Faces)
-		for _, fc := range r.Faces {
-			if fc.HeadsSeq == r.Seq || len(fc.PendingHeads) > 0 {
-				rep.withHeads++
-				rep.headsLatencies = append(rep.headsLatencies, lat)
-				break
-			}
+		into := &rep.otherLatencies
+		if slices.ContainsFunc(r.Faces, func(fc result.Face) bool { return fc.HeadsSeq == r.Seq || len(fc.PendingHeads) > 0 }) {
+			into = &rep.headsLatencies
 		}
+		*into = append(*into, now.Sub(r.CapturedAt))
 	})
 	if err != nil {
 		return nil, err
@@ -471,24 +466,9 @@ func freeTCPPort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (r *liveReport) percentile(p float64) time.Duration { return percentileOf(r.latencies, p) }
-
-// otherLatencies returns the latencies of the results whose frame ran no heads: latencies less
-// headsLatencies (as multisets).
-func (r *liveReport) otherLatencies() []time.Duration {
-	heads := map[time.Duration]int{}
-	for _, d := range r.headsLatencies {
-		heads[d]++
-	}
-	out := make([]time.Duration, 0, len(r.latencies))
-	for _, d := range r.latencies {
-		if heads[d] > 0 {
-			heads[d]--
-			continue
-		}
-		out = append(out, d)
-	}
-	return out
+// percentile is the p-quantile of every result's latency.
+func (r *liveReport) percentile(p float64) time.Duration {
+	return percentileOf(append(slices.Clone(r.headsLatencies), r.otherLatencies...), p)
 }
 
 // percentileOf returns the p-quantile of ds (0 for none).
@@ -573,8 +553,8 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 	if len(r.headsLatencies) > 0 {
 		fmt.Fprintf(w, "  of which frames that ran heads: p50 %s  p99 %s (%d); the others: p50 %s  p99 %s\n",
 			percentileOf(r.headsLatencies, 0.5).Round(time.Millisecond), percentileOf(r.headsLatencies, 0.99).Round(time.Millisecond),
-			len(r.headsLatencies), percentileOf(r.otherLatencies(), 0.5).Round(time.Millisecond),
-			percentileOf(r.otherLatencies(), 0.99).Round(time.Millisecond))
+			len(r.headsLatencies), percentileOf(r.otherLatencies, 0.5).Round(time.Millisecond),
+			percentileOf(r.otherLatencies, 0.99).Round(time.Millisecond))
 	}
 	if len(r.late) > 0 {
 		fmt.Fprintf(w, "late heads (run after their frame's result): %d, capture->arrival p50 %s  p99 %s\n", len(r.late),
@@ -586,7 +566,7 @@ func (r *liveReport) print(w io.Writer, costs stageCosts) {
 	// CPU per analysed frame, by stage: the stage costs measured on this clip, times how often
 	// each ran per analysed frame.
 	facesPer := float64(r.faces) / float64(a)
-	headsPer := float64(r.withHeads) / float64(a)
+	headsPer := float64(len(r.headsLatencies)) / float64(a)
 	type stage struct {
 		name string
 		ms   float64
