@@ -28,12 +28,11 @@ type LateAnalyzer interface {
 // about a tenth of a CPU's time while the workers want it all, and what they leave otherwise.
 const lateNice = 10
 
-// lateJob is one frame's late heads: its decoded image (owned by the job), its faces in
-// published-frame pixels (Box, Score, Landmarks, TooSmall only) and the scale from those to
-// the image's pixels.
+// lateJob is one frame's late heads: the frame's job, its decoded image (owned by the late job),
+// its faces in published-frame pixels (Box, Score, Landmarks, TooSmall only) and the scale from
+// those to the image's pixels.
 type lateJob struct {
-	f     frame.Frame
-	recv  time.Time
+	job
 	image gocv.Mat
 	faces []result.Face
 	scale float32
@@ -134,7 +133,7 @@ func (l *lateHeads) run(ctx context.Context, j lateJob) {
 	}
 	done := time.Now().UTC()
 	doc := result.Result{Schema: result.SchemaVersion, Stream: j.f.Stream, Seq: j.f.Seq, CapturedAt: j.f.Captured.UTC(), AnalyzedAt: done,
-		LatencyMS: float64(done.Sub(job{f: j.f, recv: j.recv}.captured()).Microseconds()) / 1000,
+		LatencyMS: float64(done.Sub(j.captured()).Microseconds()) / 1000,
 		Width:     j.size[0], Height: j.size[1], Faces: work, Analyzer: l.r.Name}
 	l.r.late.Add(1) // before the document: who reads it then finds it counted
 	l.r.publish(nil, l.r.LatePrefix, j.f.Stream, doc, "")

@@ -575,7 +575,7 @@ func (r *Role) process(ctx context.Context, jobs []job) {
 		var late lateJob
 		if len(lates[i]) > 0 && len(res.Faces) > 0 {
 			if r.lh.reserve() {
-				late = lateJob{f: j.f, recv: j.recv, image: mats[i], faces: lateFaces(res.Faces), scale: scales[i], size: sizes[i], heads: lates[i]}
+				late = lateJob{job: j, image: mats[i], faces: lateFaces(res.Faces), scale: scales[i], size: sizes[i], heads: lates[i]}
 				for k := range res.Faces {
 					res.Faces[k].PendingHeads = lates[i]
 				}
